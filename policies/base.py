@@ -1,0 +1,63 @@
+"""Policy protocols. A system is a bundle of one implementation of each (see ``policies.bundles``).
+
+Each method documents what one call means. Implementations are synchronous, typed and free of I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Protocol, Sequence
+
+from policies.types import Activate, Evict, InstanceView, Prewarm, ScaleDecision, Snapshot
+
+
+class Predictor(Protocol):
+    """Predicts each model's load (requests in flight) for the next window."""
+
+    window_s: float
+
+    def observe(self, model: str, window: int, avg: float, peak: float) -> None:
+        """Window ``window`` (index from the workload's start) closed with this average and peak
+        in-flight load for ``model``."""
+
+    def predict(self, model: str, window: int) -> tuple[float, float]:
+        """Predicted (average, peak) in-flight load of ``model`` in window ``window``."""
+
+
+class Router(Protocol):
+    """Chooses the instance a new request goes to."""
+
+    def route(self, model: str, instances: Sequence[InstanceView]) -> int | None:
+        """Return the id of one of ``instances`` (live instances of ``model``), or ``None`` to hold
+        the request at the router until capacity appears (it is retried)."""
+
+
+class Autoscaler(Protocol):
+    """Decides how many instances each model runs."""
+
+    period_s: float
+
+    def decide(self, snap: Snapshot) -> ScaleDecision:
+        """Called every ``period_s``: instances to start per model and instances to drain."""
+
+
+class Activator(Protocol):
+    """Chooses where a new instance of a model starts (and from which tier its weights come)."""
+
+    def choose(self, snap: Snapshot, model: str) -> Activate | None:
+        """Return where to start one instance of ``model``, or ``None`` if it cannot start now."""
+
+
+class PrewarmPlacer(Protocol):
+    """Places prewarmed replicas (universal workers)."""
+
+    period_s: float
+
+    def plan(self, snap: Snapshot, predictions: Mapping[str, tuple[float, float]]) -> list[Prewarm | Evict]:
+        """Called every ``period_s`` with (avg, peak) predictions per model: replicas to add/drop."""
+
+
+class InitialPlacer(Protocol):
+    """Places instances that exist from time 0 (static allocation, MuxServe's colocation)."""
+
+    def place(self, snap: Snapshot, expected_rate: Mapping[str, float]) -> list[Activate]:
+        """Instances to create ready at time 0, given each model's mean request rate (req/s)."""

@@ -1,0 +1,147 @@
+"""Snapshots (what a policy sees) and plans (what it returns).
+
+All dataclasses are frozen: a policy cannot change the cluster through them. The simulator builds a
+:class:`Snapshot` at each decision point and verifies every action before applying it (memory
+budget, no GPU given twice, a TP group inside one node); a bad action raises ``sim.errors.PlanError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+# Instance lifecycle states, in order. A request routed to a starting/loading/initialising
+# instance waits in its queue, and its TTFT includes the wait.
+STARTING, LOADING, INITIALISING, ACTIVE, DRAINING, STOPPED = (
+    "starting", "loading", "initialising", "active", "draining", "stopped")
+LIVE_STATES = (STARTING, LOADING, INITIALISING, ACTIVE)
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """A served model as policies see it."""
+
+    name: str
+    weight_bytes: int
+    tp: int
+    shard_bytes: int  # per-GPU weight bytes, 2 MiB aligned
+
+
+@dataclass(frozen=True)
+class GPUView:
+    """One GPU. ``capacity_bytes`` is what the memory pool may hand out; ``used_bytes`` counts
+    weights and KV of instances plus prewarmed replicas (loading ones included)."""
+
+    id: int
+    node: int
+    capacity_bytes: int
+    used_bytes: int
+    prewarm_bytes: int = 0
+    instances: tuple[int, ...] = ()
+    replicas: tuple[int, ...] = ()
+
+    @property
+    def free_bytes(self) -> int:
+        return self.capacity_bytes - self.used_bytes
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    """A serving instance (a dedicated worker, or a MuxServe-style colocated engine)."""
+
+    id: int
+    model: str
+    gpus: tuple[int, ...]
+    state: str
+    inflight: int  # requests admitted or queued at this instance
+    created_s: float
+    compute_share: float = 1.0
+
+
+@dataclass(frozen=True)
+class ReplicaView:
+    """Prewarmed weights of ``model`` on ``gpus`` (a universal worker's backup copy)."""
+
+    id: int
+    model: str
+    gpus: tuple[int, ...]
+    ready: bool  # False while its weights are still loading
+    bytes_per_gpu: int
+
+
+@dataclass(frozen=True)
+class LoadView:
+    """Per-model load signals the autoscaler and placement read."""
+
+    inflight: int  # requests in the system for this model now (queued + running)
+    avg_inflight: float  # time-averaged inflight over the autoscaler's window
+    waiting: int  # requests held by the router because no instance had room
+    instances: int  # live instances (starting .. active)
+    pending_starts: int = 0  # instances starting, loading or initialising
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The cluster at one instant, read-only."""
+
+    time_s: float
+    gpus_per_node: int
+    gpus: tuple[GPUView, ...]
+    models: Mapping[str, ModelView]
+    instances: tuple[InstanceView, ...] = ()
+    replicas: tuple[ReplicaView, ...] = ()
+    load: Mapping[str, LoadView] = field(default_factory=dict)
+    #: Models whose checkpoint sits in each node's pinned host-memory cache.
+    host_cache: Mapping[int, frozenset[str]] = field(default_factory=dict)
+
+    def gpu(self, gpu_id: int) -> GPUView:
+        return self.gpus[gpu_id]
+
+    def busy_gpus(self) -> frozenset[int]:
+        """GPUs that hold a live instance."""
+        return frozenset(g for inst in self.instances if inst.state != STOPPED for g in inst.gpus)
+
+
+# ---- plans ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Activate:
+    """Start an instance of ``model`` on ``gpus``.
+
+    ``replica`` names a prewarmed replica on exactly those GPUs to take over (a hit), else the
+    weights load from ``source`` (one of ``sim.cost.SOURCES``). The simulator evicts every other
+    prewarmed replica overlapping ``gpus`` when the policy's bundle says activation evicts.
+    ``compute_share`` and ``kv_bytes_per_gpu`` are for GPU sharing (MuxServe); ``None`` KV means
+    "all memory left on the GPUs after weights".
+    """
+
+    model: str
+    gpus: tuple[int, ...]
+    source: str = "host_pinned"
+    replica: int | None = None
+    compute_share: float = 1.0
+    kv_bytes_per_gpu: int | None = None
+
+
+@dataclass(frozen=True)
+class Prewarm:
+    """Load ``model``'s weights in the background onto ``gpus`` as a prewarmed replica."""
+
+    model: str
+    gpus: tuple[int, ...]
+    source: str = "host_pinned"
+
+
+@dataclass(frozen=True)
+class Evict:
+    """Drop prewarmed replica ``replica``."""
+
+    replica: int
+
+
+@dataclass(frozen=True)
+class ScaleDecision:
+    """What the autoscaler wants: ``start[model]`` new instances and the instances to drain."""
+
+    start: Mapping[str, int] = field(default_factory=dict)
+    stop: tuple[int, ...] = ()

@@ -1,0 +1,156 @@
+"""The cost-model seam: every duration the simulator charges comes through :class:`CostModel`.
+
+Two implementations exist: :class:`ConstantCostModel` here (fixed numbers, for tests and
+hand-checked cases) and ``calibrate.costmodel.ProfileCostModel``, which reads a calibration profile
+(measured on a GPU, or the labelled analytic one) and interpolates its fitted curves.
+
+Bandwidths are returned as link capacities; the simulator's flow network shares them max-min fairly
+between concurrent transfers, so a cost model never has to know about contention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from sim.models import ServedModel
+
+#: Where a model's weights come from when an instance loads them.
+SOURCES = ("host_pinned", "host_pageable", "ssd", "remote", "prewarmed")
+
+#: Link kinds a cost model gives a capacity for (bytes/s).
+LINKS = ("pcie_h2d_pinned", "pcie_h2d_pageable", "pcie_d2h", "ssd_read", "host_mem", "nvlink", "nic")
+
+
+@dataclass(frozen=True)
+class DecodeCoeffs:
+    """Decode step time = ``base_s + per_seq_s * batch + per_ctx_token_s * total_context_tokens``.
+
+    Linear in batch and context so that the engine can sum many steps in closed form.
+    """
+
+    base_s: float
+    per_seq_s: float
+    per_ctx_token_s: float
+
+    def step_s(self, batch: int, ctx_tokens: int) -> float:
+        return self.base_s + self.per_seq_s * batch + self.per_ctx_token_s * ctx_tokens
+
+
+@dataclass(frozen=True)
+class Interference:
+    """Mutual slowdown of a background weight copy and compute on the same GPU.
+
+    ``compute_slowdown`` is the fractional increase of step times while a copy runs onto that GPU
+    (0.05 = 5% slower); ``copy_slowdown`` the fractional decrease of the copy's bandwidth while the
+    GPU computes.
+    """
+
+    compute_slowdown: float = 0.0
+    copy_slowdown: float = 0.0
+
+
+@runtime_checkable
+class CostModel(Protocol):
+    """Durations and capacities for one GPU kind.
+
+    Each method is a pure function of its arguments (no clock, no state), so the simulator may call
+    it as often as it likes and results stay deterministic.
+    """
+
+    #: Profile name, written next to every result the model produced.
+    name: str
+    #: True only when the numbers were measured on a real GPU by the calibration harness.
+    measured: bool
+
+    def process_start_s(self) -> float:
+        """Worker process start, ``import torch`` and CUDA context creation (device-level prewarm)."""
+
+    def engine_init_s(self, model: ServedModel) -> float:
+        """Serving-engine construction for ``model``: TP communicator, KV allocation, warm-up
+        (engine-level prewarm removes it)."""
+
+    def alloc_s(self, nbytes: int) -> float:
+        """Allocating ``nbytes`` of fresh GPU buffers for weights, tensor by tensor (cudaMalloc)."""
+
+    def free_s(self, nbytes: int) -> float:
+        """Synchronously freeing ``nbytes`` of GPU buffers (cudaFree)."""
+
+    def vmm_map_s(self, nbytes: int) -> float:
+        """Mapping ``nbytes`` of kept 2 MiB physical handles into a virtual range, with access set."""
+
+    def vmm_unmap_s(self, nbytes: int) -> float:
+        """Unmapping ``nbytes`` (asynchronous in WarmServe; charged where a policy makes it blocking)."""
+
+    def link_bandwidth(self, link: str) -> float:
+        """Capacity of one link of kind ``link`` (one of :data:`LINKS`), bytes/s."""
+
+    def load_overhead_s(self, source: str, nbytes: int) -> float:
+        """Fixed cost of a weight load from ``source`` on top of moving the bytes (per-tensor launch,
+        file open, staging set-up)."""
+
+    def prefill_s(self, model: ServedModel, tokens: int, seqs: int) -> float:
+        """One prefill step over ``seqs`` sequences totalling ``tokens`` prompt tokens."""
+
+    def decode_coeffs(self, model: ServedModel) -> DecodeCoeffs:
+        """Coefficients of the decode step time of ``model`` at its TP degree."""
+
+    def interference(self) -> Interference:
+        """Slowdown factors of a background copy onto a computing GPU."""
+
+
+@dataclass(frozen=True)
+class ConstantCostModel:
+    """Every cost is a fixed number: for tests and hand-computed cases.
+
+    ``prefill_s`` is ``prefill_base_s + prefill_per_token_s * tokens``; decode steps use
+    ``decode``; copies run at the given link capacities.
+    """
+
+    name: str = "constant"
+    measured: bool = False
+    process_start: float = 1.0
+    engine_init: float = 1.0
+    alloc: float = 0.0
+    free: float = 0.0
+    vmm_map_per_gib: float = 0.0
+    vmm_unmap_per_gib: float = 0.0
+    load_overhead: float = 0.0
+    prefill_base_s: float = 0.01
+    prefill_per_token_s: float = 0.0
+    decode: DecodeCoeffs = DecodeCoeffs(0.01, 0.0, 0.0)
+    bandwidth: float = 10e9
+    slowdown: Interference = Interference()
+
+    def process_start_s(self) -> float:
+        return self.process_start
+
+    def engine_init_s(self, model: ServedModel) -> float:
+        return self.engine_init
+
+    def alloc_s(self, nbytes: int) -> float:
+        return self.alloc
+
+    def free_s(self, nbytes: int) -> float:
+        return self.free
+
+    def vmm_map_s(self, nbytes: int) -> float:
+        return self.vmm_map_per_gib * nbytes / 2**30
+
+    def vmm_unmap_s(self, nbytes: int) -> float:
+        return self.vmm_unmap_per_gib * nbytes / 2**30
+
+    def link_bandwidth(self, link: str) -> float:
+        return self.bandwidth
+
+    def load_overhead_s(self, source: str, nbytes: int) -> float:
+        return self.load_overhead
+
+    def prefill_s(self, model: ServedModel, tokens: int, seqs: int) -> float:
+        return self.prefill_base_s + self.prefill_per_token_s * tokens
+
+    def decode_coeffs(self, model: ServedModel) -> DecodeCoeffs:
+        return self.decode
+
+    def interference(self) -> Interference:
+        return self.slowdown

@@ -1,0 +1,1 @@
+"""Real traces in, multi-model workloads out: loaders, validation, workload builders, describe/plot."""
