@@ -23,10 +23,10 @@ class Workload:
         output_tokens: int32 output lengths, >= 1 (the first token counts).
         models: served-model names; ``models[model[i]]`` is request i's model.
         duration_s: the workload's window length; arrivals lie in ``[0, duration_s)``.
-        history: per model name, a float64 array of shape ``(days, n_windows)`` giving the number of
-            arrivals in each history window of ``history_window_s`` seconds on previous days
-            (oldest day first). Empty when the source has no history.
-        history_window_s: the window length that ``history`` is binned at.
+        history: per model name, one float64 array of shape ``(n, 2)`` per previous day (oldest
+            first): the arrivals of that day's same clock window as (seconds from the window's
+            start, output tokens). Seasonal predictors turn them into in-flight load. Empty when
+            the source has no history.
         meta: free-form description of how the workload was built (source, knobs, seed); written
             into the run directory so results are traceable.
     """
@@ -37,8 +37,7 @@ class Workload:
     output_tokens: np.ndarray
     models: tuple[str, ...]
     duration_s: float
-    history: dict[str, np.ndarray] = field(default_factory=dict)
-    history_window_s: float = 300.0
+    history: dict[str, list[np.ndarray]] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
