@@ -93,9 +93,21 @@ class Snapshot:
     load: Mapping[str, LoadView] = field(default_factory=dict)
     #: Models whose checkpoint sits in each node's pinned host-memory cache.
     host_cache: Mapping[int, frozenset[str]] = field(default_factory=dict)
+    #: Bytes still to move on each node's weight-loading links (loads queued or in flight there).
+    node_pending_load_bytes: Mapping[int, int] = field(default_factory=dict)
+    #: The cluster's link capacities in bytes/s by kind (see ``sim.cost.LINKS``).
+    link_bandwidth: Mapping[str, float] = field(default_factory=dict)
 
     def gpu(self, gpu_id: int) -> GPUView:
         return self.gpus[gpu_id]
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.gpus) // self.gpus_per_node
+
+    def node_gpus(self, node: int) -> range:
+        """GPU ids of ``node`` (GPUs are numbered node by node)."""
+        return range(node * self.gpus_per_node, (node + 1) * self.gpus_per_node)
 
     def busy_gpus(self) -> frozenset[int]:
         """GPUs that hold a live instance."""

@@ -1,0 +1,35 @@
+"""Request routing: which live instance of a model takes a new request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from policies.types import ACTIVE, InstanceView, LIVE_STATES
+
+
+@dataclass(frozen=True)
+class LeastLoadedRouter:
+    """Send a request to the model's live instance with the fewest requests in flight.
+
+    With ``max_inflight`` set (WarmServe: 32), an instance at that many is full; when every
+    instance is full the request is held at the router (``None``) and retried, which is also the
+    autoscaler's signal. With ``None`` the least-loaded instance always takes it (its engine queues).
+    ``prefer_active`` breaks ties in favour of instances already serving over ones still starting.
+    """
+
+    max_inflight: int | None = None
+    prefer_active: bool = True
+
+    def route(self, model: str, instances: Sequence[InstanceView]) -> int | None:
+        best: InstanceView | None = None
+        best_key = None
+        for inst in instances:
+            if inst.state not in LIVE_STATES:
+                continue
+            if self.max_inflight is not None and inst.inflight >= self.max_inflight:
+                continue
+            key = (inst.inflight, 0 if (inst.state == ACTIVE or not self.prefer_active) else 1, inst.id)
+            if best_key is None or key < best_key:
+                best, best_key = inst, key
+        return None if best is None else best.id
