@@ -1,0 +1,35 @@
+"""A system under test: one choice per policy seam plus the mechanisms it switches on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Bundle:
+    """What a ``system/`` config builds.
+
+    Policies decide; the flags below select simulator mechanisms that the system has (a system
+    without prewarming simply has no ``placer``).
+    """
+
+    name: str
+    router: Any
+    autoscaler: Any
+    activator: Any = None  # where new instances start (None: the system never starts instances)
+    initial: Any = None  # instances present from t=0
+    placer: Any = None  # prewarmed-replica placement
+    predictor: Any = None  # load prediction feeding the placer
+    device_prewarm: bool = False  # worker process and CUDA context exist on every GPU
+    engine_prewarm: bool = False  # engines / TP communicators are pre-spawned
+    memswitch: str = "free_malloc"  # how GPU memory is re-purposed: free_malloc | vmm_pool
+    kv_reserve: bool = False  # lend idle KV blocks of running engines to prewarming
+    kv_reserve_period_s: float = 0.5
+    per_instance: int = 32  # requests per instance the KV-reservation target assumes
+    keep_weights_on_stop: bool = False  # a stopped instance leaves its weights as a prewarmed replica
+    evict_on_activate: bool = True  # activation drops other replicas overlapping its GPUs
+    scale_on_miss: bool = True  # a request no instance can take triggers an instance start
+    prewarm_source: str = "host_pinned"
+    colocation_contention: float = 0.0  # extra step slowdown per other engine sharing a GPU
+    meta: dict = field(default_factory=dict)

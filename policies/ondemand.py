@@ -1,0 +1,64 @@
+"""Plain on-demand serving: cold-start instances on free GPUs, release them after a keep-alive."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from policies.types import ACTIVE, LIVE_STATES, Activate, ScaleDecision, Snapshot
+
+
+@dataclass(frozen=True)
+class FirstFitActivator:
+    """Start on the lowest-numbered ``tp`` free GPUs inside one node; weights from ``source``."""
+
+    source: str = "host_pinned"
+
+    def choose(self, snap: Snapshot, model: str) -> Activate | None:
+        tp = snap.models[model].tp
+        busy = snap.busy_gpus()
+        for node in range(snap.n_nodes):
+            free = [g for g in snap.node_gpus(node) if g not in busy]
+            if len(free) >= tp:
+                return Activate(model, tuple(free[:tp]), source=self.source)
+        return None
+
+
+@dataclass
+class KeepAliveAutoscaler:
+    """Scale up when time-averaged load exceeds ``up`` x capacity (to ``ceil(load/up/per_instance)``);
+    release an active instance once it has had no request for ``keep_alive_s``.
+
+    Keeps, per instance id, when it was last seen busy: the only state, fed by snapshots.
+    """
+
+    period_s: float = 0.5
+    per_instance: int = 32
+    up: float = 0.8
+    keep_alive_s: float = 60.0
+    min_instances: int = 0
+    _last_busy: dict = field(default_factory=dict)
+
+    def decide(self, snap: Snapshot) -> ScaleDecision:
+        start: dict[str, int] = {}
+        stop: list[int] = []
+        live: dict[str, list] = {}
+        for inst in snap.instances:
+            if inst.state in LIVE_STATES:
+                live.setdefault(inst.model, []).append(inst)
+                if inst.inflight > 0 or inst.id not in self._last_busy:
+                    self._last_busy[inst.id] = snap.time_s
+        for name, lv in snap.load.items():
+            insts = live.get(name, [])
+            n = len(insts)
+            if n == 0:
+                if lv.waiting or lv.inflight:
+                    start[name] = 1
+                continue
+            if lv.avg_inflight > self.up * n * self.per_instance:
+                start[name] = math.ceil(lv.avg_inflight / self.up / self.per_instance) - n
+            idle = sorted((i for i in insts if i.state == ACTIVE and i.inflight == 0
+                           and snap.time_s - self._last_busy[i.id] >= self.keep_alive_s), key=lambda i: i.id)
+            keep = max(self.min_instances, 1 if (lv.waiting or lv.inflight) else 0)
+            stop.extend(i.id for i in idle[: max(0, n - keep)])
+        return ScaleDecision(start={m: k for m, k in start.items() if k > 0}, stop=tuple(stop))

@@ -1,0 +1,125 @@
+"""A serving instance: its lifecycle (starting -> loading -> initialising -> active -> draining ->
+stopped) and the engine it runs once active."""
+
+from __future__ import annotations
+
+from policies.types import ACTIVE, DRAINING, INITIALISING, LOADING, STARTING, STOPPED, InstanceView
+from sim.engine import Engine
+from sim.memory import KV, WEIGHTS
+from sim.models import ServedModel
+from sim.recorder import START_COLD, START_PREWARMED, START_WARM
+from sim.startup import memory_prep_s
+
+
+class Instance:
+    """One instance of ``model`` on ``gpus``. Its memory is committed when it is created."""
+
+    def __init__(self, host, ident: int, model: ServedModel, gpus: tuple[int, ...], source: str,
+                 replica=None, compute_share: float = 1.0, kv_bytes_per_gpu: int = 0, ready_at_start=False):
+        self.host = host
+        self.id = ident
+        self.model = model
+        self.gpus = gpus
+        self.source = source
+        self.replica = replica
+        self.compute_share = compute_share
+        self.kv_bytes_per_gpu = kv_bytes_per_gpu
+        self.created = host.env.now
+        self.state = ACTIVE if ready_at_start else STARTING
+        self.start_kind = (START_WARM if ready_at_start else
+                           START_PREWARMED if replica is not None else START_COLD)
+        block_bytes = host.engine_spec.block_size * model.kv_bytes_per_token_per_gpu
+        self.engine = Engine(host, self, model, host.cost, host.engine_spec, kv_bytes_per_gpu // block_bytes)
+        self.block_bytes = block_bytes
+        self.pending: list[int] = []  # requests routed here before the engine runs
+        self.counted_pending = False  # counted among its model's instance starts in progress
+
+    # ---- views ----------------------------------------------------------------------------------
+    @property
+    def inflight(self) -> int:
+        return len(self.pending) + self.engine.inflight
+
+    def view(self) -> InstanceView:
+        return InstanceView(self.id, self.model.name, self.gpus, self.state, self.inflight, self.created,
+                            self.compute_share)
+
+    def slowdown(self) -> float:
+        """Factor on step times: compute share, colocation contention, background copies."""
+        return self.host.step_slowdown(self)
+
+    # ---- requests -------------------------------------------------------------------------------
+    def submit(self, rid: int) -> None:
+        self.host.recorder.instance[rid] = self.id
+        if self.state == ACTIVE or self.state == DRAINING:
+            self.engine.submit(rid)
+        else:
+            self.host.recorder.start_kind[rid] = self.start_kind
+            self.pending.append(rid)
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    def lifecycle(self):
+        """The start sequence; charged from the cost model, transfers through the flow network."""
+        h = self.host
+        env = h.env
+        if self.state == ACTIVE:
+            yield from self._serve()
+            return
+        h.record_instance(self)
+        if not h.bundle.device_prewarm:
+            yield env.timeout(h.cost.process_start_s())
+        self._set_state(LOADING)
+        if self.replica is not None:
+            if not self.replica.ready.triggered:
+                yield self.replica.ready
+            h.adopt_replica(self)
+            if h.bundle.memswitch == "free_malloc":
+                yield env.timeout(h.cost.alloc_s(self.kv_bytes_per_gpu) + self.sync_free_s)
+        else:
+            shard = self.model.shard_bytes
+            if h.bundle.memswitch == "free_malloc":
+                yield env.timeout(self.sync_free_s + h.cost.alloc_s(shard + self.kv_bytes_per_gpu))
+            t0 = env.now
+            yield from h.load_weights(self.model, self.gpus, self.source, tag=("instance", self.id))
+            yield env.timeout(h.cost.load_overhead_s(self.source, shard))
+            if h.bundle.memswitch == "vmm_pool":
+                yield env.timeout(memory_prep_s(h.cost, shard, "vmm_pool", env.now - t0))
+        self._set_state(INITIALISING)
+        if not h.bundle.engine_prewarm:
+            yield env.timeout(h.cost.engine_init_s(self.model))
+        yield from self._serve()
+
+    #: Seconds of synchronous cudaFree for replicas evicted to make room (free_malloc only).
+    sync_free_s: float = 0.0
+
+    def _serve(self):
+        self._set_state(ACTIVE)
+        self.host.on_instance_active(self)
+        for rid in self.pending:
+            self.engine.submit(rid)
+        self.pending.clear()
+        yield from self.engine.run()
+        self.host.on_instance_stopped(self)
+
+    def drain(self) -> None:
+        """Stop taking requests; stop once the running ones finish."""
+        if self.state in (DRAINING, STOPPED):
+            return
+        self._set_state(DRAINING)
+        self.engine.stop_when_idle()
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.host.record_instance(self)
+
+    def commit_memory(self) -> None:
+        for g in self.gpus:
+            mem = self.host.cluster.gpus[g].mem
+            if self.replica is None:
+                mem.set(WEIGHTS, self.id, self.model.shard_bytes)
+            mem.set(KV, self.id, self.kv_bytes_per_gpu)
+
+    def release_memory(self) -> None:
+        for g in self.gpus:
+            mem = self.host.cluster.gpus[g].mem
+            mem.release(WEIGHTS, self.id)
+            mem.release(KV, self.id)

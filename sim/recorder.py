@@ -1,0 +1,84 @@
+"""Preallocated per-request columns and append-only timeline rows; tables are built once at the end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+# Request status codes.
+PENDING, COMPLETED, DROPPED = 0, 1, 2
+STATUS_NAMES = {PENDING: "pending", COMPLETED: "completed", DROPPED: "dropped"}
+# How the instance that served a request had started, as seen by that request.
+START_WARM, START_PREWARMED, START_COLD = 0, 1, 2
+START_NAMES = {START_WARM: "warm", START_PREWARMED: "prewarmed", START_COLD: "cold"}
+
+
+class Recorder:
+    """Everything a run measures. The simulator writes; nothing reads until :meth:`requests_table`."""
+
+    def __init__(self, workload):
+        n = len(workload)
+        self.workload = workload
+        self.first_token = np.full(n, np.nan)
+        self.finish = np.full(n, np.nan)
+        self.status = np.zeros(n, dtype=np.int8)
+        self.start_kind = np.zeros(n, dtype=np.int8)
+        self.instance = np.full(n, -1, dtype=np.int32)
+        self.preemptions = np.zeros(n, dtype=np.int32)
+        self.drop_reason: dict[int, str] = {}
+        self.gpus_of_instance: dict[int, str] = {}
+        self.timeline: list[tuple] = []
+        self.memory: list[tuple] = []
+        self.done = 0
+
+    def first(self, rid: int, t: float) -> None:
+        self.first_token[rid] = t
+
+    def complete(self, rid: int, t: float) -> None:
+        self.finish[rid] = t
+        self.status[rid] = COMPLETED
+        self.done += 1
+
+    def drop(self, rid: int, t: float, reason: str) -> None:
+        if self.status[rid] != PENDING:
+            return
+        self.finish[rid] = t
+        self.status[rid] = DROPPED
+        self.drop_reason[rid] = reason
+        self.done += 1
+
+    def event(self, t: float, kind: str, ident: int, model: str, gpus: tuple, state: str, detail: str = "") -> None:
+        """A lifecycle change of an instance or a prewarmed replica."""
+        self.timeline.append((t, kind, ident, model, ",".join(map(str, gpus)), state, detail))
+
+    def mem(self, t: float, gpu: int, used: int, prewarm: int, kv: int) -> None:
+        self.memory.append((t, gpu, used, prewarm, kv))
+
+    # ---- tables ---------------------------------------------------------------------------------
+    def requests_table(self) -> pd.DataFrame:
+        w = self.workload
+        names = np.array(w.models, dtype=object)
+        inst = self.instance
+        return pd.DataFrame({
+            "request": np.arange(len(w), dtype=np.int64),
+            "model": names[w.model],
+            "arrival_s": w.arrival_s,
+            "prompt_tokens": w.prompt_tokens,
+            "output_tokens": w.output_tokens,
+            "first_token_s": self.first_token,
+            "finish_s": self.finish,
+            "ttft_s": self.first_token - w.arrival_s,
+            "status": pd.Categorical.from_codes(self.status, list(STATUS_NAMES.values())),
+            "drop_reason": [self.drop_reason.get(i, "") for i in range(len(w))],
+            "start_kind": pd.Categorical.from_codes(self.start_kind, list(START_NAMES.values())),
+            "instance": inst,
+            "gpus": [self.gpus_of_instance.get(int(i), "") for i in inst],
+            "preemptions": self.preemptions,
+        })
+
+    def timeline_table(self) -> pd.DataFrame:
+        ev = pd.DataFrame(self.timeline, columns=["time_s", "kind", "id", "model", "gpus", "state", "detail"])
+        mem = pd.DataFrame(self.memory, columns=["time_s", "gpu", "used_bytes", "prewarm_bytes", "kv_bytes"])
+        mem.insert(1, "kind", "memory")
+        return pd.concat([ev, mem], ignore_index=True, sort=False).sort_values("time_s", kind="stable",
+                                                                                 ignore_index=True)

@@ -1,0 +1,559 @@
+"""One run: a workload replayed on a cluster under one system (policy bundle).
+
+The simulation owns the clock, the cluster, instances and replicas, and the recorder. Policies are
+called at their decision points with a fresh :class:`~policies.types.Snapshot`; every plan is
+verified here before it is applied (:class:`~sim.errors.PlanError` otherwise).
+
+Same-time event order (SimPy breaks ties by scheduling order): arrivals are scheduled first at
+start-up, so at equal times an arrival precedes a control tick scheduled later; control loops
+(autoscaler, placer, retry, KV reservation, predictor windows) each run as their own process.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from policies.bundle import Bundle
+from policies.types import (ACTIVE, DRAINING, LIVE_STATES, STOPPED, Activate, Evict, GPUView, LoadView,
+                            ModelView, Prewarm, ReplicaView, Snapshot)
+from sim.cluster import Cluster, ClusterSpec
+from sim.cost import CostModel
+from sim.engine import EngineSpec
+from sim.errors import PlanError
+from sim.instance import Instance
+from sim.memory import KV, PREWARM, WEIGHTS
+from sim.models import ServedModel
+from sim.recorder import PENDING, Recorder
+from sim.replica import Replica
+
+
+@dataclass(frozen=True)
+class SimSpec:
+    """Run-level knobs."""
+
+    retry_s: float = 1.0  # requests held at the router re-check this often
+    request_timeout_s: float = 600.0  # a request held at the router longer than this is dropped
+    drain_s: float = 600.0  # after the workload ends, unfinished requests get this long, then drop
+    load_window_s: float = 5.0  # the autoscaler's averaging window of in-flight load
+    service_estimate_batch: int = 16  # batch assumed when turning history into in-flight load
+
+
+class Simulation:
+    """Replay ``workload`` on ``cluster_spec`` under ``bundle``; :meth:`run` returns the recorder."""
+
+    def __init__(self, workload, models: dict[str, ServedModel], cluster_spec: ClusterSpec, cost: CostModel,
+                 bundle: Bundle, engine_spec: EngineSpec = EngineSpec(), spec: SimSpec = SimSpec(),
+                 progress=None):
+        self.env = simpy.Environment()
+        self.workload = workload
+        self.models = models
+        self.order = list(workload.models)
+        self.cost = cost
+        self.bundle = bundle
+        self.engine_spec = engine_spec
+        self.spec = spec
+        self.progress = progress
+        self.recorder = Recorder(workload)
+        self.cluster = Cluster(self.env, cluster_spec, self._on_mem_change)
+        self.instances: dict[int, Instance] = {}
+        self.replicas: dict[int, Replica] = {}
+        self._next_id = 0
+        self.held: dict[str, deque] = {m: deque() for m in self.order}
+        self.pending_start: dict[str, int] = {m: 0 for m in self.order}
+        # load tracking: in-flight count, its time integral, peak since the predictor window began
+        self.inflight = {m: 0 for m in self.order}
+        self.area = {m: 0.0 for m in self.order}
+        self.area_t = {m: 0.0 for m in self.order}
+        self.window_peak = {m: 0 for m in self.order}
+        self.load_samples: deque = deque()
+        self.counters = {m: {"cold_starts": 0, "prewarm_hits": 0, "prewarm_hits_loading": 0, "evictions": 0,
+                             "prewarms": 0, "instance_starts": 0} for m in self.order}
+        self.gpu_busy_area = 0.0
+        self.gpu_busy_t = 0.0
+        self.gpus_busy = 0
+        self.arrivals_done = False
+        self.finished = self.env.event()
+        self.prediction_log: list[tuple] = []
+
+    # ---- ids and views --------------------------------------------------------------------------
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def snapshot(self) -> Snapshot:
+        """A read-only picture of the cluster for a policy."""
+        now = self.env.now
+        gpus = tuple(GPUView(g.idx, g.node, g.mem.capacity_bytes, g.mem.used_bytes, g.mem.kind_bytes(PREWARM),
+                             tuple(sorted(g.instances)), tuple(sorted(g.replicas))) for g in self.cluster.gpus)
+        live = [i for i in self.instances.values() if i.state in LIVE_STATES]
+        per_model: dict[str, int] = {}
+        for i in live:
+            per_model[i.model.name] = per_model.get(i.model.name, 0) + 1
+        load = {m: LoadView(self.inflight[m], self._avg_inflight(m, now), len(self.held[m]), per_model.get(m, 0),
+                            self.pending_start[m]) for m in self.order}
+        models = {m: ModelView(m, s.weight_bytes, s.tp, s.shard_bytes) for m, s in self.models.items()}
+        pending = {}
+        if self.bundle.meta.get("needs_node_pending", False):
+            pending = {n.idx: int(self.cluster.net.bytes_pending(self.cluster.node_links(n.idx)))
+                       for n in self.cluster.nodes}
+        return Snapshot(
+            time_s=now, gpus_per_node=self.cluster.spec.gpus_per_node, gpus=gpus, models=models,
+            instances=tuple(i.view() for i in self.instances.values() if i.state != STOPPED),
+            replicas=tuple(ReplicaView(r.id, r.model.name, r.gpus, r.ready.triggered, r.model.shard_bytes)
+                           for r in self.replicas.values()),
+            load=load,
+            host_cache={n.idx: n.host_cache.models(self.order) for n in self.cluster.nodes},
+            node_pending_load_bytes=pending,
+            link_bandwidth=self.cluster.spec.link_bandwidth())
+
+    # ---- load tracking --------------------------------------------------------------------------
+    def _bump(self, model: str, delta: int) -> None:
+        now = self.env.now
+        self.area[model] += self.inflight[model] * (now - self.area_t[model])
+        self.area_t[model] = now
+        self.inflight[model] += delta
+        if self.inflight[model] > self.window_peak[model]:
+            self.window_peak[model] = self.inflight[model]
+
+    def _area_now(self, model: str, now: float) -> float:
+        return self.area[model] + self.inflight[model] * (now - self.area_t[model])
+
+    def _avg_inflight(self, model: str, now: float) -> float:
+        """Time-averaged in-flight requests over the last ``load_window_s`` (from control samples)."""
+        if not self.load_samples:
+            return float(self.inflight[model])
+        t0, areas = self.load_samples[0]
+        if now - t0 <= 0:
+            return float(self.inflight[model])
+        return (self._area_now(model, now) - areas[model]) / (now - t0)
+
+    def _sample_load(self) -> None:
+        now = self.env.now
+        self.load_samples.append((now, {m: self._area_now(m, now) for m in self.order}))
+        while len(self.load_samples) > 1 and self.load_samples[1][0] <= now - self.spec.load_window_s:
+            self.load_samples.popleft()
+
+    def _gpu_busy_delta(self, delta: int) -> None:
+        now = self.env.now
+        self.gpu_busy_area += self.gpus_busy * (now - self.gpu_busy_t)
+        self.gpu_busy_t = now
+        self.gpus_busy += delta
+
+    # ---- callbacks from engines and instances -----------------------------------------------------
+    def on_first_token(self, rid: int, t: float) -> None:
+        self.recorder.first(rid, t)
+
+    def on_complete(self, rid: int, t: float) -> None:
+        self.recorder.complete(rid, t)
+        self._bump(self.order[self.workload.model[rid]], -1)
+        self._check_finished()
+
+    def on_drop(self, rid: int, reason: str) -> None:
+        if self.recorder.status[rid] != PENDING:
+            return
+        self.recorder.drop(rid, self.env.now, reason)
+        self._bump(self.order[self.workload.model[rid]], -1)
+        self._check_finished()
+
+    def on_preempt(self, rid: int) -> None:
+        self.recorder.preemptions[rid] += 1
+
+    def on_blocks_freed(self, engine) -> None:
+        pass  # KV reservation happens on its own period (warmserve.md section 5)
+
+    def _check_finished(self) -> None:
+        if self.arrivals_done and self.recorder.done == len(self.workload) and not self.finished.triggered:
+            self.finished.succeed()
+
+    def record_instance(self, inst: Instance) -> None:
+        self.recorder.event(self.env.now, "instance", inst.id, inst.model.name, inst.gpus, inst.state,
+                            inst.source)
+
+    def on_instance_active(self, inst: Instance) -> None:
+        if inst.counted_pending:
+            inst.counted_pending = False
+            self.pending_start[inst.model.name] -= 1
+        self._route_held(inst.model.name)
+
+    def on_instance_stopped(self, inst: Instance) -> None:
+        inst.state = STOPPED
+        self.record_instance(inst)
+        for g in inst.gpus:
+            self.cluster.gpus[g].instances.discard(inst.id)
+        keep = self.bundle.keep_weights_on_stop and inst.compute_share >= 1.0
+        inst.release_memory()
+        self._gpu_busy_delta(-sum(1 for g in inst.gpus if not self.cluster.gpus[g].instances))
+        if keep and all(self.cluster.gpus[g].mem.fits(inst.model.shard_bytes, PREWARM) for g in inst.gpus) \
+                and not any(self._model_on_gpu(inst.model.name, g) for g in inst.gpus):
+            rep = self._add_replica(inst.model, inst.gpus)
+            rep.ready.succeed()
+            self.recorder.event(self.env.now, "replica", rep.id, rep.model.name, rep.gpus, "ready", "kept")
+        del self.instances[inst.id]
+
+    def step_slowdown(self, inst: Instance) -> float:
+        """Step-time factor: 1/share, colocation contention, a background copy onto its GPUs."""
+        f = 1.0 / inst.compute_share
+        if inst.compute_share < 1.0:
+            others = max(len(self.cluster.gpus[g].instances) for g in inst.gpus) - 1
+            f *= 1.0 + self.bundle.colocation_contention * others
+        if any(self.cluster.gpus[g].background_flows for g in inst.gpus):
+            f *= 1.0 + self.cost.interference().compute_slowdown
+        return f
+
+    def _on_mem_change(self, mem) -> None:
+        self.recorder.mem(self.env.now, mem.gpu, mem.used_bytes, mem.kind_bytes(PREWARM), mem.kind_bytes(KV))
+
+    # ---- weight movement --------------------------------------------------------------------------
+    def load_weights(self, model: ServedModel, gpus: tuple[int, ...], source: str, tag, background=False,
+                     replica: Replica | None = None):
+        """Move one shard of ``model`` onto each of ``gpus`` from ``source`` (a generator to yield from)."""
+        if source == "prewarmed":
+            return
+        node = self.cluster.nodes[self.cluster.gpus[gpus[0]].node]
+        if source in ("host_pinned", "host_pageable") and model.name not in node.host_cache:
+            raise PlanError(f"{tag}: {model.name} is not in node {node.idx}'s host cache")
+        flows = []
+        for g in gpus:
+            links, cap = self.cluster.path(source, g)
+            if background and self.cluster.gpus[g].instances:
+                cap = min(cap, links[-1].capacity * (1.0 - self.cost.interference().copy_slowdown))
+            flows.append(self.cluster.net.transfer(model.shard_bytes, links, tag, cap))
+            if background:
+                self.cluster.gpus[g].background_flows += 1
+        if replica is not None:
+            replica.flows = flows
+        try:
+            yield self.env.all_of([f.done for f in flows])
+        finally:
+            if background:
+                for g in gpus:
+                    self.cluster.gpus[g].background_flows -= 1
+        node.host_cache.touch(model.name, model.weight_bytes)
+
+    # ---- replicas -------------------------------------------------------------------------------
+    def _model_on_gpu(self, model: str, g: int) -> bool:
+        gpu = self.cluster.gpus[g]
+        return any(self.replicas[r].model.name == model for r in gpu.replicas) or \
+            any(self.instances[i].model.name == model for i in gpu.instances)
+
+    def _add_replica(self, model: ServedModel, gpus: tuple[int, ...]) -> Replica:
+        rep = Replica(self.env, self._new_id(), model, gpus)
+        for g in gpus:
+            self.cluster.gpus[g].mem.set(PREWARM, rep.id, model.shard_bytes)
+            self.cluster.gpus[g].replicas.add(rep.id)
+        self.replicas[rep.id] = rep
+        return rep
+
+    def apply_prewarm(self, p: Prewarm) -> None:
+        model = self._check_group(p.model, p.gpus, "Prewarm")
+        for g in p.gpus:
+            if self._model_on_gpu(p.model, g):
+                raise PlanError(f"Prewarm {p.model} on GPU {g}: that GPU already holds {p.model}")
+            if not self.cluster.gpus[g].mem.fits(model.shard_bytes, PREWARM, None):
+                raise PlanError(f"Prewarm {p.model} on GPU {g}: needs {model.shard_bytes} B, "
+                                f"{self.cluster.gpus[g].mem.free_bytes} B free")
+        rep = self._add_replica(model, p.gpus)
+        self.counters[p.model]["prewarms"] += 1
+        self.recorder.event(self.env.now, "replica", rep.id, p.model, p.gpus, "loading", p.source)
+        self.env.process(self._prewarm_load(rep, p.source))
+
+    def _prewarm_load(self, rep: Replica, source: str):
+        yield from self.load_weights(rep.model, rep.gpus, source, ("replica", rep.id), background=True, replica=rep)
+        if not rep.evicted and rep.id in self.replicas:
+            rep.ready.succeed()
+            self.recorder.event(self.env.now, "replica", rep.id, rep.model.name, rep.gpus, "ready")
+
+    def evict(self, rid: int, why: str = "") -> float:
+        """Drop replica ``rid``; returns the bytes freed per GPU."""
+        rep = self.replicas.pop(rid, None)
+        if rep is None:
+            raise PlanError(f"Evict: no replica {rid}")
+        rep.evicted = True
+        for f in rep.flows:
+            if not f.done.triggered:
+                self.cluster.net.cancel(f)
+        for g in rep.gpus:
+            self.cluster.gpus[g].mem.release(PREWARM, rep.id)
+            self.cluster.gpus[g].replicas.discard(rep.id)
+        self.counters[rep.model.name]["evictions"] += 1
+        self.recorder.event(self.env.now, "replica", rep.id, rep.model.name, rep.gpus, "evicted", why)
+        return rep.model.shard_bytes
+
+    def adopt_replica(self, inst: Instance) -> None:
+        rep = inst.replica
+        for g in rep.gpus:
+            mem = self.cluster.gpus[g].mem
+            mem.release(PREWARM, rep.id)
+            mem.set(WEIGHTS, inst.id, inst.model.shard_bytes)
+            self.cluster.gpus[g].replicas.discard(rep.id)
+        self.replicas.pop(rep.id, None)
+        self.recorder.event(self.env.now, "replica", rep.id, rep.model.name, rep.gpus, "activated", f"instance {inst.id}")
+
+    # ---- plan checks ----------------------------------------------------------------------------
+    def _check_group(self, model_name: str, gpus: tuple[int, ...], what: str) -> ServedModel:
+        model = self.models.get(model_name)
+        if model is None:
+            raise PlanError(f"{what}: unknown model {model_name}")
+        if len(gpus) != model.tp or len(set(gpus)) != len(gpus):
+            raise PlanError(f"{what} {model_name}: needs {model.tp} distinct GPUs, got {gpus}")
+        if any(g < 0 or g >= len(self.cluster.gpus) for g in gpus):
+            raise PlanError(f"{what} {model_name}: GPU id out of range in {gpus}")
+        if len({self.cluster.gpus[g].node for g in gpus}) != 1:
+            raise PlanError(f"{what} {model_name}: TP group {gpus} spans nodes")
+        return model
+
+    # ---- instances ------------------------------------------------------------------------------
+    def apply_activate(self, act: Activate, ready_at_start: bool = False) -> Instance:
+        """Verify and apply an activation: evictions, memory, the instance's lifecycle process."""
+        model = self._check_group(act.model, act.gpus, "Activate")
+        shared = act.compute_share < 1.0
+        for g in act.gpus:
+            gpu = self.cluster.gpus[g]
+            if gpu.instances and not shared:
+                raise PlanError(f"Activate {act.model}: GPU {g} already serves instances {sorted(gpu.instances)}")
+            if shared and sum(self.instances[i].compute_share for i in gpu.instances) + act.compute_share > 1.0 + 1e-9:
+                raise PlanError(f"Activate {act.model}: compute shares on GPU {g} would exceed 1")
+        rep = None
+        if act.replica is not None:
+            rep = self.replicas.get(act.replica)
+            if rep is None or rep.model.name != act.model or tuple(sorted(rep.gpus)) != tuple(sorted(act.gpus)):
+                raise PlanError(f"Activate {act.model}: replica {act.replica} is not {act.model} on {act.gpus}")
+        freed = 0
+        if self.bundle.evict_on_activate:
+            victims = sorted({r for g in act.gpus for r in self.cluster.gpus[g].replicas} - {act.replica})
+            for r in victims:
+                freed += self.evict(r, f"activation of {act.model}")
+        inst_id = self._new_id()
+        if act.kv_bytes_per_gpu is not None:
+            kv = act.kv_bytes_per_gpu
+        else:
+            free = min(self.cluster.gpus[g].mem.free_bytes for g in act.gpus)
+            kv = free - (0 if rep is not None else model.shard_bytes)
+        block_bytes = self.engine_spec.block_size * model.kv_bytes_per_token_per_gpu
+        if kv < block_bytes:
+            raise PlanError(f"Activate {act.model} on {act.gpus}: no room for KV cache after weights")
+        kv = (kv // block_bytes) * block_bytes
+        inst = Instance(self, inst_id, model, tuple(act.gpus), act.source if rep is None else "prewarmed",
+                        replica=rep, compute_share=act.compute_share, kv_bytes_per_gpu=kv,
+                        ready_at_start=ready_at_start)
+        if self.bundle.memswitch == "free_malloc":
+            inst.sync_free_s = self.cost.free_s(freed) if freed else 0.0
+        inst.commit_memory()
+        self._gpu_busy_delta(sum(1 for g in act.gpus if not self.cluster.gpus[g].instances))
+        for g in act.gpus:
+            self.cluster.gpus[g].instances.add(inst_id)
+        self.instances[inst_id] = inst
+        self.recorder.gpus_of_instance[inst_id] = ",".join(map(str, act.gpus))
+        c = self.counters[act.model]
+        if not ready_at_start:
+            c["instance_starts"] += 1
+            self.pending_start[act.model] += 1
+            inst.counted_pending = True
+            if rep is None:
+                c["cold_starts"] += 1
+            elif rep.ready.triggered:
+                c["prewarm_hits"] += 1
+            else:
+                c["prewarm_hits_loading"] += 1
+        self.env.process(inst.lifecycle())
+        return inst
+
+    def try_start(self, model: str) -> bool:
+        if self.bundle.activator is None:
+            return False
+        act = self.bundle.activator.choose(self.snapshot(), model)
+        if act is None:
+            return False
+        if act.model != model:
+            raise PlanError(f"activator asked for {model} returned a plan for {act.model}")
+        self.apply_activate(act)
+        return True
+
+    # ---- routing --------------------------------------------------------------------------------
+    def _views(self, model: str):
+        return [i.view() for i in self.instances.values() if i.model.name == model and i.state in LIVE_STATES]
+
+    def _route(self, rid: int, model: str) -> bool:
+        iid = self.bundle.router.route(model, self._views(model))
+        if iid is None:
+            return False
+        inst = self.instances.get(iid)
+        if inst is None or inst.model.name != model or inst.state not in LIVE_STATES:
+            raise PlanError(f"router sent a {model} request to instance {iid}, which cannot take it")
+        inst.submit(rid)
+        return True
+
+    def _route_held(self, model: str) -> None:
+        q = self.held[model]
+        while q and self._route(q[0], model):
+            q.popleft()
+
+    def _arrivals(self):
+        w = self.workload
+        env = self.env
+        for rid in range(len(w)):
+            t = w.arrival_s[rid]
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            model = self.order[w.model[rid]]
+            self._bump(model, +1)
+            if self.held[model] or not self._route(rid, model):
+                self.held[model].append(rid)
+                if self.bundle.scale_on_miss and self.pending_start[model] == 0:
+                    self.try_start(model)
+                    self._route_held(model)
+            if self.progress is not None and rid % 1000 == 0:
+                self.progress(rid)
+        self.arrivals_done = True
+        self._check_finished()
+
+    def _retry_loop(self):
+        while True:
+            yield self.env.timeout(self.spec.retry_s)
+            now = self.env.now
+            for m in self.order:
+                q = self.held[m]
+                while q and now - self.workload.arrival_s[q[0]] > self.spec.request_timeout_s:
+                    self.on_drop(q.popleft(), "timeout_waiting_for_instance")
+                if q:
+                    self._route_held(m)
+                    if q and self.bundle.scale_on_miss and self.pending_start[m] == 0:
+                        self.try_start(m)
+                        self._route_held(m)
+
+    def _control_loop(self):
+        scaler = self.bundle.autoscaler
+        while True:
+            yield self.env.timeout(scaler.period_s)
+            self._sample_load()
+            decision = scaler.decide(self.snapshot())
+            for iid in decision.stop:
+                inst = self.instances.get(iid)
+                if inst is None or inst.state != ACTIVE:
+                    raise PlanError(f"autoscaler stopped instance {iid}, which is not active")
+                inst.drain()
+            for model in sorted(decision.start):
+                for _ in range(int(decision.start[model])):
+                    if not self.try_start(model):
+                        break
+                self._route_held(model)
+
+    def _sample_loop(self):
+        while True:
+            yield self.env.timeout(self.spec.load_window_s / 10)
+            self._sample_load()
+
+    # ---- prewarming -----------------------------------------------------------------------------
+    def _window_loop(self):
+        pred = self.bundle.predictor
+        w = 0
+        starts = {m: 0.0 for m in self.order}
+        while True:
+            yield self.env.timeout(pred.window_s)
+            now = self.env.now
+            for m in self.order:
+                area = self._area_now(m, now)
+                avg = (area - starts[m]) / pred.window_s
+                starts[m] = area
+                p_avg, p_peak = pred.predict(m, w)
+                self.prediction_log.append((m, w, p_avg, p_peak, avg, float(self.window_peak[m])))
+                pred.observe(m, w, avg, float(self.window_peak[m]))
+                self.window_peak[m] = self.inflight[m]
+            w += 1
+
+    def _placer_loop(self):
+        placer, pred = self.bundle.placer, self.bundle.predictor
+        while True:
+            window = int(self.env.now // pred.window_s) if pred is not None else 0
+            preds = {m: pred.predict(m, window) if pred is not None else (0.0, 0.0) for m in self.order}
+            for action in placer.plan(self.snapshot(), preds):
+                if isinstance(action, Prewarm):
+                    self.apply_prewarm(action)
+                elif isinstance(action, Evict):
+                    self.evict(action.replica, "placement")
+                else:
+                    raise PlanError(f"placer returned {action!r}")
+            yield self.env.timeout(placer.period_s)
+
+    def _kv_loop(self):
+        """WarmServe's KV reservation: lend free KV blocks beyond the target to the GPU pool."""
+        per = self.bundle.per_instance
+        while True:
+            yield self.env.timeout(self.bundle.kv_reserve_period_s)
+            for inst in list(self.instances.values()):
+                if inst.state != ACTIVE or inst.compute_share < 1.0:
+                    continue
+                e = inst.engine
+                target_free = math.ceil(e.total_blocks * len(e.running) / per)
+                surplus = e.free_blocks - target_free
+                if surplus > 0:
+                    self._set_reserved(inst, e.reserved + surplus)
+                elif surplus < 0 and e.reserved > 0:
+                    self.reclaim_kv(inst, -surplus)
+
+    def _set_reserved(self, inst: Instance, blocks: int) -> None:
+        e = inst.engine
+        e.reserved = blocks
+        kv_bytes = (e.total_blocks - e.reserved) * inst.block_bytes
+        for g in inst.gpus:
+            self.cluster.gpus[g].mem.set(KV, inst.id, kv_bytes)
+
+    def reclaim_kv(self, inst: Instance, blocks: int) -> None:
+        """Take back up to ``blocks`` reserved KV blocks, evicting prewarmed replicas if needed."""
+        e = inst.engine
+        blocks = min(blocks, e.reserved)
+        need = blocks * inst.block_bytes
+        for g in inst.gpus:
+            gpu = self.cluster.gpus[g]
+            for r in sorted(gpu.replicas, key=lambda r: -self.replicas[r].created):
+                if gpu.mem.free_bytes >= need:
+                    break
+                self.evict(r, f"KV reclaimed by instance {inst.id}")
+        room = min(self.cluster.gpus[g].mem.free_bytes for g in inst.gpus) // inst.block_bytes
+        self._set_reserved(inst, e.reserved - min(blocks, room))
+
+    # ---- run ------------------------------------------------------------------------------------
+    def _initial(self):
+        b = self.bundle
+        if b.initial is None:
+            return
+        rates = {m: float(np.sum(self.workload.model == j)) / max(self.workload.duration_s, 1e-9)
+                 for j, m in enumerate(self.order)}
+        for act in b.initial.place(self.snapshot(), rates):
+            self.apply_activate(act, ready_at_start=True)
+
+    def run(self) -> Recorder:
+        """Replay the whole workload; every request ends completed or dropped with a reason."""
+        env = self.env
+        self._initial()
+        for inst in list(self.instances.values()):
+            self.record_instance(inst)
+        env.process(self._arrivals())
+        env.process(self._retry_loop())
+        if not isinstance(self.bundle.autoscaler, type(None)):
+            env.process(self._control_loop())
+        env.process(self._sample_loop())
+        if self.bundle.predictor is not None:
+            env.process(self._window_loop())
+        if self.bundle.placer is not None:
+            env.process(self._placer_loop())
+        if self.bundle.kv_reserve:
+            env.process(self._kv_loop())
+        horizon = self.workload.duration_s + self.spec.drain_s
+        if len(self.workload) == 0:
+            self.arrivals_done = True
+        else:
+            env.run(until=env.any_of([self.finished, env.timeout(horizon)]))
+        self.end_s = env.now
+        for rid in np.flatnonzero(self.recorder.status == PENDING):
+            self.on_drop(int(rid), "unfinished_at_end")
+        self._gpu_busy_delta(0)
+        for m in self.order:
+            self.area[m] = self._area_now(m, env.now)
+            self.area_t[m] = env.now
+        return self.recorder
