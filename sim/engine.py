@@ -198,7 +198,7 @@ class Engine:
         while True:
             self.wake = env.event()
             yield timer | self.wake
-            if timer.processed or timer.triggered:
+            if timer.processed:
                 break
             if not self._head_admissible():
                 continue

@@ -1,0 +1,255 @@
+"""The one place that wires a config to objects: workload, models, cluster, cost model, system."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from policies.bundle import Bundle
+from sim.catalog import get_shape
+from sim.cluster import GIB, ClusterSpec
+from sim.cost import ConstantCostModel, CostModel, DecodeCoeffs, Interference
+from sim.engine import EngineSpec
+from sim.errors import UserError
+from sim.models import ServedModel
+from sim.simulation import SimSpec
+
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+MECHANISMS = {"device_prewarm", "engine_prewarm", "memswitch", "kv_reserve", "kv_reserve_period_s",
+              "per_instance", "keep_weights_on_stop", "evict_on_activate", "scale_on_miss", "prewarm_source",
+              "colocation_contention"}
+
+
+def group_choices(group: str) -> list[str]:
+    """Names of the configs in group ``group`` (files in ``experiments/conf/<group>/``)."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def _plain(node) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
+
+
+def _get(cfg, key: str, where: str):
+    try:
+        v = OmegaConf.select(cfg, key, throw_on_missing=True)
+    except Exception as e:  # missing mandatory value, interpolation error
+        raise UserError(f"config key {where}.{key}: {e}") from None
+    if v is None:
+        raise UserError(f"config key {where}.{key} is missing")
+    return v
+
+
+def _num(cfg, key: str, where: str, positive=True) -> float:
+    v = _get(cfg, key, where)
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise UserError(f"config key {where}.{key}: '{v}' is not a number") from None
+    if positive and not x > 0:
+        raise UserError(f"config key {where}.{key}: must be > 0, got {v}")
+    return x
+
+
+# ---- models and cluster -----------------------------------------------------------------------------
+def build_models(cfg) -> dict[str, ServedModel]:
+    entries = _plain(cfg.models)
+    if not isinstance(entries, list) or not entries:
+        raise UserError("config key models: must be a non-empty list of {name, base, tp}")
+    out: dict[str, ServedModel] = {}
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict) or "name" not in e:
+            raise UserError(f"config key models[{i}]: needs name, base and tp")
+        shape = get_shape(str(e.get("base", e["name"])))
+        tp = e.get("tp", 1)
+        if not isinstance(tp, int) or tp < 1:
+            raise UserError(f"config key models[{i}].tp: must be a positive integer, got {tp!r}")
+        if e["name"] in out:
+            raise UserError(f"config key models[{i}].name: '{e['name']}' appears twice")
+        out[str(e["name"])] = ServedModel(str(e["name"]), shape, tp)
+    return out
+
+
+def build_cluster(cfg, cost: CostModel) -> ClusterSpec:
+    c = cfg.cluster
+
+    def bw(key: str, link: str) -> float:
+        v = c.get(key)
+        return cost.link_bandwidth(link) if v is None else _num(c, key, "cluster") * 1e9
+
+    nodes, gpn = int(_num(c, "nodes", "cluster")), int(_num(c, "gpus_per_node", "cluster"))
+    frac = _num(c, "memory_fraction", "cluster")
+    if frac > 1:
+        raise UserError(f"config key cluster.memory_fraction: must be <= 1, got {frac}")
+    cache = c.get("host_cache_gib")
+    return ClusterSpec(
+        nodes=nodes, gpus_per_node=gpn, gpu_hbm_bytes=int(_num(c, "gpu_hbm_gib", "cluster") * GIB),
+        memory_fraction=frac, pcie_pinned_bw=bw("pcie_pinned_gbps", "pcie_h2d_pinned"),
+        pcie_pageable_bw=bw("pcie_pageable_gbps", "pcie_h2d_pageable"), host_mem_bw=bw("host_mem_gbps", "host_mem"),
+        ssd_bw=bw("ssd_gbps", "ssd_read"), nic_bw=bw("nic_gbps", "nic"), nvlink_bw=bw("nvlink_gbps", "nvlink"),
+        host_cache_bytes=None if cache is None else int(_num(c, "host_cache_gib", "cluster", positive=False) * GIB))
+
+
+def check_fit(models: dict[str, ServedModel], cluster: ClusterSpec, engine: EngineSpec) -> None:
+    """Every model must fit its TP group: weights plus KV for one full-length sequence per GPU."""
+    for m in models.values():
+        if m.tp > cluster.gpus_per_node:
+            raise UserError(f"config key models: {m.name} has tp={m.tp} but a node has only "
+                            f"{cluster.gpus_per_node} GPUs (a TP group cannot span nodes)")
+        kv = -(-m.shape.max_model_len // engine.block_size) * engine.block_size * m.kv_bytes_per_token_per_gpu
+        need = m.shard_bytes + kv
+        if need > cluster.gpu_pool_bytes:
+            raise UserError(f"config key models: {m.name} (tp={m.tp}) needs {need / GIB:.1f} GiB per GPU for "
+                            f"weights and one {m.shape.max_model_len}-token sequence, but the pool has "
+                            f"{cluster.gpu_pool_bytes / GIB:.1f} GiB (cluster.gpu_hbm_gib x memory_fraction)")
+
+
+# ---- cost model -------------------------------------------------------------------------------------
+def build_cost(cfg) -> CostModel:
+    c = cfg.cost
+    kind = c.get("kind")
+    if kind == "profile":
+        from calibrate.costmodel import ProfileCostModel  # torch-free
+        return ProfileCostModel.load(str(_get(c, "profile", "cost")))
+    if kind == "constant":
+        n = lambda k: _num(c, k, "cost", positive=False)  # noqa: E731
+        return ConstantCostModel(
+            name="constant", process_start=n("process_start"), engine_init=n("engine_init"), alloc=n("alloc"),
+            free=n("free"), vmm_map_per_gib=n("vmm_map_per_gib"), vmm_unmap_per_gib=n("vmm_unmap_per_gib"),
+            load_overhead=n("load_overhead"), prefill_base_s=n("prefill_base_s"),
+            prefill_per_token_s=n("prefill_per_token_s"),
+            decode=DecodeCoeffs(n("decode_base_s"), n("decode_per_seq_s"), n("decode_per_ctx_token_s")),
+            bandwidth=_num(c, "bandwidth_gbps", "cost") * 1e9,
+            slowdown=Interference(n("compute_slowdown"), n("copy_slowdown")))
+    raise UserError(f"config key cost.kind: '{kind}' is not one of profile, constant")
+
+
+# ---- workload -------------------------------------------------------------------------------------
+def build_workload(cfg, models: dict[str, ServedModel]):
+    from traces.builders import build_workload as build
+    wl = build(_plain(cfg.workload), list(models), int(cfg.seed))
+    wl.validate()
+    return wl
+
+
+# ---- system -------------------------------------------------------------------------------------
+def service_estimate_s(model: ServedModel, cost: CostModel, prompt: np.ndarray, output: np.ndarray,
+                       batch: int) -> np.ndarray:
+    """Rough per-request service time (prefill + output x decode step at ``batch``), for load estimates."""
+    mean_ctx = float(np.mean(prompt) + np.mean(output) / 2) if len(prompt) else 512.0
+    step = cost.decode_coeffs(model).step_s(batch, int(batch * mean_ctx))
+    prefill = cost.prefill_s(model, int(np.mean(prompt)) if len(prompt) else 512, 1)
+    return prefill + output.astype(np.float64) * step
+
+
+def load_windows(workload, models, cost, batch: int, window_s: float):
+    """(truth, history): per model the (avg, peak) in-flight load per window of the workload itself,
+    and of each history day, as the predictors use them."""
+    from policies.load_profile import inflight_windows
+    n_windows = max(1, int(np.ceil(workload.duration_s / window_s)))
+    truth, history = {}, {}
+    for j, name in enumerate(workload.models):
+        m = models[name]
+        idx = workload.model == j
+        svc = service_estimate_s(m, cost, workload.prompt_tokens[idx], workload.output_tokens[idx], batch)
+        avg, peak = inflight_windows(workload.arrival_s[idx], svc, window_s, n_windows)
+        truth[name] = np.stack([avg, peak], axis=1)
+        days = []
+        for day in workload.history.get(name, []):
+            svc_d = service_estimate_s(m, cost, workload.prompt_tokens[idx], day[:, 1], batch)
+            a, p = inflight_windows(day[:, 0], svc_d, window_s, n_windows)
+            days.append(np.stack([a, p], axis=1))
+        if days:
+            history[name] = np.stack(days)
+    return truth, history
+
+
+def peak_inflight(workload, models, cost, batch: int, window_s: float = 60.0) -> dict[str, float]:
+    truth, _ = load_windows(workload, models, cost, batch, window_s)
+    return {m: float(truth[m][:, 1].max()) if len(truth[m]) else 0.0 for m in workload.models}
+
+
+def system_config(name: str) -> DictConfig:
+    """The ``system/<name>.yaml`` config, or a UserError listing the known systems."""
+    path = CONF_DIR / "system" / f"{name}.yaml"
+    if not path.is_file():
+        raise UserError(f"unknown system '{name}' (config key systems / system; known: "
+                        f"{', '.join(group_choices('system'))})")
+    return OmegaConf.load(path)
+
+
+def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, cfg) -> Bundle:
+    """Instantiate a system's policies; fill the parts that depend on the workload."""
+    scfg = OmegaConf.create(_plain(scfg))
+    name = str(scfg.get("name", "?"))
+    mech = _plain(scfg.get("mechanisms")) or {}
+    unknown = set(mech) - MECHANISMS
+    if unknown:
+        raise UserError(f"system {name}: unknown mechanisms key(s) {sorted(unknown)} (known: {sorted(MECHANISMS)})")
+    parts = {}
+    try:
+        for key in ("router", "autoscaler", "activator", "placer"):
+            node = scfg.get(key)
+            parts[key] = None if node is None else instantiate(node)
+        init = scfg.get("initial")
+        if init is not None and init.get("instances") == "auto":
+            from policies.static import size_for_peak
+            per = int(scfg.sizing.per_instance)
+            peaks = peak_inflight(workload, models, cost, int(cfg.sim.service_estimate_batch))
+            counts = size_for_peak(peaks, {m: s.tp for m, s in models.items()}, per, cluster.n_gpus)
+            parts["initial"] = instantiate(init, instances=counts)
+        elif init is not None and init.get("_target_", "").endswith("MuxServePlacer"):
+            parts["initial"] = instantiate(init)
+        else:
+            parts["initial"] = None if init is None else instantiate(init)
+        pred = scfg.get("predictor")
+        parts["predictor"] = None
+        if pred is not None:
+            window = float(pred.window_s)
+            truth, history = load_windows(workload, models, cost, int(cfg.sim.service_estimate_batch), window)
+            target = str(pred._target_)
+            extra = {"truth": truth} if target.endswith("OraclePredictor") else \
+                {"history": history} if target.endswith("CorrectiveSeasonalPredictor") else {}
+            parts["predictor"] = instantiate(pred, **extra)
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"system {name}: cannot build its policies: {e}") from None
+    if parts["activator"] is None and parts["initial"] is None:
+        raise UserError(f"system {name}: needs an activator or an initial placement")
+    bundle = Bundle(name=name, **parts, **mech)
+    if bundle.memswitch not in ("free_malloc", "vmm_pool"):
+        raise UserError(f"system {name}: mechanisms.memswitch must be free_malloc or vmm_pool")
+    bundle.meta["needs_node_pending"] = bool(scfg.get("needs_node_pending", False))
+    return bundle
+
+
+@dataclass
+class Setup:
+    """Everything one run needs, built from one config."""
+
+    workload: Any
+    models: dict[str, ServedModel]
+    cluster: ClusterSpec
+    cost: CostModel
+    engine: EngineSpec
+    sim: SimSpec
+
+
+def build_setup(cfg) -> Setup:
+    cost = build_cost(cfg)
+    models = build_models(cfg)
+    cluster = build_cluster(cfg, cost)
+    e = cfg.engine
+    engine = EngineSpec(int(_num(e, "block_size", "engine")), int(_num(e, "max_num_seqs", "engine")),
+                        int(_num(e, "max_batched_tokens", "engine")))
+    check_fit(models, cluster, engine)
+    s = cfg.sim
+    sim = SimSpec(_num(s, "retry_s", "sim"), _num(s, "request_timeout_s", "sim"), _num(s, "drain_s", "sim", False),
+                  _num(s, "load_window_s", "sim"), int(_num(s, "service_estimate_batch", "sim")))
+    workload = build_workload(cfg, models)
+    return Setup(workload, models, cluster, cost, engine, sim)

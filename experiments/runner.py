@@ -1,0 +1,68 @@
+"""Run one system on a built setup and collect its tables."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import pandas as pd
+
+from experiments.builder import Setup, build_bundle
+from experiments.summary import summarize
+from sim.simulation import Simulation
+
+
+@dataclass
+class RunResult:
+    """Tables of one system's run."""
+
+    system: str
+    summary: pd.DataFrame
+    requests: pd.DataFrame
+    timeline: pd.DataFrame
+    predictions: pd.DataFrame
+    wall_s: float = 0.0
+
+
+def _progress(cfg, total: int, desc: str):
+    mode = str(cfg.get("progress", "auto")).lower()
+    show = sys.stderr.isatty() if mode == "auto" else mode in ("true", "1", "yes")
+    if not show or total < 5000:
+        return None, None
+    from tqdm import tqdm
+    bar = tqdm(total=total, desc=desc, unit="req", leave=False)
+    state = {"last": 0}
+
+    def tick(rid: int) -> None:
+        bar.update(rid - state["last"])
+        state["last"] = rid
+
+    return tick, bar
+
+
+def run_system(setup: Setup, scfg, cfg) -> RunResult:
+    """Build ``scfg``'s bundle on ``setup``, replay the workload, summarise."""
+    import time
+    t0 = time.perf_counter()
+    bundle = build_bundle(scfg, setup.workload, setup.models, setup.cluster, setup.cost, cfg)
+    tick, bar = _progress(cfg, len(setup.workload), bundle.name)
+    sim = Simulation(setup.workload, setup.models, setup.cluster, setup.cost, bundle, setup.engine, setup.sim,
+                     progress=tick)
+    rec = sim.run()
+    if bar is not None:
+        bar.close()
+    req = rec.requests_table()
+    models = list(setup.workload.models)
+    summary = summarize(bundle.name, req, sim.counters, duration_s=setup.workload.duration_s, end_s=sim.end_s,
+                        gpu_seconds=sim.gpu_busy_area, prediction_log=sim.prediction_log,
+                        slo_ttft_s=float(cfg.slo.ttft_s), slo_tpot_s=float(cfg.slo.tpot_s),
+                        unfinished_ttft_s=float(cfg.metrics.unfinished_ttft_s),
+                        fast_ttft_s=float(cfg.metrics.fast_ttft_s), profile=setup.cost.name,
+                        measured=bool(setup.cost.measured), models=models)
+    req.insert(0, "system", bundle.name)
+    tl = rec.timeline_table()
+    tl.insert(0, "system", bundle.name)
+    preds = pd.DataFrame(sim.prediction_log, columns=["model", "window", "pred_avg", "pred_peak", "obs_avg",
+                                                      "obs_peak"])
+    preds.insert(0, "system", bundle.name)
+    return RunResult(bundle.name, summary, req, tl, preds, time.perf_counter() - t0)

@@ -1,0 +1,80 @@
+"""Per-(system, model) summary rows from one run's tables (the ``summary.csv`` contract)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sim.recorder import COMPLETED, DROPPED
+
+#: Columns of summary.csv, in order (architecture.md "Contracts", plus the GPU cost next to latency).
+COLUMNS = ["system", "model", "requests", "completed", "dropped", "ttft_p50_s", "ttft_p90_s", "ttft_p95_s",
+           "ttft_p99_s", "ttft_mean_s", "tpot_mean_s", "slo_attainment", "ttft_under_fast", "throughput_rps",
+           "cold_starts", "prewarm_hits", "prewarm_hits_loading", "requests_cold_start", "evictions", "prewarms",
+           "instance_starts", "preemptions", "mean_gpus_busy", "gpu_hours", "pred_acc_avg", "pred_acc_peak",
+           "profile", "profile_measured"]
+
+
+def prediction_accuracy(log: list[tuple]) -> dict[str, tuple[float, float]]:
+    """Per model, 1 - mean relative error of (avg, peak) predictions over windows where the observed
+    or predicted load is non-zero (denominator max(observed, 1))."""
+    if not log:
+        return {}
+    df = pd.DataFrame(log, columns=["model", "window", "pred_avg", "pred_peak", "obs_avg", "obs_peak"])
+    out = {}
+    for m, g in df.groupby("model", sort=False):
+        accs = []
+        for p, o in (("pred_avg", "obs_avg"), ("pred_peak", "obs_peak")):
+            keep = (g[p] > 0) | (g[o] > 0)
+            err = (g[p][keep] - g[o][keep]).abs() / np.maximum(g[o][keep], 1.0)
+            accs.append(float(1 - err.mean()) if keep.any() else np.nan)
+        out[m] = (accs[0], accs[1])
+    return out
+
+
+def summarize(system: str, req: pd.DataFrame, counters: dict, *, duration_s: float, end_s: float,
+              gpu_seconds: float, prediction_log: list, slo_ttft_s: float, slo_tpot_s: float,
+              unfinished_ttft_s: float, fast_ttft_s: float, profile: str, measured: bool,
+              models: list[str]) -> pd.DataFrame:
+    """One row per model plus ``ALL``. Dropped requests count with ``unfinished_ttft_s`` in TTFT stats."""
+    acc = prediction_accuracy(prediction_log)
+    rows = []
+    status = req["status"].cat.codes.to_numpy() if hasattr(req["status"], "cat") else req["status"].to_numpy()
+    for name in models + ["ALL"]:
+        sel = np.ones(len(req), bool) if name == "ALL" else (req["model"] == name).to_numpy()
+        r = req[sel]
+        st = status[sel]
+        done = st == COMPLETED
+        ttft = np.where(done, r["ttft_s"].to_numpy(), unfinished_ttft_s)
+        out = r["output_tokens"].to_numpy()
+        tpot = ((r["finish_s"] - r["first_token_s"]) / np.maximum(out - 1, 1)).to_numpy()
+        tpot = tpot[done & (out > 1)]
+        ok = done & (r["ttft_s"].to_numpy() <= slo_ttft_s)
+        ok_tpot = np.ones_like(ok)
+        ok_tpot[done] = ((r["finish_s"] - r["first_token_s"]) / np.maximum(out - 1, 1)).to_numpy()[done] <= slo_tpot_s
+        c = {k: sum(counters[m][k] for m in models) for k in counters[models[0]]} if name == "ALL" else counters[name]
+        pa = acc.get(name, (np.nan, np.nan)) if name != "ALL" else (
+            float(np.nanmean([a[0] for a in acc.values()])) if acc else np.nan,
+            float(np.nanmean([a[1] for a in acc.values()])) if acc else np.nan)
+        n = len(r)
+        q = np.percentile(ttft, [50, 90, 95, 99]) if n else [np.nan] * 4
+        rows.append({
+            "system": system, "model": name, "requests": n, "completed": int(done.sum()),
+            "dropped": int((st == DROPPED).sum()),
+            "ttft_p50_s": q[0], "ttft_p90_s": q[1], "ttft_p95_s": q[2], "ttft_p99_s": q[3],
+            "ttft_mean_s": float(ttft.mean()) if n else np.nan,
+            "tpot_mean_s": float(tpot.mean()) if len(tpot) else np.nan,
+            "slo_attainment": float((ok & ok_tpot).mean()) if n else np.nan,
+            "ttft_under_fast": float((done & (r["ttft_s"].to_numpy() < fast_ttft_s)).mean()) if n else np.nan,
+            "throughput_rps": float(done.sum() / end_s) if end_s > 0 else np.nan,
+            "cold_starts": c["cold_starts"], "prewarm_hits": c["prewarm_hits"],
+            "prewarm_hits_loading": c["prewarm_hits_loading"],
+            "requests_cold_start": int((r["start_kind"] == "cold").sum()),
+            "evictions": c["evictions"], "prewarms": c["prewarms"], "instance_starts": c["instance_starts"],
+            "preemptions": int(r["preemptions"].sum()),
+            "mean_gpus_busy": gpu_seconds / end_s if (name == "ALL" and end_s > 0) else np.nan,
+            "gpu_hours": gpu_seconds / 3600 if name == "ALL" else np.nan,
+            "pred_acc_avg": pa[0], "pred_acc_peak": pa[1],
+            "profile": profile, "profile_measured": measured,
+        })
+    return pd.DataFrame(rows, columns=COLUMNS)
