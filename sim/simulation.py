@@ -79,6 +79,7 @@ class Simulation:
         self.arrivals_done = False
         self.finished = self.env.event()
         self.prediction_log: list[tuple] = []
+        self.max_len = {m: models[m].shape.max_model_len for m in self.order}
 
     # ---- ids and views --------------------------------------------------------------------------
     def _new_id(self) -> int:
@@ -402,6 +403,9 @@ class Simulation:
                 yield env.timeout(t - env.now)
             model = self.order[w.model[rid]]
             self._bump(model, +1)
+            if w.prompt_tokens[rid] + w.output_tokens[rid] > self.max_len[model]:
+                self.on_drop(rid, "exceeds_max_model_len")
+                continue
             if self.held[model] or not self._route(rid, model):
                 self.held[model].append(rid)
                 if self.bundle.scale_on_miss and self.pending_start[model] == 0:
