@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -202,8 +202,6 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
             peaks = peak_inflight(workload, models, cost, int(cfg.sim.service_estimate_batch))
             counts = size_for_peak(peaks, {m: s.tp for m, s in models.items()}, per, cluster.n_gpus)
             parts["initial"] = instantiate(init, instances=counts)
-        elif init is not None and init.get("_target_", "").endswith("MuxServePlacer"):
-            parts["initial"] = instantiate(init)
         else:
             parts["initial"] = None if init is None else instantiate(init)
         pred = scfg.get("predictor")
@@ -226,6 +224,23 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
         raise UserError(f"system {name}: mechanisms.memswitch must be free_malloc or vmm_pool")
     bundle.meta["needs_node_pending"] = bool(scfg.get("needs_node_pending", False))
     return bundle
+
+
+def system_cluster(scfg, cluster: ClusterSpec) -> ClusterSpec:
+    """The cluster as a system sees it: a system may set its own host-memory checkpoint cache
+    (``host_cache_gib``; absent = the cluster's, null = every checkpoint cached)."""
+    if "host_cache_gib" not in scfg:
+        return cluster
+    v = scfg.get("host_cache_gib")
+    if v is None:
+        return replace(cluster, host_cache_bytes=None)
+    try:
+        gib = float(v)
+    except (TypeError, ValueError):
+        raise UserError(f"system {scfg.get('name')}: host_cache_gib '{v}' is not a number") from None
+    if gib < 0:
+        raise UserError(f"system {scfg.get('name')}: host_cache_gib must be >= 0")
+    return replace(cluster, host_cache_bytes=int(gib * GIB))
 
 
 @dataclass

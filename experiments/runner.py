@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from experiments.builder import Setup, build_bundle
+from experiments.builder import Setup, build_bundle, system_cluster
 from experiments.summary import summarize
 from sim.simulation import Simulation
 
@@ -46,7 +46,8 @@ def run_system(setup: Setup, scfg, cfg) -> RunResult:
     t0 = time.perf_counter()
     bundle = build_bundle(scfg, setup.workload, setup.models, setup.cluster, setup.cost, cfg)
     tick, bar = _progress(cfg, len(setup.workload), bundle.name)
-    sim = Simulation(setup.workload, setup.models, setup.cluster, setup.cost, bundle, setup.engine, setup.sim,
+    sim = Simulation(setup.workload, setup.models, system_cluster(scfg, setup.cluster), setup.cost, bundle,
+                     setup.engine, setup.sim,
                      progress=tick)
     rec = sim.run()
     if bar is not None:

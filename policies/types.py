@@ -25,6 +25,7 @@ class ModelView:
     weight_bytes: int
     tp: int
     shard_bytes: int  # per-GPU weight bytes, 2 MiB aligned
+    kv_bytes_per_token: int = 0  # KV-cache bytes per token, whole model (all TP shards)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import simpy
 _EPS_BYTES = 1e-3
 
 
-@dataclass
+@dataclass(eq=False)
 class Link:
     """A shared resource with a capacity in bytes/s (a PCIe link, a node's SSD, ...)."""
 

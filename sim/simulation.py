@@ -97,7 +97,8 @@ class Simulation:
             per_model[i.model.name] = per_model.get(i.model.name, 0) + 1
         load = {m: LoadView(self.inflight[m], self._avg_inflight(m, now), len(self.held[m]), per_model.get(m, 0),
                             self.pending_start[m]) for m in self.order}
-        models = {m: ModelView(m, s.weight_bytes, s.tp, s.shard_bytes) for m, s in self.models.items()}
+        models = {m: ModelView(m, s.weight_bytes, s.tp, s.shard_bytes, s.shape.kv_bytes_per_token)
+                  for m, s in self.models.items()}
         pending = {}
         if self.bundle.meta.get("needs_node_pending", False):
             pending = {n.idx: int(self.cluster.net.bytes_pending(self.cluster.node_links(n.idx)))

@@ -1,0 +1,16 @@
+"""MuxServe-style GPU-sharing baseline (ICML'24), as WarmServe's artifact emulates it: a static
+colocated placement at time 0 (several models' engines per GPU, compute split by MPS shares, memory
+split between their KV caches), colocated step slowdown, least-loaded routing with a per-engine cap,
+and no autoscaling (use ``policies.autoscale.NoAutoscaler``).
+
+See docs/baselines.md for what is modelled, simplified and left out.
+"""
+
+from __future__ import annotations
+
+from policies.muxserve.placement import MuxEngine, MuxPlan, MuxServePlacer
+from policies.muxserve.router import MuxServeRouter
+from policies.muxserve.slowdown import ColocationSlowdown, colocated_step_time
+
+__all__ = ["MuxServePlacer", "MuxPlan", "MuxEngine", "MuxServeRouter", "ColocationSlowdown",
+           "colocated_step_time"]

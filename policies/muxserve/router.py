@@ -1,0 +1,48 @@
+"""MuxServe's routing as WarmServe's artifact emulates it: least-loaded among the model's engines,
+each engine admitting at most ``max_num_seqs`` requests; the rest wait at the router."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from policies.types import InstanceView, LIVE_STATES
+from sim.errors import UserError
+
+
+@dataclass(frozen=True)
+class MuxServeRouter:
+    """Send a request to the model's engine with the fewest requests in flight below its cap.
+
+    An engine with ``max_num_seqs`` requests in flight is full; when all of a model's engines are
+    full the request waits at the router (``None``) and is retried. Engines exist from time 0
+    (prewarmed), so every live engine is eligible. Ties: lowest instance id.
+    """
+
+    #: Requests in flight per engine. Default 256: the default ``max_num_seqs`` in MuxServe's
+    #: placement files (and vLLM's own default); MuxServe's placer writes a per-model value from its
+    #: throughput estimate, which ``per_model`` carries.
+    max_num_seqs: int = 256
+    #: Per-model overrides of ``max_num_seqs`` (model name -> cap).
+    per_model: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, cap in [("max_num_seqs", self.max_num_seqs), *self.per_model.items()]:
+            if cap < 1:
+                raise UserError(f"muxserve router: max_num_seqs for '{name}' must be >= 1, got {cap}")
+
+    def cap(self, model: str) -> int:
+        """The in-flight cap of each engine of ``model``."""
+        return self.per_model.get(model, self.max_num_seqs)
+
+    def route(self, model: str, instances: Sequence[InstanceView]) -> int | None:
+        """Id of the engine to take the request, or ``None`` to hold it at the router."""
+        cap = self.cap(model)
+        best: tuple[int, int] | None = None
+        for inst in instances:
+            if inst.state not in LIVE_STATES or inst.inflight >= cap:
+                continue
+            key = (inst.inflight, inst.id)
+            if best is None or key < best:
+                best = key
+        return None if best is None else best[1]

@@ -1,0 +1,144 @@
+"""ServerlessLLM's concurrency autoscaler with keep-alive.
+
+ServerlessLLM's per-model control loop (every second) computes the instances a model needs as
+``ceil(requests in the system / target)``, clipped to ``[min_instances, max_instances]``; it starts
+one instance per loop when there are fewer, and releases an instance only once the model has been
+over-provisioned for ``keep_alive`` seconds.
+
+Keep-alive needs idle time, which a snapshot does not carry. This autoscaler therefore keeps a small
+amount of state between calls: for each instance id, the snapshot time at which it was first seen
+idle (active with nothing in flight). That makes it a policy over a *sequence* of snapshots: build a
+fresh one for every run, and call :meth:`SllmAutoscaler.decide` with non-decreasing ``time_s``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from policies.types import ACTIVE, LIVE_STATES, InstanceView, LoadView, ScaleDecision, Snapshot
+from sim.errors import UserError
+
+
+@dataclass
+class SllmAutoscaler:
+    """Concurrency target per instance, per-instance keep-alive, one start and one stop per period.
+
+    Each ``period_s`` and for every model:
+
+    - ``demand`` = requests of the model in the system (running, queued at instances, held at the
+      router): ``max(load.inflight, load.waiting + sum of its instances' inflight)``, so it is right
+      whether or not the simulator counts router-held requests in ``inflight``;
+    - ``desired = clip(ceil(demand / target_concurrency), min_instances, max_instances)``;
+    - fewer live instances (starting .. active) than desired: start ``desired - live``, at most
+      ``max_starts_per_period``;
+    - more: stop active instances that have had nothing in flight for at least ``keep_alive_s``
+      (longest idle first, then lowest id), at most ``live - desired`` and ``max_stops_per_period``.
+
+    Idle time is measured at this autoscaler's ticks: an instance is idle from the first tick that
+    sees it active with ``inflight == 0`` and stays idle while every later tick sees the same, so it
+    is released at the first tick at least ``keep_alive_s`` after that. Busy spells shorter than a
+    period can go unseen (resolution = ``period_s``).
+    """
+
+    #: Seconds between decisions. Default 1.0: ServerlessLLM's router loop runs its autoscaler once
+    #: per second (``loop_interval = 1``).
+    period_s: float = 1.0
+    #: Requests in flight one instance is meant to hold (``auto_scaling_config.target`` with
+    #: ``metric: concurrency``). Default 1: ServerlessLLM's default deployment config. Comparisons
+    #: against WarmServe should set it to the per-instance capacity used there (32), see
+    #: docs/baselines.md.
+    target_concurrency: int = 1
+    #: Seconds an idle instance is kept before release (``keep_alive``). Default 0: ServerlessLLM's
+    #: default deployment config releases over-provisioned instances at once.
+    keep_alive_s: float = 0.0
+    #: Instances kept per model even without load (``min_instances``). Default 0 (ServerlessLLM).
+    min_instances: int = 0
+    #: Cap on live instances per model (``max_instances``). Default 10 (ServerlessLLM's default
+    #: deployment config); ``None`` for no cap.
+    max_instances: int | None = 10
+    #: Instances started per model per period. Default 1: ServerlessLLM's loop creates one instance
+    #: per iteration. ``None``: start all that are missing at once.
+    max_starts_per_period: int | None = 1
+    #: Instances stopped per model per period. Default 1: ServerlessLLM's loop stops one instance
+    #: per iteration. ``None``: no limit.
+    max_stops_per_period: int | None = 1
+    _idle_since: dict[int, float] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.period_s > 0:
+            raise UserError(f"sllm autoscaler: period_s must be > 0, got {self.period_s}")
+        if self.target_concurrency < 1:
+            raise UserError(f"sllm autoscaler: target_concurrency must be >= 1, got {self.target_concurrency}")
+        if self.keep_alive_s < 0:
+            raise UserError(f"sllm autoscaler: keep_alive_s must be >= 0, got {self.keep_alive_s}")
+        if self.min_instances < 0:
+            raise UserError(f"sllm autoscaler: min_instances must be >= 0, got {self.min_instances}")
+        if self.max_instances is not None and self.max_instances < max(self.min_instances, 1):
+            raise UserError(f"sllm autoscaler: max_instances ({self.max_instances}) must be >= "
+                            f"max(min_instances, 1)")
+        for name in ("max_starts_per_period", "max_stops_per_period"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise UserError(f"sllm autoscaler: {name} must be >= 1 or None, got {v}")
+
+    # -- pieces, public so tests and docs can check the arithmetic ---------------------------------
+
+    def desired(self, demand: int) -> int:
+        """Instances wanted for ``demand`` requests in flight."""
+        n = math.ceil(demand / self.target_concurrency) if demand > 0 else 0
+        n = max(n, self.min_instances)
+        return n if self.max_instances is None else min(n, self.max_instances)
+
+    @staticmethod
+    def demand(load: LoadView | None, live: list[InstanceView]) -> int:
+        """Requests of one model in the system, from its load view and live instances."""
+        held = sum(i.inflight for i in live)
+        if load is None:
+            return held
+        return max(load.inflight, load.waiting + held)
+
+    def idle_for(self, instance_id: int, now_s: float) -> float:
+        """Seconds ``instance_id`` has been seen idle as of ``now_s`` (0 if not idle)."""
+        since = self._idle_since.get(instance_id)
+        return 0.0 if since is None else now_s - since
+
+    # -- the Autoscaler protocol --------------------------------------------------------------------
+
+    def _observe(self, snap: Snapshot) -> None:
+        seen: set[int] = set()
+        for inst in snap.instances:
+            if inst.state == ACTIVE and inst.inflight == 0:
+                seen.add(inst.id)
+                self._idle_since.setdefault(inst.id, snap.time_s)
+        for iid in [i for i in self._idle_since if i not in seen]:
+            del self._idle_since[iid]
+
+    def decide(self, snap: Snapshot) -> ScaleDecision:
+        """Instances to start per model and idle instances to stop, at ``snap.time_s``."""
+        self._observe(snap)
+        live_by_model: dict[str, list[InstanceView]] = {}
+        for inst in snap.instances:
+            if inst.state in LIVE_STATES:
+                live_by_model.setdefault(inst.model, []).append(inst)
+        start: dict[str, int] = {}
+        stop: list[int] = []
+        for name in sorted(set(snap.models) | set(snap.load) | set(live_by_model)):
+            live = live_by_model.get(name, [])
+            want = self.desired(self.demand(snap.load.get(name), live))
+            n = len(live)
+            if want > n:
+                k = want - n
+                if self.max_starts_per_period is not None:
+                    k = min(k, self.max_starts_per_period)
+                start[name] = k
+            elif want < n:
+                idle = [(self.idle_for(i.id, snap.time_s), i.id) for i in live
+                        if i.state == ACTIVE and i.inflight == 0]
+                ready = sorted(((t, iid) for t, iid in idle if t >= self.keep_alive_s),
+                               key=lambda p: (-p[0], p[1]))
+                k = n - want
+                if self.max_stops_per_period is not None:
+                    k = min(k, self.max_stops_per_period)
+                stop.extend(iid for _, iid in ready[:k])
+        return ScaleDecision(start=start, stop=tuple(stop))
