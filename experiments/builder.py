@@ -20,8 +20,7 @@ from sim.models import ServedModel
 from sim.simulation import SimSpec
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
-MECHANISMS = {"device_prewarm", "engine_prewarm", "memswitch", "kv_reserve", "kv_reserve_period_s",
-              "per_instance", "keep_weights_on_stop", "evict_on_activate", "scale_on_miss", "prewarm_source",
+MECHANISMS = {"device_prewarm", "engine_prewarm", "memswitch", "keep_weights_on_stop", "evict_on_activate", "scale_on_miss", "prewarm_source",
               "colocation_contention"}
 
 
@@ -174,12 +173,17 @@ def peak_inflight(workload, models, cost, batch: int, window_s: float = 60.0) ->
 
 
 def system_config(name: str) -> DictConfig:
-    """The ``system/<name>.yaml`` config, or a UserError listing the known systems."""
-    path = CONF_DIR / "system" / f"{name}.yaml"
-    if not path.is_file():
+    """The composed ``system/<name>.yaml`` config (overlays resolved), or a UserError listing the
+    known systems."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    if not (CONF_DIR / "system" / f"{name}.yaml").is_file():
         raise UserError(f"unknown system '{name}' (config key systems / system; known: "
                         f"{', '.join(group_choices('system'))})")
-    return OmegaConf.load(path)
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name="config", overrides=[f"system={name}"]).system
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        return compose(config_name="config", overrides=[f"system={name}"]).system
 
 
 def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, cfg) -> Bundle:
@@ -192,7 +196,7 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
         raise UserError(f"system {name}: unknown mechanisms key(s) {sorted(unknown)} (known: {sorted(MECHANISMS)})")
     parts = {}
     try:
-        for key in ("router", "autoscaler", "activator", "placer"):
+        for key in ("router", "autoscaler", "activator", "placer", "kv_policy"):
             node = scfg.get(key)
             parts[key] = None if node is None else instantiate(node)
         init = scfg.get("initial")

@@ -24,9 +24,7 @@ class Bundle:
     device_prewarm: bool = False  # worker process and CUDA context exist on every GPU
     engine_prewarm: bool = False  # engines / TP communicators are pre-spawned
     memswitch: str = "free_malloc"  # how GPU memory is re-purposed: free_malloc | vmm_pool
-    kv_reserve: bool = False  # lend idle KV blocks of running engines to prewarming
-    kv_reserve_period_s: float = 0.5
-    per_instance: int = 32  # requests per instance the KV-reservation target assumes
+    kv_policy: Any = None  # lends idle KV blocks of running engines to prewarming (None: off)
     keep_weights_on_stop: bool = False  # a stopped instance leaves its weights as a prewarmed replica
     evict_on_activate: bool = True  # activation drops other replicas overlapping its GPUs
     scale_on_miss: bool = True  # a request no instance can take triggers an instance start

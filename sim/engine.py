@@ -62,6 +62,12 @@ class Engine:
         self.stopping = False
         self.decode = cost.decode_coeffs(model)
         self.steps = 0
+        self.freed = 0  # blocks freed since the KV-reservation policy last looked
+
+    def take_freed(self) -> int:
+        """Blocks freed since the last call (finished or preempted sequences)."""
+        n, self.freed = self.freed, 0
+        return n
 
     # ---- interface for the simulation ----------------------------------------------------------
     @property
@@ -108,6 +114,9 @@ class Engine:
                 continue
             k_fin = min(s.out - s.gen for s in self.running)
             k = self._steps_before_kv_full(k_fin)
+            if k == 0 and self.reserved:
+                self.host.reclaim_kv(self.inst, self.reserved)
+                k = self._steps_before_kv_full(k_fin)
             if k == 0:
                 self._preempt_newest()
                 continue
@@ -120,6 +129,8 @@ class Engine:
         while self.waiting and len(self.running) < self.spec.max_num_seqs:
             seq = self.waiting[0]
             need = -(-(seq.ctx + 1) // bs)
+            if need > self.free_blocks and self.reserved:
+                self.host.reclaim_kv(self.inst, need - self.free_blocks)
             if need > self.free_blocks:
                 break
             if admitted and tokens + seq.ctx > self.spec.max_batched_tokens:
@@ -149,6 +160,7 @@ class Engine:
         self.running = [s for s in self.running if s.gen < s.out]
         for s in done:
             self.used_blocks -= s.blocks
+            self.freed += s.blocks
             self.host.on_complete(s.rid, now)
         self.host.on_blocks_freed(self)
 
@@ -176,6 +188,7 @@ class Engine:
     def _preempt_newest(self) -> None:
         seq = self.running.pop()
         self.used_blocks -= seq.blocks
+        self.freed += seq.blocks
         seq.blocks = 0
         self.waiting.appendleft(seq)  # recompute: its prefill covers prompt + generated tokens
         self.host.on_preempt(seq.rid)

@@ -254,8 +254,9 @@ class Simulation:
     def apply_prewarm(self, p: Prewarm) -> None:
         model = self._check_group(p.model, p.gpus, "Prewarm")
         for g in p.gpus:
-            if self._model_on_gpu(p.model, g):
-                raise PlanError(f"Prewarm {p.model} on GPU {g}: that GPU already holds {p.model}")
+            # (A GPU serving the same model may take a replica, as the authors' code allows.)
+            if any(self.replicas[r].model.name == p.model for r in self.cluster.gpus[g].replicas):
+                raise PlanError(f"Prewarm {p.model} on GPU {g}: that GPU already holds a replica of {p.model}")
             if not self.cluster.gpus[g].mem.fits(model.shard_bytes, PREWARM, None):
                 raise PlanError(f"Prewarm {p.model} on GPU {g}: needs {model.shard_bytes} B, "
                                 f"{self.cluster.gpus[g].mem.free_bytes} B free")
@@ -486,20 +487,20 @@ class Simulation:
             yield self.env.timeout(placer.period_s)
 
     def _kv_loop(self):
-        """WarmServe's KV reservation: lend free KV blocks beyond the target to the GPU pool."""
-        per = self.bundle.per_instance
+        """WarmServe's KV reservation (warmserve.md section 5): each period the bundle's policy says
+        how many free KV blocks of each engine to lend to the GPU pool, or to take back."""
+        policy = self.bundle.kv_policy
         while True:
-            yield self.env.timeout(self.bundle.kv_reserve_period_s)
+            yield self.env.timeout(policy.period_s)
             for inst in list(self.instances.values()):
                 if inst.state != ACTIVE or inst.compute_share < 1.0:
                     continue
                 e = inst.engine
-                target_free = math.ceil(e.total_blocks * len(e.running) / per)
-                surplus = e.free_blocks - target_free
-                if surplus > 0:
-                    self._set_reserved(inst, e.reserved + surplus)
-                elif surplus < 0 and e.reserved > 0:
-                    self.reclaim_kv(inst, -surplus)
+                step = policy.step(e.total_blocks, e.inflight, e.free_blocks, e.reserved, e.take_freed())
+                if step.reserve > 0:
+                    self._set_reserved(inst, e.reserved + step.reserve)
+                elif step.give_back > 0:
+                    self.reclaim_kv(inst, step.give_back)
 
     def _set_reserved(self, inst: Instance, blocks: int) -> None:
         e = inst.engine
@@ -547,7 +548,7 @@ class Simulation:
             env.process(self._window_loop())
         if self.bundle.placer is not None:
             env.process(self._placer_loop())
-        if self.bundle.kv_reserve:
+        if self.bundle.kv_policy is not None:
             env.process(self._kv_loop())
         horizon = self.workload.duration_s + self.spec.drain_s
         if len(self.workload) == 0:

@@ -1,0 +1,79 @@
+"""Entry points the ``warmsim`` CLI wires to: ``warmsim calibrate`` and ``warmsim estimate``.
+
+Both raise :class:`sim.errors.UserError` on bad input (the CLI prints it and exits 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+from sim.errors import UserError
+
+
+def estimate_main(argv: list[str]) -> int:
+    """``warmsim estimate model=NAME gpu_profile=NAME source=SRC prompt_tokens=N [tp=T]
+    [memswitch=free_malloc|vmm_pool] [device_prewarmed=true] [engine_prewarmed=true]``."""
+    from calibrate.estimate import estimate, format_estimate, parse_args
+
+    req = parse_args(list(argv))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = estimate(req)
+    print(format_estimate(est))
+    for note in dict.fromkeys(str(w.message) for w in caught):
+        print(f"note: {note}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="warmsim calibrate",
+                                 description="Measure a GPU calibration profile (needs a CUDA GPU and the "
+                                             "[calibrate] extra).")
+    ap.add_argument("--quick", action="store_true", help="small sweep (~1 min) instead of the full one (~5 min)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="profile directory to write (default: ./profiles/<gpu-name>)")
+    ap.add_argument("--sections", default=None, help="comma-separated subset of sections to run")
+    ap.add_argument("--scratch", type=Path, default=None, help="directory for the disk test file (default: tmp)")
+    return ap
+
+
+def calibrate_main(argv: list[str]) -> int:
+    """``warmsim calibrate [--quick] [--out PATH]``: run the harness on this machine's GPU."""
+    from calibrate.harness.device import NoDeviceError
+    from calibrate.harness.plan import FULL, QUICK
+    from calibrate.harness.runner import run_sweep
+    from calibrate.harness.sections import SECTIONS
+
+    try:
+        args = _parser().parse_args(list(argv))
+    except SystemExit as e:
+        if e.code == 0:
+            return 0
+        raise UserError(f"calibrate: bad arguments {' '.join(argv)!r} (see warmsim calibrate --help)") from None
+    sections = args.sections.split(",") if args.sections else None
+    unknown = [s for s in sections or [] if s not in SECTIONS]
+    if unknown:
+        raise UserError(f"calibrate: --sections: unknown {', '.join(unknown)} (known: {', '.join(SECTIONS)})")
+    try:
+        from calibrate.harness.torch_device import TorchDevice
+
+        device = TorchDevice(scratch=args.scratch)
+    except NoDeviceError as e:
+        raise UserError(f"calibrate: {e}") from None
+    try:
+        info = device.info()
+        gpu = str(info["gpu"].get("name", "gpu")).lower().replace(" ", "_")
+        out = args.out or Path("profiles") / gpu
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+        meta = run_sweep(device, out, QUICK if args.quick else FULL, name=Path(out).name, sections=sections)
+    finally:
+        device.close()
+    failed = {k: v["reason"] for k, v in meta["sections"].items() if v["status"] != "ok"}
+    print(f"wrote {out}: {len(meta['sections']) - len(failed)} sections ok, {len(failed)} failed")
+    for k, why in failed.items():
+        print(f"  {k}: FAILED: {why}")
+    return 0

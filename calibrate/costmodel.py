@@ -1,0 +1,129 @@
+"""``ProfileCostModel``: the simulator's :class:`sim.cost.CostModel` from a calibration profile.
+
+Imports neither torch nor any harness code, so the simulator can use it on any machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from calibrate.compute import ModelCompute, model_compute
+from calibrate.fit import FittedProfile, fit_profile
+from calibrate.profile import load_profile
+from calibrate.profiles import resolve
+from sim.cost import LINKS, SOURCES, DecodeCoeffs, Interference
+from sim.errors import UserError
+from sim.models import CHUNK_BYTES, ServedModel
+
+#: Copy fits backing each PCIe link kind.
+_COPY_LINKS = {"pcie_h2d_pinned": ("h2d", "pinned"), "pcie_h2d_pageable": ("h2d", "pageable"),
+               "pcie_d2h": ("d2h", "pinned"), "host_mem": ("h2h", "pageable")}
+
+
+class ProfileCostModel:
+    """Costs interpolated from a fitted profile. Deterministic: every method is a pure function of
+    its arguments; per-(shape, TP) compute curves are cached on the instance."""
+
+    def __init__(self, fitted: FittedProfile):
+        self.fitted = fitted
+        self.name: str = fitted.name
+        self.measured: bool = fitted.measured
+        self._compute: dict[tuple, ModelCompute] = {}
+        self._decode: dict[tuple, DecodeCoeffs] = {}
+        self._links = {link: self._link(link) for link in LINKS}
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> "ProfileCostModel":
+        """Load a shipped profile by name (e.g. ``h100_analytic``) or a profile directory."""
+        return cls(fit_profile(load_profile(resolve(name_or_path))))
+
+    def __repr__(self) -> str:
+        return f"ProfileCostModel(name={self.name!r}, measured={self.measured})"
+
+    # -- helpers
+    def _need(self, value, what: str):
+        if value is None:
+            raise UserError(f"calibration profile '{self.name}' has no {what} (section failed or missing)")
+        return value
+
+    def _link(self, link: str) -> float | None:
+        f, a = self.fitted, self.fitted.assumptions
+        if link in _COPY_LINKS:
+            fit = f.copies.get(_COPY_LINKS[link])
+            return fit.bytes_per_s if fit else None
+        if link == "ssd_read":
+            return f.disk_cold.bytes_per_s if f.disk_cold else None
+        if link == "nvlink":
+            return a.nvlink_bytes_per_s
+        if link == "nic":
+            return a.nic_bytes_per_s
+        raise KeyError(link)
+
+    def model_compute(self, model: ServedModel) -> ModelCompute:
+        """Cached compute curves of ``model``'s shape at its TP degree."""
+        key = (model.shape, model.tp)
+        mc = self._compute.get(key)
+        if mc is None:
+            mc = self._compute[key] = model_compute(model.shape, model.tp, self.fitted.compute,
+                                                    self.fitted.assumptions)
+        return mc
+
+    # -- CostModel
+    def process_start_s(self) -> float:
+        return self._need(self.fitted.process_s, "process-start measurements")
+
+    def engine_init_s(self, model: ServedModel) -> float:
+        a = self.fitted.assumptions
+        warm_tokens = int(a.engine_warmup_tokens)
+        seqs = max(1, -(-warm_tokens // model.shape.max_model_len))
+        warmup = self.prefill_s(model, warm_tokens, seqs)
+        graphs = a.engine_cuda_graphs * (a.engine_graph_overhead_s + self.decode_coeffs(model).step_s(1, 0))
+        comm = a.tp_comm_init_s if model.tp > 1 else 0.0
+        return a.engine_framework_s + warmup + graphs + comm
+
+    def alloc_s(self, nbytes: int) -> float:
+        m = self._need(self.fitted.malloc, "cudaMalloc measurements")
+        return m.total_s(nbytes, self.fitted.assumptions.mean_tensor_bytes)
+
+    def free_s(self, nbytes: int) -> float:
+        m = self._need(self.fitted.free, "cudaFree measurements")
+        return m.total_s(nbytes, self.fitted.assumptions.mean_tensor_bytes)
+
+    def vmm_map_s(self, nbytes: int) -> float:
+        m = self._need(self.fitted.vmm.get("remap"), "VMM re-map measurements")
+        return m.total_s(nbytes, CHUNK_BYTES)
+
+    def vmm_unmap_s(self, nbytes: int) -> float:
+        m = self._need(self.fitted.vmm.get("unmap"), "VMM unmap measurements")
+        return m.total_s(nbytes, CHUNK_BYTES)
+
+    def link_bandwidth(self, link: str) -> float:
+        if link not in self._links:
+            raise UserError(f"unknown link kind '{link}' (known: {', '.join(LINKS)})")
+        return self._need(self._links[link], f"measurement for link '{link}'")
+
+    def load_overhead_s(self, source: str, nbytes: int) -> float:
+        if source not in SOURCES:
+            raise UserError(f"unknown weight source '{source}' (known: {', '.join(SOURCES)})")
+        if source == "prewarmed" or nbytes <= 0:
+            return 0.0
+        f = self.fitted
+        if source == "ssd":
+            return max(0.0, self._need(f.disk_cold, "disk measurements").latency_s)
+        fit = f.load_per_tensor_s.get("host_pageable" if source == "host_pageable" else "host_pinned")
+        fit = self._need(fit, f"weight-load measurements for {source}")
+        tensors = -(-int(nbytes) // int(f.assumptions.mean_tensor_bytes))
+        return max(0.0, fit(tensors, warn=False))
+
+    def prefill_s(self, model: ServedModel, tokens: int, seqs: int) -> float:
+        return self.model_compute(model).prefill_s(tokens, seqs)
+
+    def decode_coeffs(self, model: ServedModel) -> DecodeCoeffs:
+        key = (model.shape, model.tp)
+        c = self._decode.get(key)
+        if c is None:
+            c = self._decode[key] = self.model_compute(model).decode_coeffs()
+        return c
+
+    def interference(self) -> Interference:
+        return self.fitted.interference

@@ -1,0 +1,96 @@
+"""Direct measurements to check ``warmsim estimate`` against (run on a GPU).
+
+``measure --out FILE``: Llama-2-7B (all 32 layers, random bf16 weights) loaded tensor by tensor
+from pinned host memory into fresh GPU buffers (the cold-load path of a device-prewarmed,
+engine-prewarmed start), then a 1024-token prefill; and the prefill alone with weights resident.
+``compare FILE --profile DIR``: the same quantities predicted from a profile, with the error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+from pathlib import Path
+
+#: What the validation measures.
+MODEL = "llama-2-7b"
+PROMPT_TOKENS = 1024
+REPS = 3
+COLUMNS = ("quantity", "seconds", "rep")
+#: Relative error the estimate should stay within.
+TOLERANCE = 0.10
+
+
+def measure(out: Path) -> None:
+    """Measure the validation quantities into ``out`` (CSV: quantity, seconds, rep)."""
+    import torch
+
+    from calibrate.harness.llama import LayerStack
+    from calibrate.harness.torch_device import TorchDevice
+    from calibrate.shapes import llama_tensor_bytes, shard_dims
+    from sim.catalog import get_shape
+
+    shape = get_shape(MODEL)
+    dev = TorchDevice()
+    rows = []
+    loads = dev.weight_load_s("host_pinned", "fresh", llama_tensor_bytes(shape, shape.layers), REPS)
+    dev.close()
+    st = LayerStack(shard_dims(shape, 1), shape.layers)
+    x = torch.randn(1, PROMPT_TOKENS, shape.hidden, device="cuda", dtype=st.dtype)
+    prefill = dev._events(lambda: st.head(st.prefill(x)[:, -1]), REPS)
+    for i, (ld, pf) in enumerate(zip(loads, prefill)):
+        rows += [("cold_load_pinned", ld, i), ("prefill_resident", pf, i), ("cold_load_plus_prefill", ld + pf, i)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(COLUMNS)
+        w.writerows(rows)
+
+
+def predict(profile: str) -> dict[str, float]:
+    """The same quantities from ``profile`` through the estimate path."""
+    from calibrate.costmodel import ProfileCostModel
+    from calibrate.estimate import EstimateRequest, estimate
+
+    cost = ProfileCostModel.load(profile)
+    e = estimate(EstimateRequest(MODEL, profile, "host_pinned", PROMPT_TOKENS, device_prewarmed=True,
+                                 engine_prewarmed=True), cost)
+    return {"cold_load_pinned": e.startup.total_s, "prefill_resident": e.prefill_s,
+            "cold_load_plus_prefill": e.ttft_s}
+
+
+def compare(measured_csv: Path, profile: str) -> int:
+    """Print predicted vs measured medians; exit 1 if any error exceeds :data:`TOLERANCE`."""
+    with measured_csv.open() as f:
+        rows = list(csv.DictReader(f))
+    pred = predict(profile)
+    worst = 0.0
+    print(f"{'quantity':<24} {'measured_s':>11} {'predicted_s':>11} {'error':>7}")
+    for q, p in pred.items():
+        m = statistics.median(float(r["seconds"]) for r in rows if r["quantity"] == q)
+        err = (p - m) / m
+        worst = max(worst, abs(err))
+        print(f"{q:<24} {m:11.4f} {p:11.4f} {err:+7.1%}")
+    print(f"worst error {worst:.1%} (tolerance {TOLERANCE:.0%})")
+    return 0 if worst <= TOLERANCE else 1
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m calibrate.harness.validate")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("measure")
+    m.add_argument("--out", type=Path, required=True)
+    c = sub.add_parser("compare")
+    c.add_argument("csv", type=Path)
+    c.add_argument("--profile", required=True)
+    args = ap.parse_args(argv)
+    if args.cmd == "measure":
+        measure(args.out)
+        return 0
+    return compare(args.csv, args.profile)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,29 @@
+"""Shipped calibration profiles (one directory each) and the name-or-path resolver."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sim.errors import UserError
+
+#: Directory holding the shipped profiles.
+PROFILES_DIR = Path(__file__).resolve().parent
+
+
+def known_profiles() -> list[str]:
+    """Names of the shipped profiles."""
+    return sorted(p.name for p in PROFILES_DIR.iterdir() if (p / "meta.json").is_file())
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """Directory of a shipped profile called ``name_or_path``, or ``name_or_path`` itself when it is a
+    profile directory; :class:`UserError` listing the shipped names otherwise."""
+    s = str(name_or_path)
+    if s in known_profiles():
+        return PROFILES_DIR / s
+    p = Path(s).expanduser()
+    if p.is_dir() and (p / "meta.json").is_file():
+        return p
+    if p.is_dir():
+        raise UserError(f"gpu_profile '{s}': directory has no meta.json (not a calibration profile)")
+    raise UserError(f"unknown gpu_profile '{s}' (shipped: {', '.join(known_profiles())}; or give a profile directory)")

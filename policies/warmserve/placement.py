@@ -1,0 +1,221 @@
+"""Where prewarmed replicas go (warmserve.md section 4).
+
+:class:`EvictAwarePlacer` is WarmServe's placement, following the authors' artifact; it never
+evicts. :class:`RoundRobinPlacer` is the "no placement" ablation. Both implement
+:class:`policies.base.PrewarmPlacer`: the simulator calls ``plan(snap, predictions)`` every
+``period_s`` with the predicted (avg, peak) in-flight load of every model for the current window,
+and applies the returned :class:`policies.types.Prewarm` actions in order.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from policies.types import LIVE_STATES, Evict, ModelView, Prewarm, Snapshot
+from policies.warmserve.groups import ReplicaTable, choose_group, mask_members, scan_groups, subset_masks
+from policies.warmserve.scores import replica_demand, replica_scores
+from sim.models import CHUNK_BYTES, align_up
+
+
+def shard_need(model: ModelView, chunk_bytes: int) -> int:
+    """Bytes a replica of ``model`` needs on each of its GPUs: ``align_up(ceil(size / tp), chunk)``."""
+    return align_up(-(-model.weight_bytes // model.tp), chunk_bytes)
+
+
+def running_instances(snap: Snapshot) -> Counter:
+    """Live instances (starting .. active) per model."""
+    return Counter(i.model for i in snap.instances if i.state in LIVE_STATES)
+
+
+def _replica_node(snap: Snapshot, gpus: tuple[int, ...], rid: int) -> int:
+    nodes = {g // snap.gpus_per_node for g in gpus}
+    if len(nodes) != 1 or not gpus or max(gpus) >= len(snap.gpus):
+        raise ValueError(f"replica {rid} has GPUs {gpus} that are not inside one node")
+    return nodes.pop()
+
+
+@dataclass(frozen=True)
+class EvictAwarePlacer:
+    """WarmServe's evict-aware placement of prewarmed replicas.
+
+    One ``plan`` call: (1) per model, demand ``n_found``/``n_burst`` from the predicted load and
+    its live instances; (2) replica scores (foundation then burst); existing replicas of the model
+    (ready or loading, by ascending replica id) take the model's scores in order, extras score 0;
+    the missing replicas become candidates, placed by descending score; (3) each candidate scans
+    every ``tp``-GPU group inside one node whose GPUs each have ``free_bytes`` >= the aligned
+    shard, under the nesting rules (see :mod:`policies.warmserve.groups`); (4) it takes the group
+    with the smallest overlapped score sum among those where it outranks every overlapped replica,
+    else the smallest sum overall, else it is skipped; (5) committed candidates reduce the local
+    free memory and join the local replica table, so later candidates in the same call see them.
+
+    Args:
+        period_s: how often the simulator calls ``plan`` (0.5 s).
+        per_instance: requests one instance serves at once, ``B`` (32).
+        cold_bandwidth_gib_s: GiB/s used to turn a shard size into the cold-start score (32).
+        source: storage tier new replicas load from (a ``sim.cost.SOURCES`` name).
+        chunk_bytes: memory granule the per-GPU shard is rounded up to (2 MiB).
+        zero_avg_as: denominator of the burst factor ``peak / avg`` when ``avg`` is 0 (1 request).
+    """
+
+    period_s: float = 0.5
+    per_instance: int = 32
+    cold_bandwidth_gib_s: float = 32.0
+    source: str = "host_pinned"
+    chunk_bytes: int = CHUNK_BYTES
+    zero_avg_as: float = 1.0
+
+    def candidates(self, snap: Snapshot, predictions: Mapping[str, tuple[float, float]]
+                   ) -> tuple[dict[int, float], list[tuple[float, str]]]:
+        """Scores of existing replicas (by id) and new candidates ``(score, model)`` in placement
+        order (descending score; ties by model name, then replica index)."""
+        running = running_instances(snap)
+        existing: dict[str, list[int]] = {}
+        for r in snap.replicas:
+            existing.setdefault(r.model, []).append(r.id)
+        replica_score: dict[int, float] = {}
+        todo: list[tuple[float, str, int]] = []
+        for name in sorted(snap.models):
+            mv = snap.models[name]
+            avg, peak = predictions.get(name, (0.0, 0.0))
+            scores = replica_scores(avg, peak, running.get(name, 0), weight_bytes=mv.weight_bytes,
+                                    tp=mv.tp, per_instance=self.per_instance,
+                                    bandwidth_gib_s=self.cold_bandwidth_gib_s, zero_avg_as=self.zero_avg_as)
+            ids = sorted(existing.get(name, ()))
+            for k, rid in enumerate(ids):
+                replica_score[rid] = scores[k] if k < len(scores) else 0.0
+            todo.extend((scores[k], name, k) for k in range(len(ids), len(scores)))
+        # Replicas of models the snapshot does not list still constrain placement, with score 0.
+        for r in snap.replicas:
+            replica_score.setdefault(r.id, 0.0)
+        todo.sort(key=lambda t: (-t[0], t[1], t[2]))
+        return replica_score, [(s, m) for s, m, _ in todo]
+
+    def plan(self, snap: Snapshot, predictions: Mapping[str, tuple[float, float]]) -> list[Prewarm | Evict]:
+        """Prewarm actions for this tick (never an :class:`Evict`)."""
+        g = snap.gpus_per_node
+        n_nodes = snap.n_nodes
+        replica_score, todo = self.candidates(snap, predictions)
+        if not todo:
+            return []
+        model_index = {name: i for i, name in enumerate(sorted({*snap.models, *(r.model for r in snap.replicas)}))}
+        free = np.array([gv.free_bytes for gv in snap.gpus], dtype=np.int64).reshape(n_nodes, g)
+        per_node = Counter(_replica_node(snap, r.gpus, r.id) for r in snap.replicas)
+        table = ReplicaTable(n_nodes, g, slots=max(per_node.values(), default=1) + 2)
+        for r in snap.replicas:
+            node = _replica_node(snap, r.gpus, r.id)
+            mask = sum(1 << (x - node * g) for x in set(r.gpus))
+            table.add(node, mask, len(set(r.gpus)), model_index[r.model], replica_score[r.id])
+
+        masks_by_tp: dict[int, np.ndarray] = {}
+        actions: list[Prewarm | Evict] = []
+        # Committing only removes memory and adds replicas, so a model that found no group
+        # finds none later in this call either: skip its remaining candidates (exact, and cheap
+        # on a full cluster).
+        stuck: set[str] = set()
+        for score, name in todo:
+            mv = snap.models[name]
+            if mv.tp > g or name in stuck:
+                continue
+            need = shard_need(mv, self.chunk_bytes)
+            if mv.tp not in masks_by_tp:
+                masks_by_tp[mv.tp] = subset_masks(g, mv.tp)
+            masks = masks_by_tp[mv.tp]
+            scan = scan_groups(table, free, need, mv.tp, model_index[name], masks)
+            pick = choose_group(scan, score)
+            if pick is None:
+                stuck.add(name)
+                continue  # the artifact never evicts to make room
+            node, k = pick
+            mask = int(masks[k])
+            local = mask_members(mask, g)
+            free[node, list(local)] -= need
+            table.add(node, mask, mv.tp, model_index[name], score)
+            actions.append(Prewarm(name, tuple(node * g + j for j in local), self.source))
+        return actions
+
+
+@dataclass(frozen=True)
+class RoundRobinPlacer:
+    """The "no placement" ablation: same demand, but replicas go round-robin over models onto the
+    first GPUs with enough free memory, with no nesting logic and no scores.
+
+    Each turn places one replica of the next model (models in name order) on the first node (by
+    id) that has ``tp`` GPUs with ``free_bytes`` >= the aligned shard (and, with
+    ``exclude_same_model``, no replica of that model), taking its lowest ``tp`` such GPUs.
+
+    Args:
+        period_s: how often the simulator calls ``plan`` (0.5 s).
+        per_instance: requests one instance serves at once, ``B`` (32).
+        source: storage tier new replicas load from.
+        chunk_bytes: memory granule the per-GPU shard is rounded up to (2 MiB).
+        exclude_same_model: skip GPUs already holding a replica of the same model (the artifact
+            does this even in its round-robin mode).
+        artifact_loop: reproduce the artifact's loop exactly: every tick it tries to place the
+            model's whole demand ``n_found + n_burst`` (existing replicas are not subtracted, so
+            replicas accumulate until memory or GPUs run out), and it stops at the first model
+            whose demand is used up or that finds no GPUs. ``False`` (default) places only the
+            missing replicas and keeps rotating over the models that still want some and can place.
+    """
+
+    period_s: float = 0.5
+    per_instance: int = 32
+    source: str = "host_pinned"
+    chunk_bytes: int = CHUNK_BYTES
+    exclude_same_model: bool = True
+    artifact_loop: bool = False
+
+    def plan(self, snap: Snapshot, predictions: Mapping[str, tuple[float, float]]) -> list[Prewarm | Evict]:
+        """Prewarm actions for this tick."""
+        g = snap.gpus_per_node
+        running = running_instances(snap)
+        have = Counter(r.model for r in snap.replicas)
+        names = sorted(snap.models)
+        left: dict[str, int] = {}
+        for name in names:
+            avg, peak = predictions.get(name, (0.0, 0.0))
+            nf, nb = replica_demand(avg, peak, running.get(name, 0), self.per_instance)
+            left[name] = nf + nb if self.artifact_loop else max(nf + nb - have.get(name, 0), 0)
+        free = [gv.free_bytes for gv in snap.gpus]
+        holds: list[set[str]] = [set() for _ in snap.gpus]
+        for r in snap.replicas:
+            for x in r.gpus:
+                holds[x].add(r.model)
+
+        actions: list[Prewarm | Evict] = []
+        active = [n for n in names if left[n] > 0] if not self.artifact_loop else list(names)
+        i = 0
+        while active:
+            name = active[i % len(active)]
+            if left[name] <= 0:
+                if self.artifact_loop:
+                    break
+                active.remove(name)
+                continue
+            mv = snap.models[name]
+            need = shard_need(mv, self.chunk_bytes)
+            gpus = self._first_fit(snap, free, holds, name, need, mv.tp)
+            if gpus is None:
+                if self.artifact_loop:
+                    break
+                active.remove(name)
+                continue
+            left[name] -= 1
+            for x in gpus:
+                free[x] -= need
+                holds[x].add(name)
+            actions.append(Prewarm(name, gpus, self.source))
+            i = (active.index(name) + 1) % len(active) if not self.artifact_loop else i + 1
+        return actions
+
+    def _first_fit(self, snap: Snapshot, free: list[int], holds: list[set[str]], name: str,
+                   need: int, tp: int) -> tuple[int, ...] | None:
+        for node in range(snap.n_nodes):
+            ok = [x for x in snap.node_gpus(node)
+                  if free[x] >= need and not (self.exclude_same_model and name in holds[x])]
+            if len(ok) >= tp:
+                return tuple(ok[:tp])
+        return None

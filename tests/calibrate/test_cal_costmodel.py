@@ -1,0 +1,137 @@
+"""ProfileCostModel on the shipped analytic profile: sane numbers, checked against the analytic
+parameters that generated it."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from calibrate.analytic import AnalyticDevice, H100Params
+from calibrate.assumptions import Assumptions
+from calibrate.compute import ScalingWarning
+from calibrate.costmodel import ProfileCostModel
+from calibrate.profiles import known_profiles, resolve
+from calibrate.shapes import shard_dims
+from sim.catalog import get_shape
+from sim.cost import LINKS, CostModel, DecodeCoeffs, Interference
+from sim.errors import UserError
+from sim.models import ServedModel
+
+P = H100Params()
+A = Assumptions()
+
+
+def served(name: str, tp: int = 1) -> ServedModel:
+    return ServedModel(name, get_shape(name), tp)
+
+
+def test_shipped_and_labelled(analytic_cost):
+    assert "h100_analytic" in known_profiles()
+    assert isinstance(analytic_cost, CostModel)
+    assert analytic_cost.name == "h100_analytic" and analytic_cost.measured is False
+    assert "NOT MEASURED" in analytic_cost.fitted.meta["label"]
+
+
+def test_prefill_7b_1024(analytic_cost):
+    m = served("llama-2-7b")
+    got = analytic_cost.prefill_s(m, 1024, 1)
+    dims = shard_dims(m.shape, 1)
+    dev = AnalyticDevice(P)
+    expect = m.shape.layers * dev.prefill_layer_s(dims, 1024, 1) + dev.head_step_s(dims, 1)
+    assert got == pytest.approx(expect, rel=0.01)
+    assert 0.01 < got < 0.1  # tens of ms
+    flops_bound = 2 * m.shape.params * 1024 / (P.peak_flops * P.prefill_mfu)
+    assert got >= 0.9 * flops_bound
+
+
+def test_decode_step_is_weights_over_hbm(analytic_cost):
+    m = served("llama-2-7b")
+    c = analytic_cost.decode_coeffs(m)
+    assert isinstance(c, DecodeCoeffs)
+    hbm = P.hbm_bytes_per_s * P.hbm_efficiency
+    assert c.base_s == pytest.approx(m.weight_bytes / hbm, rel=0.15)
+    kv_per_token = m.shape.kv_bytes_per_token
+    assert c.per_ctx_token_s == pytest.approx(kv_per_token / hbm, rel=0.01)
+    assert c.step_s(8, 8000) > c.step_s(1, 100)
+
+
+def test_pinned_copy_of_7b(analytic_cost):
+    bw = analytic_cost.link_bandwidth("pcie_h2d_pinned")
+    assert bw == pytest.approx(P.h2d_pinned_bytes_per_s, rel=1e-6)
+    assert 13.5e9 / bw == pytest.approx(13.5e9 / P.h2d_pinned_bytes_per_s, rel=1e-6)  # ~0.27 s
+    assert analytic_cost.link_bandwidth("pcie_h2d_pageable") == pytest.approx(P.h2d_pageable_bytes_per_s)
+    assert analytic_cost.link_bandwidth("ssd_read") == pytest.approx(P.nvme_bytes_per_s)
+    assert analytic_cost.link_bandwidth("host_mem") == pytest.approx(P.host_mem_bytes_per_s)
+    assert analytic_cost.link_bandwidth("nvlink") == A.nvlink_bytes_per_s
+    assert analytic_cost.link_bandwidth("nic") == A.nic_bytes_per_s
+    for link in LINKS:
+        assert analytic_cost.link_bandwidth(link) > 0
+    with pytest.raises(UserError, match="unknown link"):
+        analytic_cost.link_bandwidth("carrier_pigeon")
+
+
+def test_memory_costs(analytic_cost):
+    n = served("llama-2-7b").shard_bytes
+    chunks = n // (2 << 20)
+    assert analytic_cost.vmm_map_s(n) == pytest.approx(chunks * (P.vmm_map_s + P.vmm_set_access_s), rel=0.01)
+    assert analytic_cost.vmm_unmap_s(n) == pytest.approx(chunks * P.vmm_unmap_s, rel=0.01)
+    calls = -(-n // int(A.mean_tensor_bytes))
+    assert analytic_cost.alloc_s(n) == pytest.approx(calls * P.malloc_call_s + n / 2**30 * P.malloc_s_per_gib,
+                                                     rel=0.01)
+    assert analytic_cost.free_s(n) > 0 and analytic_cost.alloc_s(0) == 0
+
+
+def test_start_costs(analytic_cost):
+    m = served("llama-2-7b")
+    assert analytic_cost.process_start_s() == pytest.approx(
+        P.python_start_s + P.import_torch_s + P.cuda_context_s + P.first_gemm_s)
+    assert analytic_cost.engine_init_s(m) > A.engine_framework_s
+    assert analytic_cost.engine_init_s(served("llama-2-70b", 4)) > analytic_cost.engine_init_s(m)
+    assert analytic_cost.load_overhead_s("prewarmed", 10**9) == 0.0
+    assert analytic_cost.load_overhead_s("ssd", 10**9) == pytest.approx(P.file_open_s, rel=0.01)
+    assert 0 < analytic_cost.load_overhead_s("host_pinned", m.shard_bytes) < 0.1
+    with pytest.raises(UserError):
+        analytic_cost.load_overhead_s("floppy", 1)
+    i = analytic_cost.interference()
+    assert isinstance(i, Interference)
+    assert i.compute_slowdown == pytest.approx(P.compute_slowdown) and i.copy_slowdown == pytest.approx(P.copy_slowdown)
+
+
+def test_tensor_parallel_adds_allreduce(analytic_cost):
+    """70B at TP 4: per-shard compute + 2 all-reduces per layer."""
+    m = served("llama-2-70b", 4)
+    t = analytic_cost.prefill_s(m, 1024, 1)
+    dims = shard_dims(m.shape, 4)
+    dev = AnalyticDevice(P)
+    compute = m.shape.layers * dev.prefill_layer_s(dims, 1024, 1) + dev.head_step_s(dims, 1)
+    ar = 2 * m.shape.layers * (A.allreduce_latency_s + 2 * 3 / 4 * 1024 * m.shape.hidden * 2 / A.nvlink_bytes_per_s)
+    assert t == pytest.approx(compute + ar, rel=0.01)
+    assert analytic_cost.prefill_s(served("llama-2-70b", 8), 1024, 1) < t
+
+
+def test_unmeasured_shape_is_scaled_and_says_so(analytic_cost):
+    m = served("llama-2-13b", 2)
+    with pytest.warns(ScalingWarning, match="scaled from measured shard"):
+        fresh = ProfileCostModel(analytic_cost.fitted)
+        t = fresh.prefill_s(m, 1024, 1)
+    ref = analytic_cost.prefill_s(served("llama-2-13b", 1), 1024, 1)
+    assert 0.3 * ref < t < 0.8 * ref
+
+
+def test_batched_prefill_and_determinism(analytic_cost):
+    m = served("llama-2-7b")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = [analytic_cost.prefill_s(m, 2048, s) for s in (1, 2, 4, 8, 64)]
+        b = [analytic_cost.prefill_s(m, 2048, s) for s in (1, 2, 4, 8, 64)]
+    assert a == b
+    assert all(x > 0 for x in a)
+    assert a[-1] <= a[0]  # same tokens in more sequences: less attention
+
+
+def test_resolver():
+    assert resolve("h100_analytic").is_dir()
+    assert resolve(str(resolve("h100_analytic"))) == resolve("h100_analytic")
+    with pytest.raises(UserError, match="h100_analytic"):
+        resolve("no_such_gpu")

@@ -1,0 +1,62 @@
+"""The installed ``warmsim`` command, end to end, as a user runs it."""
+
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+
+from experiments.summary import COLUMNS
+
+TINY = ["cluster=tiny", "models=tiny1", "workload=synthetic", "workload.duration_s=120", "workload.total_rate=1",
+        "workload.tokens_from=null", "workload.prompt_tokens=200", "workload.output_tokens=20"]
+
+
+def warmsim(*args, cwd):
+    exe = shutil.which("warmsim")
+    assert exe, "the warmsim console script is not installed (pip install .)"
+    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_compare_writes_the_summary_contract(tmp_path):
+    out = tmp_path / "run"
+    p = warmsim("compare", *TINY, "systems=[static,ondemand]", f"hydra.run.dir={out}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "static" in p.stdout and "ondemand" in p.stdout
+    s = pd.read_csv(out / "summary.csv")
+    assert list(s.columns) == COLUMNS
+    assert sorted(zip(s.system, s.model)) == sorted(
+        [(sys, m) for sys in ("static", "ondemand") for m in ("llama-2-7b", "ALL")])
+    req = pd.read_parquet(out / "requests.parquet")
+    assert {"arrival_s", "first_token_s", "finish_s", "status", "start_kind", "instance", "gpus"} <= set(req.columns)
+    assert set(req.status) <= {"completed", "dropped"}
+    assert (out / "timeline.parquet").is_file() and (out / "report.md").is_file()
+    allrows = s[s.model == "ALL"].set_index("system")
+    assert allrows.loc["static", "cold_starts"] == 0
+    assert allrows.loc["ondemand", "cold_starts"] >= 1
+    assert (s.profile == "h100_analytic").all() and not s.profile_measured.any()
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("cluster.gpu_hbm_gib=16", "needs"),                 # a model that does not fit its TP group
+    ("cluster.gpus_per_node=2", "cannot span nodes"),    # a TP group larger than a node
+    ("systems=[static,nope]", "unknown system 'nope'"),
+    ("system=nope", "unknown system 'nope'"),
+    ("cluster=nope", "unknown cluster 'nope'"),
+])
+def test_bad_configuration_exits_2_with_one_clear_line(tmp_path, override, needle):
+    args = ["models=paper4"] if "cluster." in override else []
+    p = warmsim("compare", "workload.duration_s=30", *args, override, f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
+    assert p.returncode == 2, p.stdout + p.stderr
+    err = [line for line in p.stderr.splitlines() if line.startswith("warmsim: error:")]
+    assert len(err) == 1 and needle in err[0], p.stderr
+    assert "Traceback" not in p.stderr
+    assert not (tmp_path / "r" / "summary.csv").exists()
+
+
+def test_run_single_system_and_unknown_command(tmp_path):
+    p = warmsim("run", *TINY, "system=static", f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert len(pd.read_csv(tmp_path / "r" / "summary.csv")) == 2
+    p = warmsim("frobnicate", cwd=tmp_path)
+    assert p.returncode == 2 and "unknown command" in p.stderr

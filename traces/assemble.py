@@ -1,0 +1,103 @@
+"""Pieces every workload builder shares: popularity shares, token caps, and the final Workload."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from sim.errors import UserError
+from traces.workload import Workload
+
+CAP_DEFAULTS = {
+    "max_prompt_tokens": None,  # cap prompt lengths at this (null = no cap); counted in meta
+    "min_output_tokens": 1,  # raise shorter outputs to this; counted in meta
+    "max_output_tokens": None,  # cap output lengths at this (null = no cap); counted in meta
+}
+
+
+def power_law_shares(n: int, alpha: float) -> np.ndarray:
+    """Model j's share ``(j+1)^-alpha / sum_k (k+1)^-alpha`` for j = 0..n-1."""
+    w = np.arange(1, n + 1, dtype=np.float64) ** (-alpha)
+    return w / w.sum()
+
+
+def split_counts(total: int, shares: np.ndarray) -> np.ndarray:
+    """Integer counts summing to ``total`` in proportion to ``shares`` (largest remainder)."""
+    exact = total * shares
+    counts = np.floor(exact).astype(np.int64)
+    rest = total - int(counts.sum())
+    if rest > 0:
+        counts[np.argsort(-(exact - counts), kind="stable")[:rest]] += 1
+    return counts
+
+
+def cap_tokens(
+    prompt: np.ndarray, output: np.ndarray, max_prompt: int | None, min_output: int, max_output: int | None
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Clip token lengths (prompt to ``[1, max_prompt]``, output to ``[min_output, max_output]``).
+
+    Returns the clipped arrays and how many requests each rule changed (nothing is dropped).
+    """
+    if max_output is not None and max_output < min_output:
+        raise UserError(f"workload.max_output_tokens: {max_output} is below min_output_tokens {min_output}")
+    stats = {
+        "prompt_raised_to_1": int((prompt < 1).sum()),
+        "prompt_capped": int((prompt > max_prompt).sum()) if max_prompt is not None else 0,
+        "output_raised_to_min": int((output < min_output).sum()),
+        "output_capped": int((output > max_output).sum()) if max_output is not None else 0,
+    }
+    prompt = np.clip(prompt, 1, max_prompt if max_prompt is not None else None)
+    output = np.clip(output, max(1, min_output), max_output if max_output is not None else None)
+    return prompt, output, stats
+
+
+def caps_from(knobs) -> tuple[int | None, int, int | None]:
+    """The three cap knobs (see ``CAP_DEFAULTS``)."""
+    return (knobs.integer("max_prompt_tokens", lo=1, optional=True), knobs.integer("min_output_tokens", lo=1),
+            knobs.integer("max_output_tokens", lo=1, optional=True))
+
+
+def gamma_gaps(n: int, duration_s: float, cv: float, rng: np.random.Generator) -> np.ndarray:
+    """``n`` arrivals in ``[0, duration_s)`` whose gaps are Gamma with coefficient of variation ``cv``.
+
+    ``n + 1`` gaps are drawn and rescaled to fill the duration exactly; the partial sums are returned.
+    """
+    if n == 0:
+        return np.empty(0)
+    gaps = rng.gamma(1.0 / cv**2, size=n + 1)
+    total = gaps.sum()
+    if total <= 0:
+        gaps = np.ones(n + 1)
+        total = n + 1.0
+    t = np.cumsum(gaps[:-1]) * (duration_s / total)
+    return np.minimum(t, np.nextafter(duration_s, 0))
+
+
+def finish(
+    arrival_s: np.ndarray,
+    model: np.ndarray,
+    prompt: np.ndarray,
+    output: np.ndarray,
+    models: Sequence[str],
+    duration_s: float,
+    history: Mapping[str, list[np.ndarray]] | None,
+    meta: dict,
+) -> Workload:
+    """Sort by arrival (stable), cast the columns, validate and return the :class:`Workload`."""
+    order = np.argsort(arrival_s, kind="stable")
+    wl = Workload(
+        arrival_s=np.ascontiguousarray(arrival_s[order], dtype=np.float64),
+        model=np.ascontiguousarray(model[order], dtype=np.int32),
+        prompt_tokens=np.ascontiguousarray(prompt[order], dtype=np.int32),
+        output_tokens=np.ascontiguousarray(output[order], dtype=np.int32),
+        models=tuple(models),
+        duration_s=float(duration_s),
+        history=dict(history or {}),
+        meta=meta,
+    )
+    per = np.bincount(wl.model, minlength=len(models))
+    meta.setdefault("requests", len(wl))
+    meta.setdefault("requests_per_model", {m: int(c) for m, c in zip(models, per)})
+    wl.validate()
+    return wl

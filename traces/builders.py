@@ -1,0 +1,49 @@
+"""Workload builders: one entry point, :func:`build_workload`, dispatching on ``cfg["kind"]``.
+
+Kinds (see each module in :mod:`traces.kinds` and ``experiments/conf/workload/*.yaml``):
+
+* ``warmserve``: the WarmServe paper's recipe on the Azure 2024 week;
+* ``servegen``: ServeGen client series on N models;
+* ``mapped``: one single-service trace split onto N models by a power law;
+* ``synthetic``: Poisson / Gamma arrivals with optional diurnal modulation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from sim.errors import UserError
+from traces.kinds import mapped, servegen_kind, synthetic, warmserve
+from traces.workload import Workload
+
+KINDS = {"warmserve": warmserve.build, "servegen": servegen_kind.build, "mapped": mapped.build,
+         "synthetic": synthetic.build}
+
+
+def build_workload(cfg: Mapping, models: Sequence[str], seed: int | np.random.Generator) -> Workload:
+    """Build the workload that ``cfg`` (the ``workload`` config node as a dict) describes.
+
+    Args:
+        cfg: mapping with ``kind`` and that kind's knobs.
+        models: served-model names; model j of the workload is ``models[j]``.
+        seed: int seed or a ``numpy.random.Generator``; the same seed gives identical arrays.
+
+    Raises:
+        UserError: unknown kind or key, bad value, window outside the trace, unreadable trace file.
+    """
+    if not isinstance(cfg, Mapping):
+        raise UserError(f"workload: want a mapping with a 'kind' key, got {type(cfg).__name__}")
+    kind = cfg.get("kind")
+    if kind not in KINDS:
+        raise UserError(f"workload.kind: unknown kind {kind!r}; known: {', '.join(KINDS)}")
+    models = [str(m) for m in models]
+    if not models:
+        raise UserError("workload: no models to serve")
+    if len(set(models)) != len(models):
+        raise UserError(f"workload: model names must be distinct, got {models}")
+    rng = np.random.default_rng(seed)
+    wl = KINDS[kind](dict(cfg), models, rng)
+    wl.meta.setdefault("seed", int(seed) if isinstance(seed, (int, np.integer)) else None)
+    return wl

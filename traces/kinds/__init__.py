@@ -1,0 +1,1 @@
+"""One module per workload kind; :mod:`traces.builders` dispatches on ``cfg["kind"]``."""

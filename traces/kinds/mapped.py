@@ -1,0 +1,76 @@
+"""One single-service trace split onto N models by a power law.
+
+The trace window ``[start_s, start_s + duration_s * time_scale)`` (trace seconds) is compressed by
+``time_scale`` into ``[0, duration_s)``. ``rate_scale`` < 1 keeps each request with that probability;
+> 1 adds ``floor(rate_scale) - 1`` copies of the window, each circularly shifted by a uniform random
+offset, plus one more copy thinned to the fractional part. Each request then goes to model j with
+probability ``(j+1)^-alpha / sum``. Token lengths come with the requests (caps counted in meta).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from traces import registry
+from traces.assemble import CAP_DEFAULTS, cap_tokens, caps_from, finish, power_law_shares
+from traces.knobs import Knobs
+from traces.workload import Workload
+
+DEFAULTS = {
+    "trace": "azure2023_conv",  # registry name or path of a per-request trace (CSV Azure-2023 style, JSONL)
+    "alpha": 2.0,  # popularity exponent: model j share (j+1)^-alpha / sum
+    "start_s": 0.0,  # window start in trace seconds
+    "duration_s": 1200.0,  # workload length in seconds (after time compression)
+    "time_scale": 1.0,  # compression: duration_s * time_scale trace seconds are replayed in duration_s
+    "rate_scale": 1.0,  # <1 thins, >1 replicates (shifted copies) the requests
+    "sort": False,  # sort a user file with backward timestamps instead of failing
+    **CAP_DEFAULTS,
+}
+
+
+def _replicate(t: np.ndarray, rate_scale: float, duration: float, rng: np.random.Generator
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Thinned / replicated arrivals and, for each, the index of the source request."""
+    n = t.shape[0]
+    idx = np.arange(n)
+    whole = int(np.floor(rate_scale))
+    frac = rate_scale - whole
+    times, srcs = [], []
+    for c in range(whole):
+        shift = 0.0 if c == 0 else rng.uniform(0.0, duration)
+        times.append((t + shift) % duration)
+        srcs.append(idx)
+    if frac > 0:
+        keep = rng.random(n) < frac
+        shift = 0.0 if whole == 0 else rng.uniform(0.0, duration)
+        times.append((t[keep] + shift) % duration)
+        srcs.append(idx[keep])
+    return np.concatenate(times), np.concatenate(srcs)
+
+
+def build(cfg: Mapping, models: Sequence[str], rng: np.random.Generator) -> Workload:
+    """Build a mapped workload (see the module docstring)."""
+    k = Knobs(cfg, DEFAULTS)
+    name = k.text("trace")
+    alpha = k.number("alpha", lo=0)
+    start = k.number("start_s", lo=0)
+    duration = k.number("duration_s", lo=0, lo_open=True)
+    time_scale = k.number("time_scale", lo=0, lo_open=True)
+    rate_scale = k.number("rate_scale", lo=0, lo_open=True)
+    max_p, min_o, max_o = caps_from(k)
+    span = duration * time_scale
+    df = registry.load_trace(name, start_s=start, duration_s=span, seed=rng, sort=bool(k.raw("sort")))
+    t = (df["arrival_s"].to_numpy() - start) / time_scale
+    t = np.minimum(t, np.nextafter(duration, 0))
+    t, src = _replicate(t, rate_scale, duration, rng)
+    shares = power_law_shares(len(models), alpha)
+    model = rng.choice(len(models), size=t.shape[0], p=shares)
+    prompt = df["prompt_tokens"].to_numpy()[src]
+    output = df["output_tokens"].to_numpy()[src]
+    prompt, output, stats = cap_tokens(prompt, output, max_p, min_o, max_o)
+    meta = {"kind": "mapped", "trace": name, "knobs": k.as_dict(), "shares": shares.tolist(),
+            "trace_requests_in_window": int(len(df)), "token_caps": stats, "dropped_rows": 0,
+            "source": df.attrs.get("source")}
+    return finish(t, model, prompt, output, models, duration, {}, meta)
