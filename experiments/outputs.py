@@ -30,7 +30,7 @@ def comparison_table(summary: pd.DataFrame) -> str:
             "\n\nP99 TTFT (s) per model:\n" + per_model.to_string(float_format=lambda x: f"{x:.3f}"))
 
 
-def write_run(outdir: Path, results: list[RunResult], cfg, setup) -> pd.DataFrame:
+def write_run(outdir: Path, results: list[RunResult], cfg, setup, notes: list[str] = ()) -> pd.DataFrame:
     outdir.mkdir(parents=True, exist_ok=True)
     summary = pd.concat([r.summary for r in results], ignore_index=True)
     summary.to_csv(outdir / "summary.csv", index=False)
@@ -43,11 +43,11 @@ def write_run(outdir: Path, results: list[RunResult], cfg, setup) -> pd.DataFram
     meta = {k: (v if isinstance(v, (int, float, str, bool, list, dict, type(None))) else str(v))
             for k, v in setup.workload.meta.items()}
     (outdir / "workload.json").write_text(json.dumps(meta, indent=2, default=str))
-    write_report(outdir / "report.md", summary, results, setup)
+    write_report(outdir / "report.md", summary, results, setup, notes)
     return summary
 
 
-def write_report(path: Path, summary: pd.DataFrame, results: list[RunResult], setup) -> None:
+def write_report(path: Path, summary: pd.DataFrame, results: list[RunResult], setup, notes=()) -> None:
     w = setup.workload
     lines = [
         "# warmsim comparison report", "",
@@ -65,6 +65,8 @@ def write_report(path: Path, summary: pd.DataFrame, results: list[RunResult], se
     if len(drops):
         lines += ["## Dropped requests by reason", "", "```",
                   drops.groupby(["system", "drop_reason"], observed=True).size().to_string(), "```", ""]
+    if notes:
+        lines += ["## Cost-model notes", ""] + [f"- {n}" for n in notes] + [""]
     path.write_text("\n".join(lines))
 
 

@@ -40,8 +40,16 @@ class Instance:
         return len(self.pending) + self.engine.inflight
 
     def view(self) -> InstanceView:
-        return InstanceView(self.id, self.model.name, self.gpus, self.state, self.inflight, self.created,
-                            self.compute_share)
+        """This instance as policies see it (memoised until its state or in-flight count changes)."""
+        state = self.state
+        inflight = len(self.pending) + len(self.engine.waiting) + len(self.engine.running)
+        v = self._view
+        if v is None or v.state != state or v.inflight != inflight:
+            v = self._view = InstanceView(self.id, self.model.name, self.gpus, state, inflight, self.created,
+                                          self.compute_share)
+        return v
+
+    _view: InstanceView | None = None
 
     def slowdown(self) -> float:
         """Factor on step times: compute share, colocation contention, background copies."""
@@ -73,11 +81,11 @@ class Instance:
                 yield self.replica.ready
             h.adopt_replica(self)
             if h.bundle.memswitch == "free_malloc":
-                yield env.timeout(h.cost.alloc_s(self.kv_bytes_per_gpu) + self.sync_free_s)
+                yield env.timeout(self.sync_free_s + self._kv_alloc_s())
         else:
             shard = self.model.shard_bytes
             if h.bundle.memswitch == "free_malloc":
-                yield env.timeout(self.sync_free_s + h.cost.alloc_s(shard + self.kv_bytes_per_gpu))
+                yield env.timeout(self.sync_free_s + h.cost.alloc_s(shard) + self._kv_alloc_s())
             t0 = env.now
             yield from h.load_weights(self.model, self.gpus, self.source, tag=("instance", self.id))
             yield env.timeout(h.cost.load_overhead_s(self.source, shard))
@@ -87,6 +95,15 @@ class Instance:
         if not h.bundle.engine_prewarm:
             yield env.timeout(h.cost.engine_init_s(self.model))
         yield from self._serve()
+
+    def _kv_alloc_s(self) -> float:
+        """KV-cache allocation outside engine initialisation: only a pre-spawned engine (engine
+        prewarm) allocates it at activation; otherwise engine_init_s already includes it. With the
+        VMM pool KV is mapped lazily (warmserve.md section 6) and costs nothing up front."""
+        h = self.host
+        if h.bundle.engine_prewarm and h.bundle.memswitch == "free_malloc":
+            return h.cost.alloc_s(self.kv_bytes_per_gpu)
+        return 0.0
 
     #: Seconds of synchronous cudaFree for replicas evicted to make room (free_malloc only).
     sync_free_s: float = 0.0

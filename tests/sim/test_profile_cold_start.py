@@ -1,0 +1,32 @@
+"""On the shipped analytic profile, a lone cold start's TTFT is exactly what ``warmsim estimate``
+predicts: the simulator and the estimate answer from the same cost model and formulas."""
+
+import warnings
+
+import pytest
+
+from calibrate.costmodel import ProfileCostModel
+from sim.simulation import Simulation
+from sim.startup import startup_breakdown
+from tests.sim.helpers import cluster, model, ondemand, workload
+
+
+@pytest.mark.parametrize("source", ["host_pinned", "ssd"])
+def test_ondemand_cold_start_ttft_equals_the_estimate(source):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cost = ProfileCostModel.load("h100_analytic")
+        m = model()
+        spec = cluster(bw=1e12)  # overridden below by the profile's own link capacities
+        bw = cost.link_bandwidth
+        from sim.cluster import ClusterSpec
+        spec = ClusterSpec(1, 1, 80 * 2**30, 0.9, bw("pcie_h2d_pinned"), bw("pcie_h2d_pageable"), bw("host_mem"),
+                           bw("ssd_read"), bw("nic"), bw("nvlink"), None)
+        s = Simulation(workload([5.0], [1024], [2]), {"a": m}, spec, cost, ondemand(source=source))
+        req = s.run().requests_table()
+        expected = startup_breakdown(cost, m, source).total_s + cost.prefill_s(m, 1024, 1)
+    assert req.ttft_s[0] == pytest.approx(expected, rel=1e-9)
+    assert req.start_kind[0] == "cold"
+    # and the load term is the profile's bandwidth, not a hidden constant
+    assert startup_breakdown(cost, m, source).transfer_s == pytest.approx(
+        m.shard_bytes / min(bw("pcie_h2d_pinned"), bw("host_mem" if source == "host_pinned" else "ssd_read")))
