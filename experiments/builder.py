@@ -232,7 +232,10 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
 
 def system_cluster(scfg, cluster: ClusterSpec) -> ClusterSpec:
     """The cluster as a system sees it: a system may set its own host-memory checkpoint cache
-    (``host_cache_gib``; absent = the cluster's, null = every checkpoint cached)."""
+    (``host_cache_gib``; absent = the cluster's, null = every checkpoint cached) and whether it
+    starts filled (``host_cache_preload``)."""
+    if "host_cache_preload" in scfg:
+        cluster = replace(cluster, host_cache_preload=bool(scfg.get("host_cache_preload")))
     if "host_cache_gib" not in scfg:
         return cluster
     v = scfg.get("host_cache_gib")

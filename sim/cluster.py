@@ -30,6 +30,7 @@ class ClusterSpec:
     nic_bw: float
     nvlink_bw: float
     host_cache_bytes: int | None = None
+    host_cache_preload: bool = False  # a bounded cache starts holding every checkpoint that fits
 
     @property
     def n_gpus(self) -> int:

@@ -20,7 +20,7 @@ import simpy
 
 from policies.bundle import Bundle
 from policies.types import (ACTIVE, DRAINING, LIVE_STATES, STOPPED, Activate, Evict, GPUView, LoadView,
-                            ModelView, Prewarm, ReplicaView, Snapshot)
+                            ModelView, Prewarm, Snapshot)
 from sim.cluster import Cluster, ClusterSpec
 from sim.cost import CostModel
 from sim.engine import EngineSpec
@@ -60,6 +60,10 @@ class Simulation:
         self.progress = progress
         self.recorder = Recorder(workload)
         self.cluster = Cluster(self.env, cluster_spec, self._on_mem_change)
+        if cluster_spec.host_cache_preload:
+            for node in self.cluster.nodes:
+                for m in self.order:
+                    node.host_cache.touch(m, models[m].weight_bytes)
         self.instances: dict[int, Instance] = {}
         self.replicas: dict[int, Replica] = {}
         self._next_id = 0
@@ -80,36 +84,75 @@ class Simulation:
         self.finished = self.env.event()
         self.prediction_log: list[tuple] = []
         self.max_len = {m: models[m].shape.max_model_len for m in self.order}
+        # Incremental state behind snapshot() and routing (see "Snapshot caches" below).
+        self.by_model: dict[str, dict[int, Instance]] = {m: {} for m in models}
+        self._gpu_views: list[GPUView | None] = [None] * len(self.cluster.gpus)
+        self._gpu_tuple: tuple[GPUView, ...] | None = None
+        self._model_views = {m: ModelView(m, s.weight_bytes, s.tp, s.shard_bytes, s.shape.kv_bytes_per_token)
+                             for m, s in self.models.items()}
+        self._all_models = frozenset(self.order)
+        self._link_node = {link: n.idx for n in self.cluster.nodes for link in self.cluster.node_links(n.idx)}
 
     # ---- ids and views --------------------------------------------------------------------------
     def _new_id(self) -> int:
         self._next_id += 1
         return self._next_id
 
+    # Snapshot caches. A control tick must not cost O(GPUs) when little changed, so each GPU's view
+    # is kept until that GPU changes: its memory (every change goes through GPUMemory.set, which
+    # calls _on_mem_change) or its instance/replica sets (changed only in this module, each site
+    # calls _gpu_changed). Instance and replica views are memoised on their objects, keyed by the
+    # fields that change. Every container handed to a policy is still a fresh one per snapshot.
+    def _gpu_changed(self, g: int) -> None:
+        self._gpu_views[g] = None
+        self._gpu_tuple = None
+
+    def _gpu_view_tuple(self) -> tuple[GPUView, ...]:
+        if self._gpu_tuple is None:
+            views = self._gpu_views
+            for g in self.cluster.gpus:
+                if views[g.idx] is None:
+                    views[g.idx] = GPUView(g.idx, g.node, g.mem.capacity_bytes, g.mem.used_bytes,
+                                           g.mem.kind_bytes(PREWARM), tuple(sorted(g.instances)),
+                                           tuple(sorted(g.replicas)))
+            self._gpu_tuple = tuple(views)
+        return self._gpu_tuple
+
+    def _node_pending(self) -> dict[int, int]:
+        """Bytes still to move by flows crossing each node's host-memory, SSD or NIC link (one pass
+        over the flows; the same sums, in the same order, as ``net.bytes_pending`` per node)."""
+        net = self.cluster.net
+        net._advance()
+        acc = {n.idx: 0 for n in self.cluster.nodes}
+        link_node = self._link_node
+        for f in net.flows:
+            for n in {link_node[link] for link in f.links if link in link_node}:
+                acc[n] += f.remaining
+        return {n: int(v) for n, v in acc.items()}
+
     def snapshot(self) -> Snapshot:
         """A read-only picture of the cluster for a policy."""
         now = self.env.now
-        gpus = tuple(GPUView(g.idx, g.node, g.mem.capacity_bytes, g.mem.used_bytes, g.mem.kind_bytes(PREWARM),
-                             tuple(sorted(g.instances)), tuple(sorted(g.replicas))) for g in self.cluster.gpus)
-        live = [i for i in self.instances.values() if i.state in LIVE_STATES]
         per_model: dict[str, int] = {}
-        for i in live:
-            per_model[i.model.name] = per_model.get(i.model.name, 0) + 1
+        instances = []
+        for i in self.instances.values():
+            if i.state != STOPPED:
+                instances.append(i.view())
+                if i.state in LIVE_STATES:
+                    per_model[i.model.name] = per_model.get(i.model.name, 0) + 1
         load = {m: LoadView(self.inflight[m], self._avg_inflight(m, now), len(self.held[m]), per_model.get(m, 0),
                             self.pending_start[m]) for m in self.order}
-        models = {m: ModelView(m, s.weight_bytes, s.tp, s.shard_bytes, s.shape.kv_bytes_per_token)
-                  for m, s in self.models.items()}
         pending = {}
         if self.bundle.meta.get("needs_node_pending", False):
-            pending = {n.idx: int(self.cluster.net.bytes_pending(self.cluster.node_links(n.idx)))
-                       for n in self.cluster.nodes}
+            pending = self._node_pending()
         return Snapshot(
-            time_s=now, gpus_per_node=self.cluster.spec.gpus_per_node, gpus=gpus, models=models,
-            instances=tuple(i.view() for i in self.instances.values() if i.state != STOPPED),
-            replicas=tuple(ReplicaView(r.id, r.model.name, r.gpus, r.ready.triggered, r.model.shard_bytes)
-                           for r in self.replicas.values()),
+            time_s=now, gpus_per_node=self.cluster.spec.gpus_per_node, gpus=self._gpu_view_tuple(),
+            models=dict(self._model_views),
+            instances=tuple(instances),
+            replicas=tuple(r.view() for r in self.replicas.values()),
             load=load,
-            host_cache={n.idx: n.host_cache.models(self.order) for n in self.cluster.nodes},
+            host_cache={n.idx: self._all_models if n.host_cache.everything else frozenset(n.host_cache.entries)
+                        for n in self.cluster.nodes},
             node_pending_load_bytes=pending,
             link_bandwidth=self.cluster.spec.link_bandwidth())
 
@@ -187,6 +230,7 @@ class Simulation:
         self.record_instance(inst)
         for g in inst.gpus:
             self.cluster.gpus[g].instances.discard(inst.id)
+            self._gpu_changed(g)
         keep = self.bundle.keep_weights_on_stop and inst.compute_share >= 1.0
         inst.release_memory()
         self._gpu_busy_delta(-sum(1 for g in inst.gpus if not self.cluster.gpus[g].instances))
@@ -196,6 +240,7 @@ class Simulation:
             rep.ready.succeed()
             self.recorder.event(self.env.now, "replica", rep.id, rep.model.name, rep.gpus, "ready", "kept")
         del self.instances[inst.id]
+        del self.by_model[inst.model.name][inst.id]
 
     def step_slowdown(self, inst: Instance) -> float:
         """Step-time factor: 1/share, colocation contention, a background copy onto its GPUs."""
@@ -208,6 +253,8 @@ class Simulation:
         return f
 
     def _on_mem_change(self, mem) -> None:
+        self._gpu_views[mem.gpu] = None
+        self._gpu_tuple = None
         self.recorder.mem(self.env.now, mem.gpu, mem.used_bytes, mem.kind_bytes(PREWARM), mem.kind_bytes(KV))
 
     # ---- weight movement --------------------------------------------------------------------------
@@ -248,6 +295,7 @@ class Simulation:
         for g in gpus:
             self.cluster.gpus[g].mem.set(PREWARM, rep.id, model.shard_bytes)
             self.cluster.gpus[g].replicas.add(rep.id)
+            self._gpu_changed(g)
         self.replicas[rep.id] = rep
         return rep
 
@@ -283,6 +331,7 @@ class Simulation:
         for g in rep.gpus:
             self.cluster.gpus[g].mem.release(PREWARM, rep.id)
             self.cluster.gpus[g].replicas.discard(rep.id)
+            self._gpu_changed(g)
         self.counters[rep.model.name]["evictions"] += 1
         self.recorder.event(self.env.now, "replica", rep.id, rep.model.name, rep.gpus, "evicted", why)
         return rep.model.shard_bytes
@@ -294,6 +343,7 @@ class Simulation:
             mem.release(PREWARM, rep.id)
             mem.set(WEIGHTS, inst.id, inst.model.shard_bytes)
             self.cluster.gpus[g].replicas.discard(rep.id)
+            self._gpu_changed(g)
         self.replicas.pop(rep.id, None)
         self.recorder.event(self.env.now, "replica", rep.id, rep.model.name, rep.gpus, "activated", f"instance {inst.id}")
 
@@ -350,7 +400,9 @@ class Simulation:
         self._gpu_busy_delta(sum(1 for g in act.gpus if not self.cluster.gpus[g].instances))
         for g in act.gpus:
             self.cluster.gpus[g].instances.add(inst_id)
+            self._gpu_changed(g)
         self.instances[inst_id] = inst
+        self.by_model[act.model][inst_id] = inst
         self.recorder.gpus_of_instance[inst_id] = ",".join(map(str, act.gpus))
         c = self.counters[act.model]
         if not ready_at_start:
@@ -379,7 +431,7 @@ class Simulation:
 
     # ---- routing --------------------------------------------------------------------------------
     def _views(self, model: str):
-        return [i.view() for i in self.instances.values() if i.model.name == model and i.state in LIVE_STATES]
+        return [i.view() for i in self.by_model[model].values() if i.state in LIVE_STATES]
 
     def _route(self, rid: int, model: str) -> bool:
         iid = self.bundle.router.route(model, self._views(model))
