@@ -60,3 +60,12 @@ def test_run_single_system_and_unknown_command(tmp_path):
     assert len(pd.read_csv(tmp_path / "r" / "summary.csv")) == 2
     p = warmsim("frobnicate", cwd=tmp_path)
     assert p.returncode == 2 and "unknown command" in p.stderr
+
+
+@pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]])
+def test_run_multirun_sweeps_write_one_directory_per_job(tmp_path, launcher):
+    p = warmsim("run", "-m", *TINY, "system=static,ondemand", *launcher, f"hydra.sweep.dir={tmp_path / 'sw'}",
+                cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    systems = sorted(pd.read_csv(tmp_path / "sw" / str(j) / "summary.csv").system[0] for j in (0, 1))
+    assert systems == ["ondemand", "static"]
