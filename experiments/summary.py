@@ -16,20 +16,16 @@ COLUMNS = ["system", "model", "requests", "completed", "dropped", "ttft_p50_s", 
 
 
 def prediction_accuracy(log: list[tuple]) -> dict[str, tuple[float, float]]:
-    """Per model, 1 - mean relative error of (avg, peak) predictions over windows where the observed
-    or predicted load is non-zero (denominator max(observed, 1))."""
-    if not log:
-        return {}
-    df = pd.DataFrame(log, columns=["model", "window", "pred_avg", "pred_peak", "obs_avg", "obs_peak"])
-    out = {}
-    for m, g in df.groupby("model", sort=False):
-        accs = []
-        for p, o in (("pred_avg", "obs_avg"), ("pred_peak", "obs_peak")):
-            keep = (g[p] > 0) | (g[o] > 0)
-            err = (g[p][keep] - g[o][keep]).abs() / np.maximum(g[o][keep], 1.0)
-            accs.append(float(1 - err.mean()) if keep.any() else np.nan)
-        out[m] = (accs[0], accs[1])
-    return out
+    """Per model and pooled (key ``ALL``): 1 - mean relative error of (avg, peak) predictions,
+    scored by :class:`policies.warmserve.PredictionAccuracy` (rules in its docstring)."""
+    from policies.warmserve.predictor import PredictionAccuracy
+    acc = PredictionAccuracy()
+    for model, _w, p_avg, p_peak, o_avg, o_peak in log:
+        acc.record(model, (p_avg, p_peak), (o_avg, o_peak))
+    out = {m: acc.report(m) for m in acc.models()}
+    if out:
+        out["ALL"] = acc.report()
+    return {m: (r.accuracy_avg, r.accuracy_peak) for m, r in out.items()}
 
 
 def summarize(system: str, req: pd.DataFrame, counters: dict, *, duration_s: float, end_s: float,
@@ -53,9 +49,7 @@ def summarize(system: str, req: pd.DataFrame, counters: dict, *, duration_s: flo
         ok_tpot = np.ones_like(ok)
         ok_tpot[done] = ((r["finish_s"] - r["first_token_s"]) / np.maximum(out - 1, 1)).to_numpy()[done] <= slo_tpot_s
         c = {k: sum(counters[m][k] for m in models) for k in counters[models[0]]} if name == "ALL" else counters[name]
-        pa = acc.get(name, (np.nan, np.nan)) if name != "ALL" else (
-            float(np.nanmean([a[0] for a in acc.values()])) if acc else np.nan,
-            float(np.nanmean([a[1] for a in acc.values()])) if acc else np.nan)
+        pa = acc.get(name, (np.nan, np.nan))
         n = len(r)
         q = np.percentile(ttft, [50, 90, 95, 99]) if n else [np.nan] * 4
         rows.append({
