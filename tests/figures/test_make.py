@@ -1,0 +1,91 @@
+"""``warmsim figures``: option checks, drawing from existing run directories, and one quick end-to-end run."""
+
+import json
+import shutil
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from figures import make
+from sim.errors import UserError
+
+from tests.figures import synthetic
+
+
+def _run_dir(path, rps, systems):
+    """A hand-made run directory with every table and the config keys the figures read."""
+    path.mkdir(parents=True)
+    synthetic.summary(systems, scale=rps / 10).to_csv(path / "summary.csv", index=False)
+    synthetic.requests(systems).to_parquet(path / "requests.parquet")
+    synthetic.timeline().to_parquet(path / "timeline.parquet")
+    synthetic.predictions().to_csv(path / "predictions.csv", index=False)
+    cfg = {"workload": {"kind": "warmserve", "trace": "conv", "rps": float(rps), "duration_s": 60.0},
+           "seed": 0, "cluster": {"nodes": 1, "gpus_per_node": 2}, "slo": {"ttft_s": 1.0},
+           "metrics": {"fast_ttft_s": 0.1, "unfinished_ttft_s": 999.0}}
+    (path / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+
+def test_results_without_tables_is_a_user_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no tables here")
+    with pytest.raises(UserError, match="no run directory"):
+        make.main(["--results", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+    with pytest.raises(UserError, match="not a directory"):
+        make.main(["--results", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--only", "nope"], "unknown figure"),
+    (["--criterion", "fast"], "invalid choice"),
+    (["--rates", "5,x"], "comma-separated"),
+    (["--jobs", "0"], "--jobs"),
+])
+def test_bad_options_are_user_errors(tmp_path, argv, needle):
+    with pytest.raises(UserError, match=needle):
+        make.main(argv + ["--results", str(tmp_path), "--out", str(tmp_path / "o")])
+
+
+def test_draws_every_figure_from_existing_runs(tmp_path):
+    _run_dir(tmp_path / "runs" / "headline", 10, synthetic.SYSTEMS)
+    _run_dir(tmp_path / "runs" / "load" / "rps20", 20, synthetic.SYSTEMS)
+    _run_dir(tmp_path / "runs" / "ablation", 10, ["warmserve_no_prewarm", "warmserve_oracle"])
+    out = tmp_path / "out"
+    assert make.main(["--results", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    for name in make.FIGURES:
+        assert (out / f"{name}.png").stat().st_size > 5000, name
+    nums = json.loads((out / "numbers.json").read_text())
+    assert set(nums["ablation"]["share_ttft_under_fast"]) == {"warmserve", "warmserve_no_prewarm", "warmserve_oracle"}
+    assert nums["max_rps"]["rates"] == [10.0, 20.0]
+
+
+def test_rate_not_in_results_is_a_user_error(tmp_path):
+    _run_dir(tmp_path / "a", 10, ["warmserve"])
+    _run_dir(tmp_path / "b", 20, ["warmserve"])
+    with pytest.raises(UserError, match="no run at workload.rps=30"):
+        make.main(["--results", str(tmp_path), "--out", str(tmp_path / "o"), "--rps", "30", "--only", "tail_ttft"])
+
+
+def test_quick_end_to_end_tail_ttft(tmp_path):
+    exe = shutil.which("warmsim")
+    assert exe, "the warmsim console script is not installed (pip install .)"
+    t0 = time.perf_counter()
+    p = subprocess.run([exe, "figures", "--quick", "--only", "tail_ttft", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (tmp_path / "tail_ttft.png").stat().st_size > 5000
+    assert (tmp_path / "runs" / "headline" / "summary.csv").is_file()
+    assert time.perf_counter() - t0 < 90
+
+
+def test_plan_runs_warmserve_for_an_ablation_alone(tmp_path):
+    from figures.jobs import plan
+    kw = dict(workload="warmserve_conv", headline_rps=10, rates=[10, 20], main_systems=["sllm", "warmserve"],
+              ablation_systems=["warmserve_oracle"], ablation_rps=10, duration_s=60, seed=0)
+    alone = {j.name for j in plan(tmp_path, need={"ablation"}, **kw)}
+    assert alone == {"ablation warmserve", "ablation warmserve_oracle"}
+    full = [j for j in plan(tmp_path, need={"headline", "load", "ablation"}, **kw)]
+    names = {j.name for j in full}
+    assert names == {"headline", "load rps=20 sllm", "load rps=20 warmserve", "ablation warmserve_oracle"}
+    assert all("workload.duration_s=60" in j.overrides for j in full)
