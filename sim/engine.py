@@ -20,6 +20,10 @@ from sim.cost import CostModel
 from sim.models import ServedModel
 
 
+#: Batch size from which the KV look-ahead uses numpy arrays instead of Python integers.
+_NUMPY_FROM = 64
+
+
 @dataclass(frozen=True)
 class EngineSpec:
     """Engine limits (vLLM's knobs)."""
@@ -167,12 +171,20 @@ class Engine:
     def _steps_before_kv_full(self, k_max: int) -> int:
         """The largest n <= k_max such that n more decode steps fit in the free KV blocks."""
         bs = self.spec.block_size
-        ctx = np.fromiter((s.ctx for s in self.running), dtype=np.int64, count=len(self.running))
-        held = np.fromiter((s.blocks for s in self.running), dtype=np.int64, count=len(self.running))
         free = self.free_blocks
+        if len(self.running) <= _NUMPY_FROM:
+            # Exact integer arithmetic either way; plain Python is faster for small batches.
+            ctxs = [s.ctx for s in self.running]
+            held_sum = sum(s.blocks for s in self.running)
 
-        def need(n: int) -> int:
-            return int((-(-(ctx + n) // bs) - held).sum())
+            def need(n: int) -> int:
+                return sum([-(-(c + n) // bs) for c in ctxs]) - held_sum
+        else:
+            ctx = np.fromiter((s.ctx for s in self.running), dtype=np.int64, count=len(self.running))
+            held = np.fromiter((s.blocks for s in self.running), dtype=np.int64, count=len(self.running))
+
+            def need(n: int) -> int:
+                return int((-(-(ctx + n) // bs) - held).sum())
 
         if need(k_max) <= free:
             return k_max

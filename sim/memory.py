@@ -16,13 +16,14 @@ class GPUMemory:
     :meth:`set`, which refuses to exceed capacity, so the invariant holds at every instant.
     """
 
-    __slots__ = ("gpu", "capacity", "used", "held", "on_change")
+    __slots__ = ("gpu", "capacity", "used", "held", "by_kind", "on_change")
 
     def __init__(self, gpu: int, capacity_bytes: int, on_change=None):
         self.gpu = gpu
         self.capacity = capacity_bytes // CHUNK_BYTES
         self.used = 0
         self.held: dict[tuple, int] = {}  # (kind, owner) -> chunks
+        self.by_kind: dict[str, int] = {}  # kind -> chunks held (kept with ``held``; O(1) kind_bytes)
         self.on_change = on_change
 
     @property
@@ -41,7 +42,7 @@ class GPUMemory:
         return self.held.get((kind, owner), 0) * CHUNK_BYTES
 
     def kind_bytes(self, kind: str) -> int:
-        return sum(c for (k, _), c in self.held.items() if k == kind) * CHUNK_BYTES
+        return self.by_kind.get(kind, 0) * CHUNK_BYTES
 
     def fits(self, nbytes: int, kind: str = WEIGHTS, owner=None) -> bool:
         """Whether holding ``nbytes`` for (kind, owner) would fit, counting what it already holds."""
@@ -57,6 +58,8 @@ class GPUMemory:
             raise PlanError(f"GPU {self.gpu}: {kind} for {owner} needs {new} chunks, "
                             f"only {self.capacity - self.used + old} free of {self.capacity}")
         self.used += new - old
+        if new != old:
+            self.by_kind[kind] = self.by_kind.get(kind, 0) + new - old
         if new:
             self.held[key] = new
         else:

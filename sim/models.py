@@ -7,6 +7,7 @@ so a catalog entry is checkable against the published parameter count.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 MIB = 1 << 20
 #: GPU memory is accounted in chunks of this size (CUDA VMM's 2 MiB granularity).
@@ -33,7 +34,7 @@ class ModelShape:
     dtype_bytes: int = 2
     max_model_len: int = 2048
 
-    @property
+    @cached_property
     def params(self) -> int:
         """Parameter count: embeddings + LM head + per-layer attention, MLP and two norms + final norm."""
         h = self.hidden
@@ -43,17 +44,17 @@ class ModelShape:
         per_layer = attn + mlp + 2 * h
         return 2 * self.vocab * h + self.layers * per_layer + h
 
-    @property
+    @cached_property
     def weight_bytes(self) -> int:
         """Bytes of all weights at ``dtype_bytes`` per parameter."""
         return self.params * self.dtype_bytes
 
-    @property
+    @cached_property
     def kv_bytes_per_token(self) -> int:
         """Bytes of K and V for one token across all layers (whole model, all TP shards)."""
         return 2 * self.layers * self.kv_heads * self.head_dim * self.dtype_bytes
 
-    @property
+    @cached_property
     def flops_per_token(self) -> int:
         """Approximate forward FLOPs per token for the dense part (2 x params)."""
         return 2 * self.params
@@ -70,15 +71,15 @@ class ServedModel:
     shape: ModelShape
     tp: int = 1
 
-    @property
+    @cached_property
     def weight_bytes(self) -> int:
         return self.shape.weight_bytes
 
-    @property
+    @cached_property
     def shard_bytes(self) -> int:
         """Bytes of weights each GPU of the TP group holds, aligned to the 2 MiB chunk."""
         return align_up(-(-self.shape.weight_bytes // self.tp))
 
-    @property
+    @cached_property
     def kv_bytes_per_token_per_gpu(self) -> int:
         return -(-self.shape.kv_bytes_per_token // self.tp)

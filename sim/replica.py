@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import simpy
 
+from policies.types import ReplicaView
+
 
 class Replica:
     """Weights of ``model`` on ``gpus`` held as a universal worker's backup copy."""
 
-    __slots__ = ("id", "model", "gpus", "ready", "flows", "evicted", "created")
+    __slots__ = ("id", "model", "gpus", "ready", "flows", "evicted", "created", "copy_released", "_view")
 
     def __init__(self, env: simpy.Environment, ident: int, model, gpus: tuple[int, ...]):
         self.id = ident
@@ -17,4 +19,14 @@ class Replica:
         self.ready = env.event()
         self.flows: list = []
         self.evicted = False
+        self.copy_released = False  # evict() cancelled its load and released the GPUs' copy count
         self.created = env.now
+        self._view: ReplicaView | None = None
+
+    def view(self) -> ReplicaView:
+        """This replica as policies see it (memoised until its weights become ready)."""
+        ready = self.ready.triggered
+        v = self._view
+        if v is None or v.ready != ready:
+            v = self._view = ReplicaView(self.id, self.model.name, self.gpus, ready, self.model.shard_bytes)
+        return v

@@ -87,10 +87,12 @@ class Simulation:
         # Incremental state behind snapshot() and routing (see "Snapshot caches" below).
         self.by_model: dict[str, dict[int, Instance]] = {m: {} for m in models}
         self._gpu_views: list[GPUView | None] = [None] * len(self.cluster.gpus)
+        self._gpu_dirty: set[int] = set(range(len(self.cluster.gpus)))  # views to rebuild
         self._gpu_tuple: tuple[GPUView, ...] | None = None
         self._model_views = {m: ModelView(m, s.weight_bytes, s.tp, s.shard_bytes, s.shape.kv_bytes_per_token)
                              for m, s in self.models.items()}
         self._all_models = frozenset(self.order)
+        self._load_memo: dict[str, tuple] = {}
         self._link_node = {link: n.idx for n in self.cluster.nodes for link in self.cluster.node_links(n.idx)}
 
     # ---- ids and views --------------------------------------------------------------------------
@@ -104,17 +106,17 @@ class Simulation:
     # calls _gpu_changed). Instance and replica views are memoised on their objects, keyed by the
     # fields that change. Every container handed to a policy is still a fresh one per snapshot.
     def _gpu_changed(self, g: int) -> None:
-        self._gpu_views[g] = None
+        self._gpu_dirty.add(g)
         self._gpu_tuple = None
 
     def _gpu_view_tuple(self) -> tuple[GPUView, ...]:
         if self._gpu_tuple is None:
             views = self._gpu_views
-            for g in self.cluster.gpus:
-                if views[g.idx] is None:
-                    views[g.idx] = GPUView(g.idx, g.node, g.mem.capacity_bytes, g.mem.used_bytes,
-                                           g.mem.kind_bytes(PREWARM), tuple(sorted(g.instances)),
-                                           tuple(sorted(g.replicas)))
+            for idx in self._gpu_dirty:
+                g = self.cluster.gpus[idx]
+                views[idx] = GPUView(idx, g.node, g.mem.capacity_bytes, g.mem.used_bytes, g.mem.kind_bytes(PREWARM),
+                                     tuple(sorted(g.instances)), tuple(sorted(g.replicas)))
+            self._gpu_dirty.clear()
             self._gpu_tuple = tuple(views)
         return self._gpu_tuple
 
@@ -140,8 +142,7 @@ class Simulation:
                 instances.append(i.view())
                 if i.state in LIVE_STATES:
                     per_model[i.model.name] = per_model.get(i.model.name, 0) + 1
-        load = {m: LoadView(self.inflight[m], self._avg_inflight(m, now), len(self.held[m]), per_model.get(m, 0),
-                            self.pending_start[m]) for m in self.order}
+        load = self._load_views(now, per_model)
         pending = {}
         if self.bundle.meta.get("needs_node_pending", False):
             pending = self._node_pending()
@@ -155,6 +156,30 @@ class Simulation:
                         for n in self.cluster.nodes},
             node_pending_load_bytes=pending,
             link_bandwidth=self.cluster.spec.link_bandwidth())
+
+    def _load_views(self, now: float, live: dict[str, int]) -> dict[str, LoadView]:
+        """Per-model LoadViews; a model's view object is reused while its five numbers stay the same
+        (most models are idle at any instant). avg_inflight is computed exactly as _avg_inflight."""
+        out = {}
+        memo = self._load_memo
+        inflight, area, area_t, held, pend = self.inflight, self.area, self.area_t, self.held, self.pending_start
+        if self.load_samples:
+            t0, areas = self.load_samples[0]
+            span = now - t0
+        else:
+            span = 0.0
+        for m in self.order:
+            n = inflight[m]
+            if span <= 0:
+                avg = float(n)
+            else:
+                avg = (area[m] + n * (now - area_t[m]) - areas[m]) / span
+            key = (n, avg, len(held[m]), live.get(m, 0), pend[m])
+            hit = memo.get(m)
+            if hit is None or hit[0] != key:
+                hit = memo[m] = (key, LoadView(*key))
+            out[m] = hit[1]
+        return out
 
     # ---- load tracking --------------------------------------------------------------------------
     def _bump(self, model: str, delta: int) -> None:
@@ -253,7 +278,7 @@ class Simulation:
         return f
 
     def _on_mem_change(self, mem) -> None:
-        self._gpu_views[mem.gpu] = None
+        self._gpu_dirty.add(mem.gpu)
         self._gpu_tuple = None
         self.recorder.mem(self.env.now, mem.gpu, mem.used_bytes, mem.kind_bytes(PREWARM), mem.kind_bytes(KV))
 
@@ -279,7 +304,9 @@ class Simulation:
         try:
             yield self.env.all_of([f.done for f in flows])
         finally:
-            if background:
+            # (After an eviction cancelled the copy, evict() already released the GPUs; this
+            # generator then never resumes and only closes when garbage-collected.)
+            if background and not (replica is not None and replica.copy_released):
                 for g in gpus:
                     self.cluster.gpus[g].background_flows -= 1
         node.host_cache.touch(model.name, model.weight_bytes)
@@ -325,9 +352,18 @@ class Simulation:
         if rep is None:
             raise PlanError(f"Evict: no replica {rid}")
         rep.evicted = True
+        cancelled = False
         for f in rep.flows:
             if not f.done.triggered:
                 self.cluster.net.cancel(f)
+                cancelled = True
+        if cancelled and not rep.copy_released:
+            # The background copy stops now: its GPUs no longer pay the copy interference. (Left to
+            # load_weights' ``finally``, this happened whenever the garbage collector closed the
+            # stalled generator, so results depended on GC timing.)
+            rep.copy_released = True
+            for g in rep.gpus:
+                self.cluster.gpus[g].background_flows -= 1
         for g in rep.gpus:
             self.cluster.gpus[g].mem.release(PREWARM, rep.id)
             self.cluster.gpus[g].replicas.discard(rep.id)
