@@ -204,7 +204,8 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
             from policies.static import size_for_peak
             per = int(scfg.sizing.per_instance)
             peaks = peak_inflight(workload, models, cost, int(cfg.sim.service_estimate_batch))
-            counts = size_for_peak(peaks, {m: s.tp for m, s in models.items()}, per, cluster.n_gpus)
+            counts = size_for_peak(peaks, {m: s.tp for m, s in models.items()}, per, cluster.n_gpus,
+                                   float(scfg.sizing.get("headroom", 1.0)))
             parts["initial"] = instantiate(init, instances=counts)
         else:
             parts["initial"] = None if init is None else instantiate(init)

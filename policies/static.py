@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -43,10 +44,10 @@ def _first_free_group(snap: Snapshot, tp: int, taken: set[int]) -> tuple[int, ..
 
 
 def size_for_peak(peak_inflight: Mapping[str, float], tp: Mapping[str, int], per_instance: int,
-                  n_gpus: int) -> dict[str, int]:
-    """Instances per model to serve its peak in-flight load at ``per_instance`` each, scaled down
-    proportionally (at least one each) when the cluster is too small."""
-    want = {m: max(1, -(-int(round(p)) // per_instance)) for m, p in peak_inflight.items()}
+                  n_gpus: int, headroom: float = 1.0) -> dict[str, int]:
+    """Instances per model to serve ``headroom`` x its peak in-flight load at ``per_instance`` each,
+    scaled down proportionally (at least one each) when the cluster is too small."""
+    want = {m: max(1, math.ceil(p * headroom / per_instance - 1e-9)) for m, p in peak_inflight.items()}
     while sum(want[m] * tp[m] for m in want) > n_gpus and any(v > 1 for v in want.values()):
         m = max((m for m in want if want[m] > 1), key=lambda m: (want[m] * tp[m] / max(peak_inflight[m], 1e-9), m))
         want[m] -= 1

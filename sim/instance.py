@@ -33,6 +33,8 @@ class Instance:
         self.block_bytes = block_bytes
         self.pending: list[int] = []  # requests routed here before the engine runs
         self.counted_pending = False  # counted among its model's instance starts in progress
+        self.active_at: float | None = 0.0 if ready_at_start else None
+        self.successor = None  # the replica its weights become when it stops (keep_weights_on_stop)
 
     # ---- views ----------------------------------------------------------------------------------
     @property
@@ -57,8 +59,12 @@ class Instance:
 
     # ---- requests -------------------------------------------------------------------------------
     def submit(self, rid: int) -> None:
-        self.host.recorder.instance[rid] = self.id
+        rec = self.host.recorder
+        rec.instance[rid] = self.id
         if self.state == ACTIVE or self.state == DRAINING:
+            # A request held at the router while this instance started waited for that start too.
+            if self.host.workload.arrival_s[rid] < self.active_at:
+                rec.start_kind[rid] = self.start_kind
             self.engine.submit(rid)
         else:
             self.host.recorder.start_kind[rid] = self.start_kind
@@ -109,6 +115,7 @@ class Instance:
     sync_free_s: float = 0.0
 
     def _serve(self):
+        self.active_at = self.host.env.now
         self._set_state(ACTIVE)
         self.host.on_instance_active(self)
         for rid in self.pending:
@@ -122,6 +129,7 @@ class Instance:
         if self.state in (DRAINING, STOPPED):
             return
         self._set_state(DRAINING)
+        self.host.on_instance_draining(self)
         self.engine.stop_when_idle()
 
     def _set_state(self, state: str) -> None:

@@ -10,7 +10,7 @@ from policies.types import ReplicaView
 class Replica:
     """Weights of ``model`` on ``gpus`` held as a universal worker's backup copy."""
 
-    __slots__ = ("id", "model", "gpus", "ready", "flows", "evicted", "created", "copy_released", "_view")
+    __slots__ = ("id", "model", "gpus", "ready", "flows", "evicted", "created", "copy_released", "adopter", "_view")
 
     def __init__(self, env: simpy.Environment, ident: int, model, gpus: tuple[int, ...]):
         self.id = ident
@@ -21,6 +21,7 @@ class Replica:
         self.evicted = False
         self.copy_released = False  # evict() cancelled its load and released the GPUs' copy count
         self.created = env.now
+        self.adopter = None  # the instance that will take these weights over (an activation hit)
         self._view: ReplicaView | None = None
 
     def view(self) -> ReplicaView:

@@ -250,18 +250,35 @@ class Simulation:
             self.pending_start[inst.model.name] -= 1
         self._route_held(inst.model.name)
 
+    def on_instance_draining(self, inst: Instance) -> None:
+        """With ``keep_weights_on_stop``, the draining instance's weights are announced at once as a
+        replica that becomes ready when the instance stops, so placement counts them instead of
+        loading another copy. Its memory is still the instance's until then; its GPUs stay busy."""
+        if not self.bundle.keep_weights_on_stop or inst.compute_share < 1.0:
+            return
+        if any(self.replicas[r].model.name == inst.model.name for g in inst.gpus for r in self.cluster.gpus[g].replicas):
+            return
+        rep = Replica(self.env, self._new_id(), inst.model, inst.gpus)
+        for g in inst.gpus:
+            self.cluster.gpus[g].replicas.add(rep.id)
+            self._gpu_changed(g)
+        self.replicas[rep.id] = rep
+        inst.successor = rep
+        self.recorder.event(self.env.now, "replica", rep.id, rep.model.name, rep.gpus, "pending",
+                            f"kept from instance {inst.id}")
+
     def on_instance_stopped(self, inst: Instance) -> None:
         inst.state = STOPPED
         self.record_instance(inst)
         for g in inst.gpus:
             self.cluster.gpus[g].instances.discard(inst.id)
             self._gpu_changed(g)
-        keep = self.bundle.keep_weights_on_stop and inst.compute_share >= 1.0
         inst.release_memory()
         self._gpu_busy_delta(-sum(1 for g in inst.gpus if not self.cluster.gpus[g].instances))
-        if keep and all(self.cluster.gpus[g].mem.fits(inst.model.shard_bytes, PREWARM) for g in inst.gpus) \
-                and not any(self._model_on_gpu(inst.model.name, g) for g in inst.gpus):
-            rep = self._add_replica(inst.model, inst.gpus)
+        rep = inst.successor
+        if rep is not None and not rep.evicted:
+            for g in rep.gpus:
+                self.cluster.gpus[g].mem.set(PREWARM, rep.id, rep.model.shard_bytes)
             rep.ready.succeed()
             self.recorder.event(self.env.now, "replica", rep.id, rep.model.name, rep.gpus, "ready", "kept")
         del self.instances[inst.id]
@@ -286,7 +303,7 @@ class Simulation:
     def load_weights(self, model: ServedModel, gpus: tuple[int, ...], source: str, tag, background=False,
                      replica: Replica | None = None):
         """Move one shard of ``model`` onto each of ``gpus`` from ``source`` (a generator to yield from)."""
-        if source == "prewarmed":
+        if source == "prewarmed" or (replica is not None and replica.evicted):
             return
         node = self.cluster.nodes[self.cluster.gpus[gpus[0]].node]
         if source in ("host_pinned", "host_pageable") and model.name not in node.host_cache:
@@ -348,9 +365,12 @@ class Simulation:
 
     def evict(self, rid: int, why: str = "") -> float:
         """Drop replica ``rid``; returns the bytes freed per GPU."""
-        rep = self.replicas.pop(rid, None)
+        rep = self.replicas.get(rid)
         if rep is None:
             raise PlanError(f"Evict: no replica {rid}")
+        if rep.adopter is not None:
+            raise PlanError(f"Evict: replica {rid} is being taken over by instance {rep.adopter}")
+        del self.replicas[rid]
         rep.evicted = True
         cancelled = False
         for f in rep.flows:
@@ -412,6 +432,8 @@ class Simulation:
             rep = self.replicas.get(act.replica)
             if rep is None or rep.model.name != act.model or tuple(sorted(rep.gpus)) != tuple(sorted(act.gpus)):
                 raise PlanError(f"Activate {act.model}: replica {act.replica} is not {act.model} on {act.gpus}")
+            if rep.adopter is not None:
+                raise PlanError(f"Activate {act.model}: replica {act.replica} is already taken by instance {rep.adopter}")
         freed = 0
         if self.bundle.evict_on_activate:
             victims = sorted({r for g in act.gpus for r in self.cluster.gpus[g].replicas} - {act.replica})
@@ -430,6 +452,8 @@ class Simulation:
         inst = Instance(self, inst_id, model, tuple(act.gpus), act.source if rep is None else "prewarmed",
                         replica=rep, compute_share=act.compute_share, kv_bytes_per_gpu=kv,
                         ready_at_start=ready_at_start)
+        if rep is not None:
+            rep.adopter = inst_id
         if self.bundle.memswitch == "free_malloc":
             inst.sync_free_s = self.cost.free_s(freed) if freed else 0.0
         inst.commit_memory()
