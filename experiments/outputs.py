@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
@@ -69,10 +68,3 @@ def write_report(path: Path, summary: pd.DataFrame, results: list[RunResult], se
         lines += ["## Cost-model notes", ""] + [f"- {n}" for n in notes] + [""]
     path.write_text("\n".join(lines))
 
-
-def jsonable(x):
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.floating,)):
-        return float(x)
-    return x

@@ -166,7 +166,6 @@ class Engine:
             self.used_blocks -= s.blocks
             self.freed += s.blocks
             self.host.on_complete(s.rid, now)
-        self.host.on_blocks_freed(self)
 
     def _steps_before_kv_full(self, k_max: int) -> int:
         """The largest n <= k_max such that n more decode steps fit in the free KV blocks."""

@@ -233,9 +233,6 @@ class Simulation:
     def on_preempt(self, rid: int) -> None:
         self.recorder.preemptions[rid] += 1
 
-    def on_blocks_freed(self, engine) -> None:
-        pass  # KV reservation happens on its own period (warmserve.md section 5)
-
     def _check_finished(self) -> None:
         if self.arrivals_done and self.recorder.done == len(self.workload) and not self.finished.triggered:
             self.finished.succeed()
@@ -653,7 +650,7 @@ class Simulation:
             self.record_instance(inst)
         env.process(self._arrivals())
         env.process(self._retry_loop())
-        if not isinstance(self.bundle.autoscaler, type(None)):
+        if self.bundle.autoscaler is not None:
             env.process(self._control_loop())
         env.process(self._sample_loop())
         if self.bundle.predictor is not None:
