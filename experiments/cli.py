@@ -21,6 +21,7 @@ commands:
   estimate key=value ...  predicted cold-start breakdown and first-request TTFT from a profile
   bench [--quick]         speed and memory figures of the simulator and trace loaders
   figures [--out DIR] [--results DIR]  regenerate the figures from result tables
+  report DIR [DIR ...]    one comparison table from many run directories (e.g. a hydra sweep)
 
 Overrides are hydra's: e.g. `warmsim compare systems=[ondemand,warmserve] workload=warmserve_conv seed=1`.
 Config groups: cluster, models, workload, cost, system, slo (see experiments/conf/)."""
@@ -107,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         if cmd == "bench":
             from experiments.bench import main as bench_main
             return bench_main(rest)
+        if cmd == "report":
+            from experiments.report import main as report_main
+            return report_main(rest)
         if cmd == "figures":
             from figures.make import main as figures_main
             return figures_main(rest)

@@ -69,3 +69,13 @@ def test_run_multirun_sweeps_write_one_directory_per_job(tmp_path, launcher):
     assert p.returncode == 0, p.stderr
     systems = sorted(pd.read_csv(tmp_path / "sw" / str(j) / "summary.csv").system[0] for j in (0, 1))
     assert systems == ["ondemand", "static"]
+    if launcher:
+        return
+    # `warmsim report` merges the sweep into one table, naming each job's overrides
+    p = warmsim("report", str(tmp_path / "sw"), "--out", str(tmp_path / "all.csv"), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    merged = pd.read_csv(tmp_path / "all.csv")
+    assert sorted(merged.system) == ["ondemand", "static"]
+    assert merged.overrides.str.contains("system=").all()
+    p = warmsim("report", str(tmp_path / "nothing-here"), cwd=tmp_path)
+    assert p.returncode == 2 and "no such directory" in p.stderr
