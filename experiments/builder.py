@@ -145,23 +145,41 @@ def service_estimate_s(model: ServedModel, cost: CostModel, prompt: np.ndarray, 
     return prefill + output.astype(np.float64) * step
 
 
+def inflight_estimate(model: ServedModel, cost: CostModel, arrival_s: np.ndarray, prompt: np.ndarray,
+                      output: np.ndarray, max_batch: int, window_s: float, n_windows: int,
+                      iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """(avg, peak) in-flight load per window when each request occupies its estimated service time.
+
+    The service time depends on the batch it runs in, which depends on the load: start from
+    ``max_batch`` and re-estimate with the mean in-flight load (at most ``max_batch``) until it
+    stops changing (a few fixed-point steps of Little's law)."""
+    from policies.load_profile import inflight_windows
+    batch = max_batch
+    for _ in range(iterations):
+        svc = service_estimate_s(model, cost, prompt, output, batch)
+        avg, peak = inflight_windows(arrival_s, svc, window_s, n_windows)
+        busy = avg[avg > 0]
+        nxt = int(min(max_batch, max(1, round(float(busy.mean()))))) if len(busy) else 1
+        if nxt == batch:
+            break
+        batch = nxt
+    return avg, peak
+
+
 def load_windows(workload, models, cost, batch: int, window_s: float):
     """(truth, history): per model the (avg, peak) in-flight load per window of the workload itself,
-    and of each history day, as the predictors use them."""
-    from policies.load_profile import inflight_windows
+    and of each history day, as the predictors use them (see :func:`inflight_estimate`)."""
     n_windows = max(1, int(np.ceil(workload.duration_s / window_s)))
     truth, history = {}, {}
     for j, name in enumerate(workload.models):
         m = models[name]
         idx = workload.model == j
-        svc = service_estimate_s(m, cost, workload.prompt_tokens[idx], workload.output_tokens[idx], batch)
-        avg, peak = inflight_windows(workload.arrival_s[idx], svc, window_s, n_windows)
+        prompts = workload.prompt_tokens[idx]
+        avg, peak = inflight_estimate(m, cost, workload.arrival_s[idx], prompts, workload.output_tokens[idx],
+                                      batch, window_s, n_windows)
         truth[name] = np.stack([avg, peak], axis=1)
-        days = []
-        for day in workload.history.get(name, []):
-            svc_d = service_estimate_s(m, cost, workload.prompt_tokens[idx], day[:, 1], batch)
-            a, p = inflight_windows(day[:, 0], svc_d, window_s, n_windows)
-            days.append(np.stack([a, p], axis=1))
+        days = [np.stack(inflight_estimate(m, cost, day[:, 0], prompts, day[:, 1], batch, window_s, n_windows),
+                         axis=1) for day in workload.history.get(name, [])]
         if days:
             history[name] = np.stack(days)
     return truth, history
