@@ -59,7 +59,8 @@ def run_system(setup: Setup, scfg, cfg) -> RunResult:
                         slo_ttft_s=float(cfg.slo.ttft_s), slo_tpot_s=float(cfg.slo.tpot_s),
                         unfinished_ttft_s=float(cfg.metrics.unfinished_ttft_s),
                         fast_ttft_s=float(cfg.metrics.fast_ttft_s), profile=setup.cost.name,
-                        measured=bool(setup.cost.measured), models=models)
+                        measured=bool(setup.cost.measured), models=models,
+                        warmup_s=float(cfg.metrics.get("warmup_s", 0.0)))
     req.insert(0, "system", bundle.name)
     tl = rec.timeline_table()
     tl.insert(0, "system", bundle.name)

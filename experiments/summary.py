@@ -31,13 +31,18 @@ def prediction_accuracy(log: list[tuple]) -> dict[str, tuple[float, float]]:
 def summarize(system: str, req: pd.DataFrame, counters: dict, *, duration_s: float, end_s: float,
               gpu_seconds: float, prediction_log: list, slo_ttft_s: float, slo_tpot_s: float,
               unfinished_ttft_s: float, fast_ttft_s: float, profile: str, measured: bool,
-              models: list[str]) -> pd.DataFrame:
-    """One row per model plus ``ALL``. Dropped requests count with ``unfinished_ttft_s`` in TTFT stats."""
+              models: list[str], warmup_s: float = 0.0) -> pd.DataFrame:
+    """One row per model plus ``ALL``. Dropped requests count with ``unfinished_ttft_s`` in TTFT stats.
+
+    Requests arriving before ``warmup_s`` are left out of the request statistics (counts, TTFT,
+    TPOT, SLO, throughput); event counters and GPU-hours cover the whole run."""
     acc = prediction_accuracy(prediction_log)
     rows = []
     status = req["status"].cat.codes.to_numpy() if hasattr(req["status"], "cat") else req["status"].to_numpy()
+    measured_window = (req["arrival_s"] >= warmup_s).to_numpy()
+    span = end_s - min(warmup_s, end_s)
     for name in models + ["ALL"]:
-        sel = np.ones(len(req), bool) if name == "ALL" else (req["model"] == name).to_numpy()
+        sel = measured_window if name == "ALL" else measured_window & (req["model"] == name).to_numpy()
         r = req[sel]
         st = status[sel]
         done = st == COMPLETED
@@ -60,7 +65,7 @@ def summarize(system: str, req: pd.DataFrame, counters: dict, *, duration_s: flo
             "tpot_mean_s": float(tpot.mean()) if len(tpot) else np.nan,
             "slo_attainment": float((ok & ok_tpot).mean()) if n else np.nan,
             "ttft_under_fast": float((done & (r["ttft_s"].to_numpy() < fast_ttft_s)).mean()) if n else np.nan,
-            "throughput_rps": float(done.sum() / end_s) if end_s > 0 else np.nan,
+            "throughput_rps": float(done.sum() / span) if span > 0 else np.nan,
             "cold_starts": c["cold_starts"], "prewarm_hits": c["prewarm_hits"],
             "prewarm_hits_loading": c["prewarm_hits_loading"],
             "requests_cold_start": int((r["start_kind"] == "cold").sum()),

@@ -79,3 +79,16 @@ def test_run_multirun_sweeps_write_one_directory_per_job(tmp_path, launcher):
     assert merged.overrides.str.contains("system=").all()
     p = warmsim("report", str(tmp_path / "nothing-here"), cwd=tmp_path)
     assert p.returncode == 2 and "no such directory" in p.stderr
+
+
+def test_warmup_leaves_early_requests_out_of_the_statistics(tmp_path):
+    base = [*TINY, "systems=[ondemand]"]
+    p0 = warmsim("compare", *base, f"hydra.run.dir={tmp_path / 'a'}", cwd=tmp_path)
+    p1 = warmsim("compare", *base, "metrics.warmup_s=60", f"hydra.run.dir={tmp_path / 'b'}", cwd=tmp_path)
+    assert p0.returncode == 0 and p1.returncode == 0, p0.stderr + p1.stderr
+    a = pd.read_csv(tmp_path / "a" / "summary.csv").set_index("model").loc["ALL"]
+    b = pd.read_csv(tmp_path / "b" / "summary.csv").set_index("model").loc["ALL"]
+    req = pd.read_parquet(tmp_path / "b" / "requests.parquet")  # the request table stays whole
+    assert len(req) == a.requests and b.requests == (req.arrival_s >= 60).sum() < a.requests
+    assert b.cold_starts == a.cold_starts  # counters cover the whole run
+    assert b.ttft_p99_s < a.ttft_p99_s  # the cold start's slow first requests were in the warm-up
