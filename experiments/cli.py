@@ -6,6 +6,7 @@ Exit status: 0 success; 2 bad input or configuration (one line naming the file, 
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -27,6 +28,16 @@ Overrides are hydra's: e.g. `warmsim compare systems=[ondemand,warmserve] worklo
 Config groups: cluster, models, workload, cost, system, slo (see experiments/conf/)."""
 
 HYDRA_GROUPS = ("cluster", "models", "workload", "cost", "system", "slo")
+#: Commands outside hydra: name -> (module, function taking the remaining argv), imported on use so
+#: that e.g. ``warmsim trace`` never imports the simulator and only ``calibrate`` may import torch.
+COMMANDS = {
+    "trace": ("traces.cli", "main"),
+    "calibrate": ("calibrate.cli", "calibrate_main"),
+    "estimate": ("calibrate.cli", "estimate_main"),
+    "bench": ("experiments.bench", "main"),
+    "report": ("experiments.report", "main"),
+    "figures": ("figures.make", "main"),
+}
 
 
 def _fail(msg: str) -> int:
@@ -92,29 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     cmd, rest = argv[0], argv[1:]
     try:
         if cmd in ("compare", "run"):
-            if any(a in ("-h", "--help") for a in rest):
-                return _hydra(cmd, rest)
-            _prevalidate(rest)
+            if not any(a in ("-h", "--help") for a in rest):
+                _prevalidate(rest)
             return _hydra(cmd, rest)
-        if cmd == "trace":
-            from traces.cli import main as trace_main
-            return trace_main(rest)
-        if cmd == "calibrate":
-            from calibrate.cli import calibrate_main
-            return calibrate_main(rest)
-        if cmd == "estimate":
-            from calibrate.cli import estimate_main
-            return estimate_main(rest)
-        if cmd == "bench":
-            from experiments.bench import main as bench_main
-            return bench_main(rest)
-        if cmd == "report":
-            from experiments.report import main as report_main
-            return report_main(rest)
-        if cmd == "figures":
-            from figures.make import main as figures_main
-            return figures_main(rest)
-        return _fail(f"unknown command '{cmd}'\n{USAGE}")
+        if cmd not in COMMANDS:
+            return _fail(f"unknown command '{cmd}'\n{USAGE}")
+        module, func = COMMANDS[cmd]
+        return getattr(importlib.import_module(module), func)(rest)
     except UserError as e:
         return _fail(str(e))
 

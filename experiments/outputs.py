@@ -53,9 +53,9 @@ def write_report(path: Path, summary: pd.DataFrame, results: list[RunResult], se
         f"- Cost profile: `{setup.cost.name}` ({'measured on a GPU' if setup.cost.measured else 'NOT measured: analytic or constant'})",
         f"- Cluster: {setup.cluster.nodes} node(s) x {setup.cluster.gpus_per_node} GPUs, "
         f"{setup.cluster.gpu_hbm_bytes / 2**30:.0f} GiB HBM each",
-        f"- Models: " + ", ".join(f"{m.name} (tp{m.tp}, {m.weight_bytes / 1e9:.1f} GB)" for m in setup.models.values()),
+        "- Models: " + ", ".join(f"{m.name} (tp{m.tp}, {m.weight_bytes / 1e9:.1f} GB)" for m in setup.models.values()),
         f"- Workload: {len(w)} requests over {w.duration_s:.0f} s; source: {w.meta.get('kind', w.meta.get('source', '?'))}",
-        f"- Wall time per system: " + ", ".join(f"{r.system} {r.wall_s:.1f} s" for r in results), "",
+        "- Wall time per system: " + ", ".join(f"{r.system} {r.wall_s:.1f} s" for r in results), "",
         "## Summary (all models)", "", "```", comparison_table(summary), "```", "",
         "Dropped requests count as the configured unfinished TTFT in the percentiles. `gpus` is the mean",
         "number of GPUs holding an instance; `gpu_h` the GPU-hours they add up to.", "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from policies.types import ACTIVE, LIVE_STATES, ScaleDecision, Snapshot
+from policies.types import ACTIVE, ScaleDecision, Snapshot
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,7 @@ class ThresholdAutoscaler:
     def decide(self, snap: Snapshot) -> ScaleDecision:
         start: dict[str, int] = {}
         stop: list[int] = []
-        by_model: dict[str, list] = {}
-        for inst in snap.instances:
-            if inst.state in LIVE_STATES:
-                by_model.setdefault(inst.model, []).append(inst)
+        by_model = snap.live_by_model()
         for name, lv in snap.load.items():
             live = by_model.get(name, [])
             n = len(live)

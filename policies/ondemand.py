@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from policies.types import ACTIVE, LIVE_STATES, Activate, ScaleDecision, Snapshot
+from policies.types import ACTIVE, Activate, ScaleDecision, Snapshot
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,9 @@ class KeepAliveAutoscaler:
     def decide(self, snap: Snapshot) -> ScaleDecision:
         start: dict[str, int] = {}
         stop: list[int] = []
-        live: dict[str, list] = {}
-        for inst in snap.instances:
-            if inst.state in LIVE_STATES:
-                live.setdefault(inst.model, []).append(inst)
+        live = snap.live_by_model()
+        for insts in live.values():
+            for inst in insts:
                 if inst.inflight > 0 or inst.id not in self._last_busy:
                     self._last_busy[inst.id] = snap.time_s
         for name, lv in snap.load.items():

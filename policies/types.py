@@ -110,8 +110,16 @@ class Snapshot:
         """GPU ids of ``node`` (GPUs are numbered node by node)."""
         return range(node * self.gpus_per_node, (node + 1) * self.gpus_per_node)
 
+    def live_by_model(self) -> dict[str, list[InstanceView]]:
+        """Live instances (starting .. active) of each model, in snapshot order."""
+        out: dict[str, list[InstanceView]] = {}
+        for inst in self.instances:
+            if inst.state in LIVE_STATES:
+                out.setdefault(inst.model, []).append(inst)
+        return out
+
     def busy_gpus(self) -> frozenset[int]:
-        """GPUs that hold a live instance."""
+        """GPUs that hold an instance that has not stopped (draining ones included)."""
         return frozenset(g for inst in self.instances if inst.state != STOPPED for g in inst.gpus)
 
 

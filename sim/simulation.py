@@ -11,7 +11,6 @@ start-up, so at equal times an arrival precedes a control tick scheduled later; 
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ import numpy as np
 import simpy
 
 from policies.bundle import Bundle
-from policies.types import (ACTIVE, DRAINING, LIVE_STATES, STOPPED, Activate, Evict, GPUView, LoadView,
+from policies.types import (ACTIVE, LIVE_STATES, STOPPED, Activate, Evict, GPUView, LoadView,
                             ModelView, Prewarm, Snapshot)
 from sim.cluster import Cluster, ClusterSpec
 from sim.cost import CostModel
@@ -159,7 +158,7 @@ class Simulation:
 
     def _load_views(self, now: float, live: dict[str, int]) -> dict[str, LoadView]:
         """Per-model LoadViews; a model's view object is reused while its five numbers stay the same
-        (most models are idle at any instant). avg_inflight is computed exactly as _avg_inflight."""
+        (most models are idle at any instant). avg_inflight is the time-average over the load window."""
         out = {}
         memo = self._load_memo
         inflight, area, area_t, held, pend = self.inflight, self.area, self.area_t, self.held, self.pending_start
@@ -192,15 +191,6 @@ class Simulation:
 
     def _area_now(self, model: str, now: float) -> float:
         return self.area[model] + self.inflight[model] * (now - self.area_t[model])
-
-    def _avg_inflight(self, model: str, now: float) -> float:
-        """Time-averaged in-flight requests over the last ``load_window_s`` (from control samples)."""
-        if not self.load_samples:
-            return float(self.inflight[model])
-        t0, areas = self.load_samples[0]
-        if now - t0 <= 0:
-            return float(self.inflight[model])
-        return (self._area_now(model, now) - areas[model]) / (now - t0)
 
     def _sample_load(self) -> None:
         now = self.env.now

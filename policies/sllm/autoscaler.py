@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from policies.types import ACTIVE, LIVE_STATES, InstanceView, LoadView, ScaleDecision, Snapshot
+from policies.types import ACTIVE, InstanceView, LoadView, ScaleDecision, Snapshot
 from sim.errors import UserError
 
 
@@ -117,10 +117,7 @@ class SllmAutoscaler:
     def decide(self, snap: Snapshot) -> ScaleDecision:
         """Instances to start per model and idle instances to stop, at ``snap.time_s``."""
         self._observe(snap)
-        live_by_model: dict[str, list[InstanceView]] = {}
-        for inst in snap.instances:
-            if inst.state in LIVE_STATES:
-                live_by_model.setdefault(inst.model, []).append(inst)
+        live_by_model = snap.live_by_model()
         start: dict[str, int] = {}
         stop: list[int] = []
         for name in sorted(set(snap.models) | set(snap.load) | set(live_by_model)):

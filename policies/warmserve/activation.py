@@ -14,15 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from policies.types import STOPPED, Activate, ReplicaView, Snapshot
+from policies.types import Activate, ReplicaView, Snapshot
 
 #: The ``source`` of an activation that takes over a prewarmed replica.
 PREWARMED = "prewarmed"
-
-
-def busy_gpus(snap: Snapshot) -> frozenset[int]:
-    """GPUs that hold an instance that has not stopped."""
-    return frozenset(g for inst in snap.instances if inst.state != STOPPED for g in inst.gpus)
 
 
 def replicas_evicted_by(snap: Snapshot, gpus: tuple[int, ...] | list[int], keep_replica: int | None) -> list[int]:
@@ -76,7 +71,7 @@ class WarmServeActivator:
 
     def choose(self, snap: Snapshot, model: str) -> Activate | None:
         """Where to start one instance of ``model`` (see the class docstring)."""
-        busy = busy_gpus(snap)
+        busy = snap.busy_gpus()
         for ready in (True, False):
             r = _hit(snap, model, ready, busy)
             if r is not None:
@@ -124,7 +119,7 @@ class NaiveActivator:
     def choose(self, snap: Snapshot, model: str) -> Activate | None:
         """Where to start one instance of ``model``, or ``None`` if no node has room."""
         tp = snap.models[model].tp
-        busy = busy_gpus(snap)
+        busy = snap.busy_gpus()
         for node in range(snap.n_nodes):
             free = [x for x in snap.node_gpus(node) if x not in busy]
             if len(free) >= tp:

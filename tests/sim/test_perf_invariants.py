@@ -19,6 +19,17 @@ SMALL = ["workload=synthetic", "workload.duration_s=240", "workload.total_rate=6
          "workload.max_prompt_tokens=1024", "workload.max_output_tokens=512", "progress=false"]
 
 
+def avg_inflight(sim, model, now):
+    """The autoscaler's load signal from first principles: the in-flight integral over the window
+    since the oldest kept load sample."""
+    if not sim.load_samples:
+        return float(sim.inflight[model])
+    t0, areas = sim.load_samples[0]
+    if now - t0 <= 0:
+        return float(sim.inflight[model])
+    return (sim._area_now(model, now) - areas[model]) / (now - t0)
+
+
 def reference_snapshot(sim: Simulation) -> Snapshot:
     """The snapshot as the simulator built it before any caching: everything rescanned."""
     now = sim.env.now
@@ -29,7 +40,7 @@ def reference_snapshot(sim: Simulation) -> Snapshot:
     for i in sim.instances.values():
         if i.state in LIVE_STATES:
             live[i.model.name] = live.get(i.model.name, 0) + 1
-    load = {m: LoadView(sim.inflight[m], sim._avg_inflight(m, now), len(sim.held[m]), live.get(m, 0),
+    load = {m: LoadView(sim.inflight[m], avg_inflight(sim, m, now), len(sim.held[m]), live.get(m, 0),
                         sim.pending_start[m]) for m in sim.order}
     models = {m: ModelView(m, s.shape.params * s.shape.dtype_bytes, s.tp,
                            -(-(-(-s.shape.params * s.shape.dtype_bytes // s.tp)) // CHUNK_BYTES) * CHUNK_BYTES,
