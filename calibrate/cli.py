@@ -30,19 +30,41 @@ def estimate_main(argv: list[str]) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from calibrate.harness.backends import DEVICES
+
     ap = argparse.ArgumentParser(prog="warmsim calibrate",
                                  description="Measure a GPU calibration profile (needs a CUDA GPU and the "
-                                             "[calibrate] extra).")
+                                             "[calibrate] extra), or check an existing one.")
     ap.add_argument("--quick", action="store_true", help="small sweep (~1 min) instead of the full one (~5 min)")
     ap.add_argument("--out", type=Path, default=None,
                     help="profile directory to write (default: ./profiles/<gpu-name>)")
     ap.add_argument("--sections", default=None, help="comma-separated subset of sections to run")
     ap.add_argument("--scratch", type=Path, default=None, help="directory for the disk test file (default: tmp)")
+    ap.add_argument("--device", choices=DEVICES, default="cuda",
+                    help="cuda: measure GPU 0 (default); fake: a dry run with synthetic timings that writes a "
+                         "profile labelled not measured")
+    ap.add_argument("--check", metavar="PROFILE", default=None,
+                    help="measure nothing: compare PROFILE (a shipped name or a directory) with the public "
+                         "sanity ranges; exit status 1 if a value lies outside its range")
     return ap
 
 
+def _sanity(profile: str | Path) -> tuple[str, int]:
+    """The sanity table of ``profile`` and how many values lie outside their range."""
+    from calibrate.costmodel import ProfileCostModel
+    from calibrate.sanity import check_profile, format_checks, outside
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fitting notes (e.g. extrapolation) are not sanity verdicts
+        fitted = ProfileCostModel.load(str(profile)).fitted
+    checks = check_profile(fitted)
+    return format_checks(fitted.name, fitted.measured, checks), len(outside(checks))
+
+
 def calibrate_main(argv: list[str]) -> int:
-    """``warmsim calibrate [--quick] [--out PATH]``: run the harness on this machine's GPU."""
+    """``warmsim calibrate [--quick] [--out PATH] [--device cuda|fake] [--check PROFILE]``: run the
+    harness on this machine's GPU (or the fake backend), then print the sanity table."""
+    from calibrate.harness.backends import open_backend
     from calibrate.harness.device import NoDeviceError
     from calibrate.harness.plan import FULL, QUICK
     from calibrate.harness.runner import run_sweep
@@ -54,26 +76,35 @@ def calibrate_main(argv: list[str]) -> int:
         if e.code == 0:
             return 0
         raise UserError(f"calibrate: bad arguments {' '.join(argv)!r} (see warmsim calibrate --help)") from None
+    if args.check:
+        table, n_out = _sanity(args.check)
+        print(table)
+        return 1 if n_out else 0
     sections = args.sections.split(",") if args.sections else None
     unknown = [s for s in sections or [] if s not in SECTIONS]
     if unknown:
         raise UserError(f"calibrate: --sections: unknown {', '.join(unknown)} (known: {', '.join(SECTIONS)})")
     try:
-        from calibrate.harness.torch_device import TorchDevice
-
-        device = TorchDevice(scratch=args.scratch)
+        backend = open_backend(args.device, scratch=args.scratch)
     except NoDeviceError as e:
         raise UserError(f"calibrate: {e}") from None
+    device = backend.device
     try:
         info = device.info()
         gpu = str(info["gpu"].get("name", "gpu")).lower().replace(" ", "_")
         out = args.out or Path("profiles") / gpu
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-        meta = run_sweep(device, out, QUICK if args.quick else FULL, name=Path(out).name, sections=sections)
+        meta = run_sweep(device, out, QUICK if args.quick else FULL, name=Path(out).name, sections=sections,
+                         measured=backend.measured, label=backend.label)
     finally:
         device.close()
     failed = {k: v["reason"] for k, v in meta["sections"].items() if v["status"] != "ok"}
-    print(f"wrote {out}: {len(meta['sections']) - len(failed)} sections ok, {len(failed)} failed")
+    print(f"wrote {out}: {len(meta['sections']) - len(failed)} sections ok, {len(failed)} failed"
+          + ("" if backend.measured else f" ({backend.label})"))
     for k, why in failed.items():
         print(f"  {k}: FAILED: {why}")
+    try:
+        print(_sanity(out)[0])
+    except UserError as e:  # a profile too incomplete to fit still keeps what it measured
+        print(f"sanity check not possible: {e}")
     return 0

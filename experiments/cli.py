@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         return getattr(importlib.import_module(module), func)(rest)
     except UserError as e:
         return _fail(str(e))
+    except KeyboardInterrupt:
+        print("warmsim: interrupted", file=sys.stderr)
+        return 130
 
 
 def entry() -> None:

@@ -58,6 +58,10 @@ def run_sweep(device: Device, out: Path, plan: SweepPlan, *, name: str, measured
             rows = funcs[sec](device, plan)
             write_table(out, SECTION_TABLES[sec], rows)
             status = {"status": "ok", "rows": len(rows)}
+        except KeyboardInterrupt:  # an interrupted sweep keeps what it measured and says where it stopped
+            meta["sections"][sec] = {"status": "failed", "reason": "interrupted", "seconds": round(clock() - t0, 3)}
+            write_meta(out, meta)
+            raise
         except Exception as e:  # noqa: BLE001 - a failed section is data, not a crash
             reason = f"{type(e).__name__}: {e}".strip()
             log.warning("section %s failed: %s", sec, reason)

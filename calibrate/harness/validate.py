@@ -1,6 +1,6 @@
 """Direct measurements to check ``warmsim estimate`` against (run on a GPU).
 
-``measure --out FILE``: Llama-2-7B (all 32 layers, random bf16 weights) loaded tensor by tensor
+``measure --out FILE [--device cuda|fake]``: Llama-2-7B (all 32 layers, random bf16 weights) loaded tensor by tensor
 from pinned host memory into fresh GPU buffers (the cold-load path of a device-prewarmed,
 engine-prewarmed start), then a 1024-token prefill; and the prefill alone with weights resident.
 ``compare FILE --profile DIR``: the same quantities predicted from a profile, with the error.
@@ -13,6 +13,10 @@ import csv
 import statistics
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from calibrate.harness.device import Device
 
 #: What the validation measures.
 MODEL = "llama-2-7b"
@@ -23,25 +27,35 @@ COLUMNS = ("quantity", "seconds", "rep")
 TOLERANCE = 0.10
 
 
-def measure(out: Path) -> None:
-    """Measure the validation quantities into ``out`` (CSV: quantity, seconds, rep)."""
-    import torch
+def measure_rows(dev: "Device") -> list[tuple[str, float, int]]:
+    """The validation quantities measured on ``dev``: ``(quantity, seconds, rep)`` rows.
 
-    from calibrate.harness.llama import LayerStack
-    from calibrate.harness.torch_device import TorchDevice
+    The prefill is the whole model (every layer, then the LM head) on one 1024-token prompt.
+    """
     from calibrate.shapes import llama_tensor_bytes, shard_dims
     from sim.catalog import get_shape
 
     shape = get_shape(MODEL)
-    dev = TorchDevice()
-    rows = []
+    dims = shard_dims(shape, 1)
     loads = dev.weight_load_s("host_pinned", "fresh", llama_tensor_bytes(shape, shape.layers), REPS)
-    dev.close()
-    st = LayerStack(shard_dims(shape, 1), shape.layers)
-    x = torch.randn(1, PROMPT_TOKENS, shape.hidden, device="cuda", dtype=st.dtype)
-    prefill = dev._events(lambda: st.head(st.prefill(x)[:, -1]), REPS)
-    for i, (ld, pf) in enumerate(zip(loads, prefill)):
-        rows += [("cold_load_pinned", ld, i), ("prefill_resident", pf, i), ("cold_load_plus_prefill", ld + pf, i)]
+    layers = dev.prefill_s(dims, shape.layers, PROMPT_TOKENS, 1, REPS)
+    head = dev.head_s(dims, 1, REPS)
+    rows = []
+    for i, (ld, ly, hd) in enumerate(zip(loads, layers, head)):
+        rows += [("cold_load_pinned", ld, i), ("prefill_resident", ly + hd, i),
+                 ("cold_load_plus_prefill", ld + ly + hd, i)]
+    return rows
+
+
+def measure(out: Path, device: str = "cuda") -> None:
+    """Measure the validation quantities on backend ``device`` into ``out`` (CSV: quantity, seconds, rep)."""
+    from calibrate.harness.backends import open_backend
+
+    dev = open_backend(device).device
+    try:
+        rows = measure_rows(dev)
+    finally:
+        dev.close()
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
@@ -61,16 +75,22 @@ def predict(profile: str) -> dict[str, float]:
             "cold_load_plus_prefill": e.ttft_s}
 
 
+def errors(rows: list[tuple[str, float, int]], profile: str) -> dict[str, tuple[float, float, float]]:
+    """``quantity -> (measured median, predicted, relative error)``."""
+    out = {}
+    for q, p in predict(profile).items():
+        m = statistics.median(s for name, s, _ in rows if name == q)
+        out[q] = (m, p, (p - m) / m)
+    return out
+
+
 def compare(measured_csv: Path, profile: str) -> int:
     """Print predicted vs measured medians; exit 1 if any error exceeds :data:`TOLERANCE`."""
     with measured_csv.open() as f:
-        rows = list(csv.DictReader(f))
-    pred = predict(profile)
+        rows = [(r["quantity"], float(r["seconds"]), int(r["rep"])) for r in csv.DictReader(f)]
     worst = 0.0
     print(f"{'quantity':<24} {'measured_s':>11} {'predicted_s':>11} {'error':>7}")
-    for q, p in pred.items():
-        m = statistics.median(float(r["seconds"]) for r in rows if r["quantity"] == q)
-        err = (p - m) / m
+    for q, (m, p, err) in errors(rows, profile).items():
         worst = max(worst, abs(err))
         print(f"{q:<24} {m:11.4f} {p:11.4f} {err:+7.1%}")
     print(f"worst error {worst:.1%} (tolerance {TOLERANCE:.0%})")
@@ -82,12 +102,13 @@ def main(argv: list[str]) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("measure")
     m.add_argument("--out", type=Path, required=True)
+    m.add_argument("--device", choices=("cuda", "fake"), default="cuda")
     c = sub.add_parser("compare")
     c.add_argument("csv", type=Path)
     c.add_argument("--profile", required=True)
     args = ap.parse_args(argv)
     if args.cmd == "measure":
-        measure(args.out)
+        measure(args.out, args.device)
         return 0
     return compare(args.csv, args.profile)
 

@@ -69,6 +69,23 @@ def test_tables_written_as_sections_finish(tmp_path):
     del orig
 
 
+def test_a_keyboard_interrupt_is_recorded_before_it_propagates(tmp_path):
+    """Ctrl-C (or the time limit of run_on_gpu.sh, sent as SIGINT) marks the section it cut short."""
+    dev = FakeDevice()
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    dev.decode_s = interrupted  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(dev, tmp_path, QUICK, name="cut")
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["sections"]["decode"]["status"] == "failed"
+    assert meta["sections"]["decode"]["reason"] == "interrupted"
+    assert meta["sections"]["prefill"]["status"] == "ok" and read_table(tmp_path, "prefill")
+    assert "weight_load" not in meta["sections"]
+
+
 def test_plans_cover_every_section_and_fit_budget():
     for plan in (FULL, QUICK):
         assert set(dict(plan.budgets_s)) == set(SECTIONS) == set(SECTION_TABLES)
@@ -93,3 +110,12 @@ def test_calibrate_bad_arguments():
         calibrate_main(["--sections", "copy,teleport"])
     with pytest.raises(UserError):
         calibrate_main(["--frobnicate"])
+
+
+def test_fake_backend_dry_run_writes_a_profile_labelled_not_measured(tmp_path, capsys):
+    assert calibrate_main(["--device", "fake", "--quick", "--out", str(tmp_path / "dry")]) == 0
+    meta = json.loads((tmp_path / "dry" / "meta.json").read_text())
+    assert meta["measured"] is False and meta["label"].startswith("FAKE DEVICE")
+    out = capsys.readouterr().out
+    assert "10 sections ok, 0 failed" in out and "FAKE DEVICE" in out
+    assert "sanity check of profile dry (NOT measured)" in out

@@ -1,0 +1,143 @@
+"""Compare a profile's headline numbers with the public anchors of ``docs/calibration.md``.
+
+The anchors are sanity ranges, not ground truth: a value outside its range is flagged for a person
+to look at (a wrong NUMA node, a link trained at a lower generation, a page cache that was not
+dropped), never corrected. ``warmsim calibrate`` prints this table after a sweep, and
+``warmsim calibrate --check PROFILE`` prints it for an existing profile.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from calibrate.fit import FittedProfile
+
+GB = 1e9
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """One public anchor: the accepted range of one quantity and where it comes from."""
+
+    quantity: str
+    unit: str
+    low: float
+    high: float
+    source: str
+
+
+#: Pinned host<->GPU bandwidth by PCIe generation (x16), GB/s.
+PCIE_PINNED_GBPS: dict[int, Anchor] = {
+    4: Anchor("pinned copy bandwidth", "GB/s", 18.0, 27.0, "PCIe Gen4 x16 achieves about 20-25 GB/s"),
+    5: Anchor("pinned copy bandwidth", "GB/s", 45.0, 55.0, "PCIe Gen5 x16 achieves about 50-55 GB/s"),
+}
+#: Pinned over pageable bandwidth: pageable memory is slower (a staging copy through a pinned buffer).
+PAGEABLE_RATIO = Anchor("pinned / pageable h2d bandwidth", "x", 1.0, math.inf,
+                        "pageable memory is several times slower than pinned")
+#: NVMe read bandwidth of a cold (page-cache-dropped) safetensors load.
+NVME_GBPS = Anchor("cold disk->GPU bandwidth", "GB/s", 0.4, 29.0,
+                   "NVMe: 0.4-7 GB/s per drive, striped arrays up to ~29 GB/s")
+#: CUDA VMM per 2 MiB chunk (kvcached's A100 benchmark), accepted within a factor of ten either way.
+VMM_PER_2MIB_S: dict[str, Anchor] = {
+    op: Anchor(f"VMM {op} per 2 MiB", "us", a / 10, a * 10, f"kvcached A100: ~{a:g} us (accepted x0.1-x10)")
+    for op, a in (("create", 193.0), ("map", 1.5), ("set_access", 36.0), ("unmap", 26.0))
+}
+#: CUDA context creation and ``import torch``.
+CONTEXT_S = Anchor("CUDA context creation", "s", 0.0, 1.0, "well under a second on a current driver")
+IMPORT_TORCH_S = Anchor("import torch", "s", 0.3, 15.0, "import torch costs seconds")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row of the sanity table; ``verdict`` is ``ok``, ``OUTSIDE`` or ``not checked``."""
+
+    quantity: str
+    value: float | None
+    unit: str
+    low: float | None
+    high: float | None
+    verdict: str
+    note: str
+
+
+def _judge(a: Anchor, value: float | None, note: str = "") -> Check:
+    if value is None or not math.isfinite(value):
+        return Check(a.quantity, value, a.unit, a.low, a.high, "not checked", note or "not measured")
+    ok = a.low <= value <= a.high
+    return Check(a.quantity, value, a.unit, a.low, a.high, "ok" if ok else "OUTSIDE", note or a.source)
+
+
+def _pcie_gen(meta: dict) -> int | None:
+    """The link generation the copies should reach: NVML's maximum for this device and system (the
+    current generation drops at idle), else the current one."""
+    gpu = meta.get("gpu", {})
+    for key in ("pcie_gen_max", "pcie_gen"):
+        if isinstance(gpu.get(key), int):
+            return gpu[key]
+    return None
+
+
+def check_profile(fp: FittedProfile) -> list[Check]:
+    """Every sanity check this profile's data allows, in a fixed order."""
+    out: list[Check] = []
+    gen = _pcie_gen(fp.meta)
+    anchor = PCIE_PINNED_GBPS.get(gen) if gen is not None else None
+    for direction in ("h2d", "d2h"):
+        bw = fp.copies.get((direction, "pinned"))
+        value = bw.bytes_per_s / GB if bw else None
+        quantity = f"pinned copy bandwidth ({direction})"
+        if anchor is None:
+            out.append(Check(quantity, value, "GB/s", None, None, "not checked",
+                             f"no anchor for PCIe generation {gen}"))
+        else:
+            c = _judge(anchor, value, f"{anchor.source} (link Gen{gen})")
+            out.append(Check(quantity, c.value, c.unit, c.low, c.high, c.verdict, c.note))
+    pinned, pageable = fp.copies.get(("h2d", "pinned")), fp.copies.get(("h2d", "pageable"))
+    out.append(_judge(PAGEABLE_RATIO, pinned.bytes_per_s / pageable.bytes_per_s if pinned and pageable else None))
+    if fp.disk_cold is None:
+        out.append(_judge(NVME_GBPS, None))
+    elif not fp.disk_dropped:
+        out.append(Check(NVME_GBPS.quantity, fp.disk_cold.bytes_per_s / GB, "GB/s", NVME_GBPS.low, NVME_GBPS.high,
+                         "not checked", "the page cache could not be dropped: this is not a disk number"))
+    else:
+        out.append(_judge(NVME_GBPS, fp.disk_cold.bytes_per_s / GB))
+    for op, anchor in VMM_PER_2MIB_S.items():
+        fit = fp.vmm.get(op)
+        out.append(_judge(anchor, fit.per_call_s(2 * MIB) * 1e6 if fit else None))
+    create, remap = fp.vmm.get("create"), fp.vmm.get("remap")
+    if create and remap:
+        c, r = create.per_call_s(2 * MIB), remap.per_call_s(2 * MIB)
+        out.append(Check("VMM remap of kept handles / create", r / c, "x", 0.0, 1.0, "ok" if r < c else "OUTSIDE",
+                         "re-mapping kept handles is cheaper than creating them"))
+    phases = fp.process_phases
+    out.append(_judge(CONTEXT_S, phases.get("cuda_context")))
+    out.append(_judge(IMPORT_TORCH_S, phases.get("import_torch")))
+    return out
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if math.isinf(v):
+        return "inf"
+    return f"{v:.3g}"
+
+
+def format_checks(name: str, measured: bool, checks: list[Check]) -> str:
+    """A plain-text table of ``checks`` with a closing line that counts the verdicts."""
+    kind = "measured" if measured else "NOT measured"
+    lines = [f"sanity check of profile {name} ({kind}) against the public anchors of docs/calibration.md",
+             f"  {'quantity':<38} {'value':>9} {'range':>17}  {'verdict':<11} note"]
+    for c in checks:
+        rng = f"{_fmt(c.low)}-{_fmt(c.high)} {c.unit}" if c.low is not None else f"- {c.unit}"
+        lines.append(f"  {c.quantity:<38} {_fmt(c.value):>9} {rng:>17}  {c.verdict:<11} {c.note}")
+    counts = {v: sum(c.verdict == v for c in checks) for v in ("ok", "OUTSIDE", "not checked")}
+    lines.append(f"  {counts['ok']} ok, {counts['OUTSIDE']} outside their range, {counts['not checked']} not checked")
+    return "\n".join(lines)
+
+
+def outside(checks: list[Check]) -> list[Check]:
+    """The checks whose value lies outside its anchor's range."""
+    return [c for c in checks if c.verdict == "OUTSIDE"]
+
