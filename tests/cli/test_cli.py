@@ -92,3 +92,19 @@ def test_warmup_leaves_early_requests_out_of_the_statistics(tmp_path):
     assert len(req) == a.requests and b.requests == (req.arrival_s >= 60).sum() < a.requests
     assert b.cold_starts == a.cold_starts  # counters cover the whole run
     assert b.ttft_p99_s < a.ttft_p99_s  # the cold start's slow first requests were in the warm-up
+
+
+def test_calibrate_commands_as_a_user_runs_them(tmp_path):
+    p = warmsim("calibrate", "--check", "h100_analytic", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "sanity check of profile h100_analytic (NOT measured)" in p.stdout and "0 outside" in p.stdout
+    p = warmsim("calibrate", "--device", "fake", "--quick", "--out", "dry", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "10 sections ok, 0 failed" in p.stdout and (tmp_path / "dry" / "meta.json").is_file()
+    p = warmsim("estimate", "model=llama-2-7b", f"gpu_profile={tmp_path / 'dry'}", "source=host_pinned",
+                "prompt_tokens=1024", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "TTFT of first request" in p.stdout and "NOT measured" in p.stdout
+    p = warmsim("calibrate", "--check", "no_such_profile", cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no_such_profile" in p.stderr
+    assert "Traceback" not in p.stderr
