@@ -52,13 +52,17 @@ def _parser() -> argparse.ArgumentParser:
 def _sanity(profile: str | Path) -> tuple[str, int]:
     """The sanity table of ``profile`` and how many values lie outside their range."""
     from calibrate.costmodel import ProfileCostModel
-    from calibrate.sanity import check_profile, format_checks, outside
+    from calibrate.profile import load_profile
+    from calibrate.profiles import resolve
+    from calibrate.sanity import check_profile, format_checks, format_spreads, outside, spreads
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fitting notes (e.g. extrapolation) are not sanity verdicts
         fitted = ProfileCostModel.load(str(profile)).fitted
     checks = check_profile(fitted)
-    return format_checks(fitted.name, fitted.measured, checks), len(outside(checks))
+    text = format_checks(fitted.name, fitted.measured, checks) + "\n" + format_spreads(spreads(
+        load_profile(resolve(profile))))
+    return text, len(outside(checks))
 
 
 def calibrate_main(argv: list[str]) -> int:

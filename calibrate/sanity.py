@@ -3,14 +3,18 @@
 The anchors are sanity ranges, not ground truth: a value outside its range is flagged for a person
 to look at (a wrong NUMA node, a link trained at a lower generation, a page cache that was not
 dropped), never corrected. ``warmsim calibrate`` prints this table after a sweep, and
-``warmsim calibrate --check PROFILE`` prints it for an existing profile.
+``warmsim calibrate --check PROFILE`` prints it for an existing profile, followed by the spread of
+each table's repetitions (the median alone hides a noisy measurement).
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
+
 from calibrate.fit import FittedProfile
+from calibrate.profile import TABLES, Profile
 
 GB = 1e9
 MIB = 1 << 20
@@ -141,3 +145,50 @@ def outside(checks: list[Check]) -> list[Check]:
     """The checks whose value lies outside its anchor's range."""
     return [c for c in checks if c.verdict == "OUTSIDE"]
 
+
+
+@dataclass(frozen=True)
+class Spread:
+    """How much the repetitions of one table's points disagree: ``(max - min) / median`` per point."""
+
+    table: str
+    points: int
+    median: float
+    worst: float
+    worst_point: str
+
+
+def spreads(profile: Profile) -> list[Spread]:
+    """Per measured table, the median and the worst relative spread of its points' repetitions."""
+    out = []
+    for table, cols in TABLES.items():
+        names = [c for c, _ in cols]
+        if "rep" not in names:
+            continue
+        keys = [c for c in names if c not in ("seconds", "rep")]
+        groups: dict[tuple, list[float]] = {}
+        for r in profile.rows(table):
+            groups.setdefault(tuple(r[k] for k in keys), []).append(r["seconds"])
+        rel = {k: (max(v) - min(v)) / statistics.median(v) for k, v in groups.items()
+               if len(v) > 1 and statistics.median(v) > 0}
+        if not rel:
+            continue
+        worst = max(rel, key=rel.get)
+        label = ", ".join(f"{k}={v}" for k, v in zip(keys, worst) if k not in _SHAPE_DETAIL)
+        out.append(Spread(table, len(rel), statistics.median(rel.values()), rel[worst], label))
+    return out
+
+
+#: Shape columns left out of a point's label (the shape name and tp identify it).
+_SHAPE_DETAIL = {"hidden", "heads", "kv_heads", "head_dim", "intermediate", "vocab"}
+
+
+def format_spreads(rows: list[Spread]) -> str:
+    """A plain-text table of :func:`spreads` (empty profile: one line saying so)."""
+    if not rows:
+        return "spread of repetitions: no table with repeated points"
+    lines = ["spread of repetitions ((max - min) / median of each point's repetitions)",
+             f"  {'table':<13} {'points':>6} {'median':>8} {'worst':>8}  worst point"]
+    for s in rows:
+        lines.append(f"  {s.table:<13} {s.points:>6} {s.median:>8.1%} {s.worst:>8.1%}  {s.worst_point}")
+    return "\n".join(lines)

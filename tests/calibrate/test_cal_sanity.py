@@ -89,3 +89,17 @@ def test_check_command_exit_status(tmp_path, capsys):
     assert calibrate_main(["--check", str(bad)]) == 1
     out = capsys.readouterr().out
     assert "OUTSIDE" in out and json.loads((bad / "meta.json").read_text())["measured"] is False
+
+
+def test_spread_reports_how_much_repetitions_disagree(tmp_path):
+    from calibrate.profile import load_profile
+    from calibrate.sanity import format_spreads, spreads
+
+    run_sweep(FakeDevice(jitter=0.10, seed=3), tmp_path / "noisy", QUICK, name="noisy")
+    run_sweep(FakeDevice(), tmp_path / "exact", QUICK, name="exact")
+    noisy = {s.table: s for s in spreads(load_profile(tmp_path / "noisy"))}
+    assert {"copy", "prefill", "decode", "vmm"} <= set(noisy)
+    assert all(0 < s.median <= s.worst <= 0.2 * 1.0001 / 0.9 for s in noisy.values())  # |u| <= 1: (1.1-0.9)/0.9
+    exact = spreads(load_profile(tmp_path / "exact"))
+    assert exact and all(s.worst == 0 for s in exact)
+    assert "worst point" in format_spreads(list(noisy.values()))
