@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sim.errors import UserError
+
 if TYPE_CHECKING:
     from calibrate.harness.device import Device
 
@@ -86,8 +88,14 @@ def errors(rows: list[tuple[str, float, int]], profile: str) -> dict[str, tuple[
 
 def compare(measured_csv: Path, profile: str) -> int:
     """Print predicted vs measured medians; exit 1 if any error exceeds :data:`TOLERANCE`."""
+    if not measured_csv.is_file():
+        raise UserError(f"validate: no measurements at {measured_csv} (did 'measure' fail?)")
     with measured_csv.open() as f:
         rows = [(r["quantity"], float(r["seconds"]), int(r["rep"])) for r in csv.DictReader(f)]
+    missing = [q for q in ("cold_load_pinned", "prefill_resident", "cold_load_plus_prefill")
+               if not any(name == q for name, _, _ in rows)]
+    if missing:
+        raise UserError(f"validate: {measured_csv} has no rows for {', '.join(missing)}")
     worst = 0.0
     print(f"{'quantity':<24} {'measured_s':>11} {'predicted_s':>11} {'error':>7}")
     for q, (m, p, err) in errors(rows, profile).items():
@@ -107,10 +115,16 @@ def main(argv: list[str]) -> int:
     c.add_argument("csv", type=Path)
     c.add_argument("--profile", required=True)
     args = ap.parse_args(argv)
-    if args.cmd == "measure":
-        measure(args.out, args.device)
-        return 0
-    return compare(args.csv, args.profile)
+    from calibrate.harness.device import NoDeviceError
+
+    try:
+        if args.cmd == "measure":
+            measure(args.out, args.device)
+            return 0
+        return compare(args.csv, args.profile)
+    except (UserError, NoDeviceError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -70,3 +70,16 @@ def test_run_on_gpu_script_dry_run(tmp_path):
     compare = (out / "compare.txt").read_text()
     assert compare.count("worst error") == 2 and "== profile h100_analytic" in compare
     assert "0 outside their range" in (out / "sanity.txt").read_text()
+
+
+def test_validate_command_line(tmp_path, capsys):
+    from calibrate.harness.validate import main
+
+    assert main(["compare", str(tmp_path / "absent.csv"), "--profile", "h100_analytic"]) == 2
+    assert "no measurements at" in capsys.readouterr().err
+    assert main(["measure", "--device", "fake", "--out", str(tmp_path / "v.csv")]) == 0
+    assert main(["compare", str(tmp_path / "v.csv"), "--profile", "h100_analytic"]) == 0
+    assert "worst error" in capsys.readouterr().out
+    (tmp_path / "short.csv").write_text("quantity,seconds,rep\ncold_load_pinned,0.3,0\n")
+    assert main(["compare", str(tmp_path / "short.csv"), "--profile", "h100_analytic"]) == 2
+    assert "no rows for prefill_resident" in capsys.readouterr().err
