@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--check", metavar="PROFILE", default=None,
                     help="measure nothing: compare PROFILE (a shipped name or a directory) with the public "
                          "sanity ranges; exit status 1 if a value lies outside its range")
+    ap.add_argument("--diff", nargs=2, metavar=("A", "B"), default=None,
+                    help="measure nothing: headline numbers of profiles A and B side by side, with B/A")
     return ap
 
 
@@ -66,7 +68,7 @@ def _sanity(profile: str | Path) -> tuple[str, int]:
 
 
 def calibrate_main(argv: list[str]) -> int:
-    """``warmsim calibrate [--quick] [--out PATH] [--device cuda|fake] [--check PROFILE]``: run the
+    """``warmsim calibrate [--quick] [--out PATH] [--device cuda|fake] [--check PROFILE] [--diff A B]``: run the
     harness on this machine's GPU (or the fake backend), then print the sanity table."""
     from calibrate.harness.backends import open_backend
     from calibrate.harness.device import NoDeviceError
@@ -80,6 +82,15 @@ def calibrate_main(argv: list[str]) -> int:
         if e.code == 0:
             return 0
         raise UserError(f"calibrate: bad arguments {' '.join(argv)!r} (see warmsim calibrate --help)") from None
+    if args.diff:
+        from calibrate.costmodel import ProfileCostModel
+        from calibrate.diff import format_diff
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            a, b = (ProfileCostModel.load(p) for p in args.diff)
+        print(format_diff(a, b))
+        return 0
     if args.check:
         table, n_out = _sanity(args.check)
         print(table)

@@ -7,7 +7,8 @@
 # Writes six files into $OUT (a device machine brings back at most eight):
 #   calibration.tgz  the profile directory (<gpu>_measured/, e.g. h200_measured/) and every log
 #   sanity.txt       the profile against the public sanity ranges (docs/calibration.md)
-#   compare.txt      warmsim estimate vs a direct measurement, on the new profile and on h100_analytic
+#   compare.txt      warmsim estimate vs a direct measurement, on the new profile and on h100_analytic,
+#                    then the headline numbers of both profiles side by side
 #   validate.csv     that direct measurement
 #   calibrate.log    the sweep's log
 #   nvidia-smi.txt   the machine
@@ -84,6 +85,16 @@ timeout -k 30 "$VALIDATE_TIMEOUT" $PY -m calibrate.harness.validate measure --de
     echo "== profile $prof"
     $PY -m calibrate.harness.validate compare "$OUT/validate.csv" --profile "$prof" 2>&1
   done
+  echo "== headline numbers, analytic (A) vs this run (B)"
+  $PY - "$PROFILE" <<'PY' 2>&1
+import sys
+from calibrate.cli import calibrate_main
+from sim.errors import UserError
+try:
+    calibrate_main(["--diff", "h100_analytic", sys.argv[1]])
+except UserError as e:
+    print(f"no diff: {e}")
+PY
 } >"$OUT/compare.txt"
 cat "$OUT/compare.txt"
 
