@@ -51,16 +51,23 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _load_quietly(profile: str | Path):
+    """The profile as a cost model; fitting notes (e.g. extrapolation) are not what a check or a diff
+    reports, so they are silenced."""
+    from calibrate.costmodel import ProfileCostModel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ProfileCostModel.load(str(profile))
+
+
 def _sanity(profile: str | Path) -> tuple[str, int]:
     """The sanity table of ``profile`` and how many values lie outside their range."""
-    from calibrate.costmodel import ProfileCostModel
     from calibrate.profile import load_profile
     from calibrate.profiles import resolve
     from calibrate.sanity import check_profile, format_checks, format_spreads, outside, spreads
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # fitting notes (e.g. extrapolation) are not sanity verdicts
-        fitted = ProfileCostModel.load(str(profile)).fitted
+    fitted = _load_quietly(profile).fitted
     checks = check_profile(fitted)
     text = format_checks(fitted.name, fitted.measured, checks) + "\n" + format_spreads(spreads(
         load_profile(resolve(profile))))
@@ -83,13 +90,9 @@ def calibrate_main(argv: list[str]) -> int:
             return 0
         raise UserError(f"calibrate: bad arguments {' '.join(argv)!r} (see warmsim calibrate --help)") from None
     if args.diff:
-        from calibrate.costmodel import ProfileCostModel
         from calibrate.diff import format_diff
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            a, b = (ProfileCostModel.load(p) for p in args.diff)
-        print(format_diff(a, b))
+        print(format_diff(*(_load_quietly(p) for p in args.diff)))
         return 0
     if args.check:
         table, n_out = _sanity(args.check)
