@@ -110,6 +110,8 @@ class ProfileCostModel:
         f = self.fitted
         if source == "ssd":
             return max(0.0, self._need(f.disk_cold, "disk measurements").latency_s)
+        # Peer copies are tensor-by-tensor device copies: their launch costs are taken as those of
+        # the pinned host loads (no GPU-to-GPU load is measured).
         fit = f.load_per_tensor_s.get("host_pageable" if source == "host_pageable" else "host_pinned")
         fit = self._need(fit, f"weight-load measurements for {source}")
         tensors = -(-int(nbytes) // int(f.assumptions.mean_tensor_bytes))

@@ -18,7 +18,7 @@ from sim.startup import MEMSWITCH, SOURCE_PATHS, StartupBreakdown, startup_break
 KEYS = {
     "model": (True, "catalog model name"),
     "gpu_profile": (True, "shipped profile name or profile directory"),
-    "source": (True, "host_pinned | host_pageable | ssd | remote | prewarmed"),
+    "source": (True, "host_pinned | host_pageable | ssd | remote | prewarmed | peer_nvlink | peer_rdma"),
     "prompt_tokens": (True, "prompt length of the first request"),
     "tp": (False, "tensor-parallel degree (default 1)"),
     "memswitch": (False, "free_malloc | vmm_pool (default free_malloc)"),

@@ -133,7 +133,9 @@ class Activate:
     weights load from ``source`` (one of ``sim.cost.SOURCES``). The simulator evicts every other
     prewarmed replica overlapping ``gpus`` when the policy's bundle says activation evicts.
     ``compute_share`` and ``kv_bytes_per_gpu`` are for GPU sharing (MuxServe); ``None`` KV means
-    "all memory left on the GPUs after weights".
+    "all memory left on the GPUs after weights". With a peer source (``peer_nvlink`` inside a node,
+    ``peer_rdma`` across nodes) ``peer`` names the running instance of the same model whose GPUs the
+    shards are copied from, shard ``i`` from its GPU ``i``.
     """
 
     model: str
@@ -142,6 +144,7 @@ class Activate:
     replica: int | None = None
     compute_share: float = 1.0
     kv_bytes_per_gpu: int | None = None
+    peer: int | None = None
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,8 @@ class Node:
         self.gpu_ids = gpu_ids
         self.host_mem = Link(f"n{idx}.host_mem", spec.host_mem_bw)
         self.ssd = Link(f"n{idx}.ssd", spec.ssd_bw)
-        self.nic = Link(f"n{idx}.nic", spec.nic_bw)
+        self.nic = Link(f"n{idx}.nic", spec.nic_bw)  # into the node (downloads, RDMA receives)
+        self.nic_tx = Link(f"n{idx}.nic_tx", spec.nic_bw)  # out of the node (RDMA sends to peers)
         self.host_cache = HostCache(spec.host_cache_bytes, everything=spec.host_cache_bytes is None)
 
 
@@ -95,6 +96,8 @@ class GPU:
         self.node = node
         self.mem = GPUMemory(idx, spec.gpu_pool_bytes, on_mem_change)
         self.pcie = Link(f"g{idx}.pcie", spec.pcie_pinned_bw)
+        self.nvlink_tx = Link(f"g{idx}.nvlink_tx", spec.nvlink_bw)  # NVLink is full duplex
+        self.nvlink_rx = Link(f"g{idx}.nvlink_rx", spec.nvlink_bw)
         self.instances: set[int] = set()
         self.replicas: set[int] = set()
         self.background_flows = 0  # prewarm loads copying onto this GPU now
@@ -110,10 +113,24 @@ class Cluster:
                       for n in range(spec.nodes)]
         self.gpus = [GPU(g, g // spec.gpus_per_node, spec, on_mem_change) for g in range(spec.n_gpus)]
 
-    def path(self, source: str, gpu: int) -> tuple[tuple[Link, ...], float]:
-        """Links a load from ``source`` onto ``gpu`` crosses, and the flow's own rate ceiling."""
+    def path(self, source: str, gpu: int, peer_gpu: int | None = None) -> tuple[tuple[Link, ...], float]:
+        """Links a load from ``source`` onto ``gpu`` crosses, and the flow's own rate ceiling.
+
+        A peer source copies from ``peer_gpu``: over NVLink inside a node (its send side, then the
+        destination's receive side), else GPUDirect RDMA (the peer node's NIC out, this node's NIC in,
+        this GPU's PCIe link).
+        """
         g = self.gpus[gpu]
         node = self.nodes[g.node]
+        if source in ("peer_nvlink", "peer_rdma"):
+            if peer_gpu is None:
+                raise KeyError(f"{source} needs the peer GPU")
+            p = self.gpus[peer_gpu]
+            if (p.node == g.node) != (source == "peer_nvlink"):
+                raise KeyError(f"{source} from GPU {peer_gpu} to GPU {gpu}: wrong path for their nodes")
+            if source == "peer_nvlink":
+                return (p.nvlink_tx, g.nvlink_rx), float("inf")
+            return (self.nodes[p.node].nic_tx, node.nic, g.pcie), float("inf")
         if source == "host_pinned":
             return (node.host_mem, g.pcie), float("inf")
         if source == "host_pageable":
@@ -126,4 +143,4 @@ class Cluster:
 
     def node_links(self, node: int) -> set[Link]:
         n = self.nodes[node]
-        return {n.host_mem, n.ssd, n.nic}
+        return {n.host_mem, n.ssd, n.nic}  # the links a load onto this node waits on (not nic_tx)

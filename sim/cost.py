@@ -15,8 +15,11 @@ from typing import Protocol, runtime_checkable
 
 from sim.models import ServedModel
 
-#: Where a model's weights come from when an instance loads them.
-SOURCES = ("host_pinned", "host_pageable", "ssd", "remote", "prewarmed")
+#: Where a model's weights come from when an instance loads them. ``peer_nvlink`` / ``peer_rdma``
+#: copy them from the GPUs of a running instance of the same model (same node / another node).
+SOURCES = ("host_pinned", "host_pageable", "ssd", "remote", "prewarmed", "peer_nvlink", "peer_rdma")
+#: The sources that copy from a running instance's GPUs.
+PEER_SOURCES = ("peer_nvlink", "peer_rdma")
 
 #: Link kinds a cost model gives a capacity for (bytes/s).
 LINKS = ("pcie_h2d_pinned", "pcie_h2d_pageable", "pcie_d2h", "ssd_read", "host_mem", "nvlink", "nic")

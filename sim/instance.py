@@ -15,7 +15,8 @@ class Instance:
     """One instance of ``model`` on ``gpus``. Its memory is committed when it is created."""
 
     def __init__(self, host, ident: int, model: ServedModel, gpus: tuple[int, ...], source: str,
-                 replica=None, compute_share: float = 1.0, kv_bytes_per_gpu: int = 0, ready_at_start=False):
+                 replica=None, compute_share: float = 1.0, kv_bytes_per_gpu: int = 0, ready_at_start=False,
+                 peer: "Instance | None" = None):
         self.host = host
         self.id = ident
         self.model = model
@@ -35,6 +36,9 @@ class Instance:
         self.counted_pending = False  # counted among its model's instance starts in progress
         self.active_at: float | None = 0.0 if ready_at_start else None
         self.successor = None  # the replica its weights become when it stops (keep_weights_on_stop)
+        self.peer = peer  # the running instance its weights are copied from (peer sources)
+        self.copies_out = 0  # copies of its weights to new instances in progress
+        self._copies_done = None  # event a stopping instance waits on while copies_out > 0
 
     # ---- views ----------------------------------------------------------------------------------
     @property
@@ -93,7 +97,10 @@ class Instance:
             if h.bundle.memswitch == "free_malloc":
                 yield env.timeout(self.sync_free_s + h.cost.alloc_s(shard) + self._kv_alloc_s())
             t0 = env.now
-            yield from h.load_weights(self.model, self.gpus, self.source, tag=("instance", self.id))
+            yield from h.load_weights(self.model, self.gpus, self.source, tag=("instance", self.id), peer=self.peer)
+            if self.peer is not None:
+                self.peer.hold_for_copy(-1)
+                self.peer = None
             yield env.timeout(h.cost.load_overhead_s(self.source, shard))
             if h.bundle.memswitch == "vmm_pool":
                 yield env.timeout(memory_prep_s(h.cost, shard, "vmm_pool", env.now - t0))
@@ -122,7 +129,17 @@ class Instance:
             self.engine.submit(rid)
         self.pending.clear()
         yield from self.engine.run()
+        if self.copies_out:  # new instances are still copying these weights: the process stays
+            self._copies_done = self.host.env.event()
+            yield self._copies_done
         self.host.on_instance_stopped(self)
+
+    def hold_for_copy(self, delta: int) -> None:
+        """Count a copy of this instance's weights starting (+1) or ending (-1)."""
+        self.copies_out += delta
+        if self.copies_out == 0 and self._copies_done is not None:
+            self._copies_done.succeed()
+            self._copies_done = None
 
     def drain(self) -> None:
         """Stop taking requests; stop once the running ones finish."""

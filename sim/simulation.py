@@ -18,10 +18,10 @@ import numpy as np
 import simpy
 
 from policies.bundle import Bundle
-from policies.types import (ACTIVE, LIVE_STATES, STOPPED, Activate, Evict, GPUView, LoadView,
+from policies.types import (ACTIVE, DRAINING, LIVE_STATES, STOPPED, Activate, Evict, GPUView, LoadView,
                             ModelView, Prewarm, Snapshot)
 from sim.cluster import Cluster, ClusterSpec
-from sim.cost import CostModel
+from sim.cost import PEER_SOURCES, CostModel
 from sim.engine import EngineSpec
 from sim.errors import PlanError
 from sim.instance import Instance
@@ -288,9 +288,16 @@ class Simulation:
 
     # ---- weight movement --------------------------------------------------------------------------
     def load_weights(self, model: ServedModel, gpus: tuple[int, ...], source: str, tag, background=False,
-                     replica: Replica | None = None):
-        """Move one shard of ``model`` onto each of ``gpus`` from ``source`` (a generator to yield from)."""
+                     replica: Replica | None = None, peer: Instance | None = None):
+        """Move one shard of ``model`` onto each of ``gpus`` from ``source`` (a generator to yield from).
+
+        From a ``peer`` instance, shard ``i`` comes from the peer's GPU ``i``; the peer keeps its
+        weights (and its GPUs) until the copy ends, and its GPUs count a copy in progress.
+        """
         if source == "prewarmed" or (replica is not None and replica.evicted):
+            return
+        if peer is not None:
+            yield from self._load_from_peer(model, gpus, source, tag, peer)
             return
         node = self.cluster.nodes[self.cluster.gpus[gpus[0]].node]
         if source in ("host_pinned", "host_pageable") and model.name not in node.host_cache:
@@ -315,6 +322,19 @@ class Simulation:
                     self.cluster.gpus[g].background_flows -= 1
         node.host_cache.touch(model.name, model.weight_bytes)
 
+    def _load_from_peer(self, model: ServedModel, gpus: tuple[int, ...], source: str, tag, peer: Instance):
+        flows = []
+        for g, p in zip(gpus, peer.gpus):
+            links, cap = self.cluster.path(source, g, peer_gpu=p)
+            flows.append(self.cluster.net.transfer(model.shard_bytes, links, tag, cap))
+        for p in peer.gpus:
+            self.cluster.gpus[p].background_flows += 1  # the copy reads the serving GPUs' HBM
+        try:
+            yield self.env.all_of([f.done for f in flows])
+        finally:
+            for p in peer.gpus:
+                self.cluster.gpus[p].background_flows -= 1
+
     # ---- replicas -------------------------------------------------------------------------------
     def _model_on_gpu(self, model: str, g: int) -> bool:
         gpu = self.cluster.gpus[g]
@@ -332,6 +352,8 @@ class Simulation:
 
     def apply_prewarm(self, p: Prewarm) -> None:
         model = self._check_group(p.model, p.gpus, "Prewarm")
+        if p.source in PEER_SOURCES:
+            raise PlanError(f"Prewarm {p.model}: prewarming from a peer instance ({p.source}) is not modelled")
         for g in p.gpus:
             # (A GPU serving the same model may take a replica, as the authors' code allows.)
             if any(self.replicas[r].model.name == p.model for r in self.cluster.gpus[g].replicas):
@@ -414,6 +436,7 @@ class Simulation:
                 raise PlanError(f"Activate {act.model}: GPU {g} already serves instances {sorted(gpu.instances)}")
             if shared and sum(self.instances[i].compute_share for i in gpu.instances) + act.compute_share > 1.0 + 1e-9:
                 raise PlanError(f"Activate {act.model}: compute shares on GPU {g} would exceed 1")
+        peer = self._check_peer(act, model) if act.replica is None else None
         rep = None
         if act.replica is not None:
             rep = self.replicas.get(act.replica)
@@ -438,9 +461,11 @@ class Simulation:
         kv = (kv // block_bytes) * block_bytes
         inst = Instance(self, inst_id, model, tuple(act.gpus), act.source if rep is None else "prewarmed",
                         replica=rep, compute_share=act.compute_share, kv_bytes_per_gpu=kv,
-                        ready_at_start=ready_at_start)
+                        ready_at_start=ready_at_start, peer=peer)
         if rep is not None:
             rep.adopter = inst_id
+        if peer is not None:
+            peer.hold_for_copy(+1)  # from now until the copy ends, the peer keeps its weights
         if self.bundle.memswitch == "free_malloc":
             inst.sync_free_s = self.cost.free_s(freed) if freed else 0.0
         inst.commit_memory()
@@ -464,6 +489,25 @@ class Simulation:
                 c["prewarm_hits_loading"] += 1
         self.env.process(inst.lifecycle())
         return inst
+
+    def _check_peer(self, act: Activate, model: ServedModel) -> Instance | None:
+        """The running instance a peer-sourced activation copies from (``None`` for other sources)."""
+        if act.source not in PEER_SOURCES:
+            if act.peer is not None:
+                raise PlanError(f"Activate {act.model}: a peer instance is given but the source is {act.source}")
+            return None
+        peer = self.instances.get(act.peer) if act.peer is not None else None
+        if peer is None or peer.model.name != act.model:
+            raise PlanError(f"Activate {act.model} from {act.source}: peer {act.peer} is not a live instance of "
+                            f"{act.model}")
+        if peer.state not in (ACTIVE, DRAINING) or peer.compute_share < 1.0:
+            raise PlanError(f"Activate {act.model} from {act.source}: peer {act.peer} is {peer.state}, "
+                            "not a running instance that holds its weights")
+        same_node = self.cluster.gpus[peer.gpus[0]].node == self.cluster.gpus[act.gpus[0]].node
+        if same_node != (act.source == "peer_nvlink"):
+            raise PlanError(f"Activate {act.model} on {act.gpus} from {act.source}: peer {act.peer} is on GPUs "
+                            f"{peer.gpus} ({'the same node: use peer_nvlink' if same_node else 'another node: use peer_rdma'})")
+        return peer
 
     def try_start(self, model: str) -> bool:
         if self.bundle.activator is None:

@@ -12,13 +12,17 @@ from typing import Callable
 from sim.cost import CostModel
 from sim.models import ServedModel
 
-#: Links a weight load from each source crosses: (node-level link, per-GPU link).
-SOURCE_PATHS: dict[str, tuple[str, str] | None] = {
+#: Links a weight load from each source crosses: (node-level link shared by all shards, or None;
+#: per-GPU link). A peer copy over NVLink has a link pair per GPU pair and nothing shared; one over
+#: RDMA crosses both nodes' NICs (same capacity) and the destination GPU's PCIe link.
+SOURCE_PATHS: dict[str, tuple[str | None, str] | None] = {
     "host_pinned": ("host_mem", "pcie_h2d_pinned"),
     "host_pageable": ("host_mem", "pcie_h2d_pageable"),
     "ssd": ("ssd_read", "pcie_h2d_pinned"),
     "remote": ("nic", "pcie_h2d_pinned"),
     "prewarmed": None,
+    "peer_nvlink": (None, "nvlink"),
+    "peer_rdma": ("nic", "pcie_h2d_pinned"),
 }
 
 #: Memory-switch mechanisms: how a GPU's memory is made ready for new weights.
@@ -56,7 +60,10 @@ def isolated_transfer_s(model: ServedModel, source: str, bandwidth: Callable[[st
     if path is None:
         return 0.0
     node_link, gpu_link = path
-    return max(model.shard_bytes * model.tp / bandwidth(node_link), model.shard_bytes / bandwidth(gpu_link))
+    per_gpu = model.shard_bytes / bandwidth(gpu_link)
+    if node_link is None:
+        return per_gpu
+    return max(model.shard_bytes * model.tp / bandwidth(node_link), per_gpu)
 
 
 def memory_prep_s(cost: CostModel, nbytes: int, memswitch: str, transfer_s: float) -> float:

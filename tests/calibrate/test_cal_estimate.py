@@ -56,3 +56,12 @@ def test_estimate_matches_cost_model(analytic_cost):
 def test_bad_input(args, msg):
     with pytest.raises(UserError, match=re.escape(msg)):
         estimate_main(args)
+
+
+def test_peer_sources_move_a_shard_per_nvlink_pair_or_everything_through_one_nic(analytic_cost):
+    nv = estimate(EstimateRequest("llama-2-70b", "h100_analytic", "peer_nvlink", 1024, tp=4), analytic_cost)
+    rdma = estimate(EstimateRequest("llama-2-70b", "h100_analytic", "peer_rdma", 1024, tp=4), analytic_cost)
+    shard = nv.model.shard_bytes
+    assert nv.startup.transfer_s == pytest.approx(shard / analytic_cost.link_bandwidth("nvlink"))
+    assert rdma.startup.transfer_s == pytest.approx(4 * shard / analytic_cost.link_bandwidth("nic"))
+    assert nv.startup.load_overhead_s == rdma.startup.load_overhead_s > 0

@@ -45,3 +45,10 @@ def static(instances) -> Bundle:
 def ondemand(keep_alive_s=60.0, source="host_pinned") -> Bundle:
     return Bundle("ondemand", LeastLoadedRouter(32), KeepAliveAutoscaler(keep_alive_s=keep_alive_s),
                   FirstFitActivator(source))
+
+
+def peerload(keep_alive_s=60.0, per_instance=32) -> Bundle:
+    from policies.peer import PeerActivator
+
+    return Bundle("peerload", LeastLoadedRouter(per_instance),
+                  KeepAliveAutoscaler(keep_alive_s=keep_alive_s, per_instance=per_instance), PeerActivator())

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from sim.engine import EngineSpec
 from sim.simulation import SimSpec, Simulation
-from tests.sim.helpers import GIB, cluster, cost, model, ondemand, static, workload
+from tests.sim.helpers import GIB, cluster, cost, model, ondemand, peerload, static, workload
 
 traces = st.lists(
     st.tuples(st.floats(0, 120, allow_nan=False), st.integers(1, 1500), st.integers(1, 600), st.integers(0, 2)),
@@ -18,14 +18,18 @@ def build(rows, system, hbm_gib):
     w = workload([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], models=("a", "b", "c"),
                  model_idx=[r[3] for r in rows], duration=130)
     models = {"a": model("a"), "b": model("b"), "c": model("c", "llama-2-13b", 2)}
-    bundle = static({"a": 1, "b": 1, "c": 1}) if system == "static" else ondemand(keep_alive_s=5)
-    spec = cluster(gpus=4 if system == "static" else 2, hbm_gib=hbm_gib, bw=20e9)
+    if system == "static":
+        bundle, spec = static({"a": 1, "b": 1, "c": 1}), cluster(gpus=4, hbm_gib=hbm_gib, bw=20e9)
+    elif system == "peerload":  # scale-ups copy from running peers, over NVLink or across the 2 nodes
+        bundle, spec = peerload(keep_alive_s=5, per_instance=2), cluster(nodes=2, gpus=2, hbm_gib=hbm_gib, bw=20e9)
+    else:
+        bundle, spec = ondemand(keep_alive_s=5), cluster(gpus=2, hbm_gib=hbm_gib, bw=20e9)
     return Simulation(w, models, spec, cost(prefill_per_token_s=1e-4, process_start=2, engine_init=2), bundle,
                       EngineSpec(block_size=16, max_num_seqs=8), SimSpec(request_timeout_s=60, drain_s=120))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=traces, system=st.sampled_from(["static", "ondemand"]), hbm=st.sampled_from([40, 80]))
+@given(rows=traces, system=st.sampled_from(["static", "ondemand", "peerload"]), hbm=st.sampled_from([40, 80]))
 def test_every_request_ends_completed_or_dropped_with_a_reason(rows, system, hbm):
     s = build(rows, system, hbm)
     req = s.run().requests_table()
@@ -37,7 +41,7 @@ def test_every_request_ends_completed_or_dropped_with_a_reason(rows, system, hbm
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=traces, system=st.sampled_from(["static", "ondemand"]), hbm=st.sampled_from([40, 80]))
+@given(rows=traces, system=st.sampled_from(["static", "ondemand", "peerload"]), hbm=st.sampled_from([40, 80]))
 def test_no_gpu_is_ever_over_committed(rows, system, hbm):
     s = build(rows, system, hbm)
     rec = s.run()
@@ -48,7 +52,7 @@ def test_no_gpu_is_ever_over_committed(rows, system, hbm):
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=traces, system=st.sampled_from(["static", "ondemand"]))
+@given(rows=traces, system=st.sampled_from(["static", "ondemand", "peerload"]))
 def test_same_input_gives_bit_identical_results(rows, system):
     a = build(rows, system, 80).run().requests_table()
     b = build(rows, system, 80).run().requests_table()
