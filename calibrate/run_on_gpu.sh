@@ -24,6 +24,7 @@ PY="${PYTHON:-python3}"
 DEVICE="${DEVICE:-cuda}"
 SWEEP_TIMEOUT="${SWEEP_TIMEOUT:-330}"        # seconds for the sweep
 VALIDATE_TIMEOUT="${VALIDATE_TIMEOUT:-120}"  # seconds for the direct measurement
+SCRATCH="${SCRATCH:-$PWD}"  # the disk test's file goes here: not /tmp, which is often tmpfs (RAM)
 WORK="$(mktemp -d)"
 if [ "$DEVICE" = fake ]; then
   NAME="${PROFILE_NAME:-fake_dryrun}"
@@ -52,12 +53,12 @@ PY
 { nvidia-smi; nvidia-smi -q -d PCIE,CLOCK; } >"$OUT/nvidia-smi.txt" 2>&1 || echo "nvidia-smi not available" >"$OUT/nvidia-smi.txt"
 
 log "sweep (device $DEVICE${QUICK:+, quick}, limit ${SWEEP_TIMEOUT}s)"
-timeout -s INT -k 30 "$SWEEP_TIMEOUT" $PY - "$PROFILE" "$DEVICE" ${QUICK:+--quick} <<'PY' 2>&1 | tee "$OUT/calibrate.log"
+timeout -s INT -k 30 "$SWEEP_TIMEOUT" $PY - "$PROFILE" "$DEVICE" "$SCRATCH" ${QUICK:+--quick} <<'PY' 2>&1 | tee "$OUT/calibrate.log"
 import sys
 from calibrate.cli import calibrate_main
 from sim.errors import UserError
 try:
-    sys.exit(calibrate_main(["--out", sys.argv[1], "--device", sys.argv[2], *sys.argv[3:]]))
+    sys.exit(calibrate_main(["--out", sys.argv[1], "--device", sys.argv[2], "--scratch", sys.argv[3], *sys.argv[4:]]))
 except UserError as e:
     print(f"error: {e}"); sys.exit(2)
 except KeyboardInterrupt:

@@ -42,6 +42,8 @@ PAGEABLE_RATIO = Anchor("pinned / pageable h2d bandwidth", "x", 1.0, math.inf,
 #: NVMe read bandwidth of a cold (page-cache-dropped) safetensors load.
 NVME_GBPS = Anchor("cold disk->GPU bandwidth", "GB/s", 0.4, 29.0,
                    "NVMe: 0.4-7 GB/s per drive, striped arrays up to ~29 GB/s")
+#: Filesystems held in memory: a "disk" test on them measures RAM (``meta.host.scratch_fs``).
+MEMORY_FILESYSTEMS = ("tmpfs", "ramfs")
 #: CUDA VMM per 2 MiB chunk (kvcached's A100 benchmark), accepted within a factor of ten either way.
 VMM_PER_2MIB_S: dict[str, Anchor] = {
     op: Anchor(f"VMM {op} per 2 MiB", "us", a / 10, a * 10, f"kvcached A100: ~{a:g} us (accepted x0.1-x10)")
@@ -99,8 +101,12 @@ def check_profile(fp: FittedProfile) -> list[Check]:
             out.append(Check(quantity, c.value, c.unit, c.low, c.high, c.verdict, c.note))
     pinned, pageable = fp.copies.get(("h2d", "pinned")), fp.copies.get(("h2d", "pageable"))
     out.append(_judge(PAGEABLE_RATIO, pinned.bytes_per_s / pageable.bytes_per_s if pinned and pageable else None))
+    scratch_fs = fp.meta.get("host", {}).get("scratch_fs")
     if fp.disk_cold is None:
         out.append(_judge(NVME_GBPS, None))
+    elif scratch_fs in MEMORY_FILESYSTEMS:
+        out.append(Check(NVME_GBPS.quantity, fp.disk_cold.bytes_per_s / GB, "GB/s", NVME_GBPS.low, NVME_GBPS.high,
+                         "not checked", f"the scratch directory is on {scratch_fs}: memory, not a disk"))
     elif not fp.disk_dropped:
         out.append(Check(NVME_GBPS.quantity, fp.disk_cold.bytes_per_s / GB, "GB/s", NVME_GBPS.low, NVME_GBPS.high,
                          "not checked", "the page cache could not be dropped: this is not a disk number"))

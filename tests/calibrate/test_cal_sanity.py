@@ -103,3 +103,10 @@ def test_spread_reports_how_much_repetitions_disagree(tmp_path):
     exact = spreads(load_profile(tmp_path / "exact"))
     assert exact and all(s.worst == 0 for s in exact)
     assert "worst point" in format_spreads(list(noisy.values()))
+
+
+def test_a_disk_test_on_tmpfs_is_not_a_disk_number(tmp_path):
+    fp, _ = fake_profile(tmp_path)
+    on_tmpfs = dataclasses.replace(fp, meta=dict(fp.meta, host=dict(fp.meta["host"], scratch_fs="tmpfs")))
+    row = next(c for c in check_profile(on_tmpfs) if c.quantity.startswith("cold disk"))
+    assert row.verdict == "not checked" and "tmpfs" in row.note
