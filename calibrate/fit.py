@@ -163,6 +163,10 @@ def _fit_load(rows: list[dict], copies: dict[tuple[str, str], BandwidthFit]) -> 
     return out
 
 
+#: Filesystems held in memory: a "disk" test on them measures RAM (``meta.host.scratch_fs``).
+MEMORY_FILESYSTEMS = ("tmpfs", "ramfs")
+
+
 def _fit_disk(rows: list[dict]) -> tuple[BandwidthFit | None, BandwidthFit | None, bool]:
     cold = [r for r in rows if r["cache"] == "cold"]
     warm = [r for r in rows if r["cache"] == "warm"]
@@ -220,6 +224,10 @@ def fit_profile(profile: Profile) -> FittedProfile:
     proc = medians(profile.rows("process"), ["phase"])
     phases = {k[0]: v for k, v in proc.items()}
     disk_cold, disk_warm, dropped = _fit_disk(profile.rows("disk"))
+    scratch_fs = profile.meta.get("host", {}).get("scratch_fs")
+    if disk_cold is not None and scratch_fs in MEMORY_FILESYSTEMS:
+        warnings.warn(f"disk.csv: the scratch directory was on {scratch_fs}; the 'ssd_read' bandwidth is "
+                      "memory's, not a disk's", UserWarning, stacklevel=2)
     return FittedProfile(
         name=profile.name, measured=profile.measured, meta=profile.meta,
         assumptions=Assumptions.from_rows(profile.rows("assumed")),

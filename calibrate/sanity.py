@@ -13,7 +13,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from calibrate.fit import FittedProfile
+from calibrate.fit import MEMORY_FILESYSTEMS, FittedProfile
 from calibrate.profile import TABLES, Profile
 
 GB = 1e9
@@ -42,8 +42,6 @@ PAGEABLE_RATIO = Anchor("pinned / pageable h2d bandwidth", "x", 1.0, math.inf,
 #: NVMe read bandwidth of a cold (page-cache-dropped) safetensors load.
 NVME_GBPS = Anchor("cold disk->GPU bandwidth", "GB/s", 0.4, 29.0,
                    "NVMe: 0.4-7 GB/s per drive, striped arrays up to ~29 GB/s")
-#: Filesystems held in memory: a "disk" test on them measures RAM (``meta.host.scratch_fs``).
-MEMORY_FILESYSTEMS = ("tmpfs", "ramfs")
 #: CUDA VMM per 2 MiB chunk (kvcached's A100 benchmark), accepted within a factor of ten either way.
 VMM_PER_2MIB_S: dict[str, Anchor] = {
     op: Anchor(f"VMM {op} per 2 MiB", "us", a / 10, a * 10, f"kvcached A100: ~{a:g} us (accepted x0.1-x10)")

@@ -110,3 +110,14 @@ def test_a_disk_test_on_tmpfs_is_not_a_disk_number(tmp_path):
     on_tmpfs = dataclasses.replace(fp, meta=dict(fp.meta, host=dict(fp.meta["host"], scratch_fs="tmpfs")))
     row = next(c for c in check_profile(on_tmpfs) if c.quantity.startswith("cold disk"))
     assert row.verdict == "not checked" and "tmpfs" in row.note
+
+
+def test_fitting_a_profile_whose_disk_test_ran_on_tmpfs_warns(tmp_path):
+    import json
+
+    _, out = fake_profile(tmp_path)
+    meta = json.loads((out / "meta.json").read_text())
+    meta["host"]["scratch_fs"] = "tmpfs"
+    (out / "meta.json").write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match="scratch directory was on tmpfs"):
+        ProfileCostModel.load(out)
