@@ -113,8 +113,6 @@ def test_a_disk_test_on_tmpfs_is_not_a_disk_number(tmp_path):
 
 
 def test_fitting_a_profile_whose_disk_test_ran_on_tmpfs_warns(tmp_path):
-    import json
-
     _, out = fake_profile(tmp_path)
     meta = json.loads((out / "meta.json").read_text())
     meta["host"]["scratch_fs"] = "tmpfs"
