@@ -505,8 +505,9 @@ class Simulation:
                             "not a running instance that holds its weights")
         same_node = self.cluster.gpus[peer.gpus[0]].node == self.cluster.gpus[act.gpus[0]].node
         if same_node != (act.source == "peer_nvlink"):
+            hint = "the same node: use peer_nvlink" if same_node else "another node: use peer_rdma"
             raise PlanError(f"Activate {act.model} on {act.gpus} from {act.source}: peer {act.peer} is on GPUs "
-                            f"{peer.gpus} ({'the same node: use peer_nvlink' if same_node else 'another node: use peer_rdma'})")
+                            f"{peer.gpus} ({hint})")
         return peer
 
     def try_start(self, model: str) -> bool:
