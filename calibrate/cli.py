@@ -39,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", type=Path, default=None,
                     help="profile directory to write (default: ./profiles/<gpu-name>)")
     ap.add_argument("--sections", default=None, help="comma-separated subset of sections to run")
-    ap.add_argument("--scratch", type=Path, default=None, help="directory for the disk test file (default: tmp)")
+    ap.add_argument("--scratch", type=Path, default=None, help="directory for the disk test file (default: the system's temporary "
+                    "directory; pick one on the disk to measure, since /tmp is often in memory)")
     ap.add_argument("--device", choices=DEVICES, default="cuda",
                     help="cuda: measure GPU 0 (default); fake: a dry run with synthetic timings that writes a "
                          "profile labelled not measured")

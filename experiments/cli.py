@@ -19,6 +19,7 @@ commands:
   run [-m] [overrides]    run one system (`system=NAME`); -m sweeps through a hydra launcher
   trace describe|plot X   look at a trace (a shipped name or a file)
   calibrate [--quick] [--out PATH]   measure a GPU's cost curves (needs the [calibrate] extra and a GPU)
+  calibrate --check P | --diff A B   set a profile against public sanity ranges | compare two profiles
   estimate key=value ...  predicted cold-start breakdown and first-request TTFT from a profile
   bench [--quick]         speed and memory figures of the simulator and trace loaders
   figures [--out DIR] [--results DIR]  regenerate the figures from result tables
