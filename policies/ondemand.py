@@ -16,9 +16,7 @@ class FirstFitActivator:
 
     def choose(self, snap: Snapshot, model: str) -> Activate | None:
         tp = snap.models[model].tp
-        busy = snap.busy_gpus()
-        for node in range(snap.n_nodes):
-            free = [g for g in snap.node_gpus(node) if g not in busy]
+        for free in snap.free_gpus_by_node():
             if len(free) >= tp:
                 return Activate(model, tuple(free[:tp]), source=self.source)
         return None

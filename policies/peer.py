@@ -28,13 +28,12 @@ class PeerActivator:
 
     def choose(self, snap: Snapshot, model: str) -> Activate | None:
         tp = snap.models[model].tp
-        busy = snap.busy_gpus()
         peers = sorted((i for i in snap.instances if i.model == model and i.state == ACTIVE
                         and i.compute_share >= 1.0), key=lambda i: i.id)
         peer_on_node: dict[int, int] = {}
         for p in peers:
             peer_on_node.setdefault(snap.gpu(p.gpus[0]).node, p.id)
-        free = {n: [g for g in snap.node_gpus(n) if g not in busy] for n in range(snap.n_nodes)}
+        free = snap.free_gpus_by_node()
         fits = [n for n in range(snap.n_nodes) if len(free[n]) >= tp]
         for n in fits:
             if n in peer_on_node:

@@ -122,6 +122,11 @@ class Snapshot:
         """GPUs that hold an instance that has not stopped (draining ones included)."""
         return frozenset(g for inst in self.instances if inst.state != STOPPED for g in inst.gpus)
 
+    def free_gpus_by_node(self) -> list[list[int]]:
+        """Per node, in id order, its GPUs that hold no instance that has not stopped."""
+        busy = self.busy_gpus()
+        return [[g for g in self.node_gpus(n) if g not in busy] for n in range(self.n_nodes)]
+
 
 # ---- plans ---------------------------------------------------------------------------------------
 

@@ -108,11 +108,9 @@ class SllmActivator:
     def choose(self, snap: Snapshot, model: str) -> Activate | None:
         """Where one new instance of ``model`` starts, or ``None`` if no node has room."""
         tp = snap.models[model].tp
-        busy = snap.busy_gpus()
         best: tuple[float, int] | None = None
         best_plan: Activate | None = None
-        for node in range(snap.n_nodes):
-            free = [g for g in snap.node_gpus(node) if g not in busy]
+        for node, free in enumerate(snap.free_gpus_by_node()):
             if len(free) < tp:
                 continue
             est = self.estimate(snap, model, node)

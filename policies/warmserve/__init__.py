@@ -3,7 +3,7 @@ prewarmed replicas, activation, and proactive KV reservation; :mod:`.bundle` nam
 its ablations are hydra configs in ``experiments/conf/system/warmserve*.yaml``. Every policy is a pure decision function of a snapshot (the predictors keep their
 own observation history)."""
 
-from policies.warmserve.activation import NaiveActivator, WarmServeActivator, replicas_evicted_by
+from policies.warmserve.activation import WarmServeActivator, replicas_evicted_by
 from policies.warmserve.kv_reserve import KVReservePolicy, KVReserveStep
 from policies.warmserve.placement import EvictAwarePlacer, RoundRobinPlacer
 from policies.warmserve.predictor import (AccuracyReport, CorrectiveSeasonalPredictor, LastWindowPredictor,
@@ -12,7 +12,7 @@ from policies.warmserve.scores import replica_demand, replica_scores
 
 __all__ = [
     "AccuracyReport", "CorrectiveSeasonalPredictor", "EvictAwarePlacer", "KVReservePolicy", "KVReserveStep",
-    "LastWindowPredictor", "NaiveActivator", "OraclePredictor", "PredictionAccuracy", "RoundRobinPlacer",
+    "LastWindowPredictor", "OraclePredictor", "PredictionAccuracy", "RoundRobinPlacer",
     "WarmServeActivator", "replica_demand",
     "replica_scores", "replicas_evicted_by",
 ]

@@ -103,25 +103,3 @@ class WarmServeActivator:
             if best is None or cost < best[0]:
                 best = (cost, pick)
         return None if best is None else best[1]
-
-
-@dataclass(frozen=True)
-class NaiveActivator:
-    """Ignores prewarmed replicas: the lowest ``tp`` free GPUs of the first node with enough,
-    loading from ``source``. For systems without model prewarming.
-
-    Args:
-        source: storage tier the weights load from.
-    """
-
-    source: str = "host_pinned"
-
-    def choose(self, snap: Snapshot, model: str) -> Activate | None:
-        """Where to start one instance of ``model``, or ``None`` if no node has room."""
-        tp = snap.models[model].tp
-        busy = snap.busy_gpus()
-        for node in range(snap.n_nodes):
-            free = [x for x in snap.node_gpus(node) if x not in busy]
-            if len(free) >= tp:
-                return Activate(model, tuple(free[:tp]), source=self.source)
-        return None

@@ -6,7 +6,8 @@ import pytest
 
 from policies.types import (ACTIVE, DRAINING, STOPPED, Activate, GPUView, InstanceView, ModelView, ReplicaView,
                             Snapshot)
-from policies.warmserve.activation import NaiveActivator, WarmServeActivator, replicas_evicted_by
+from policies.ondemand import FirstFitActivator
+from policies.warmserve.activation import WarmServeActivator, replicas_evicted_by
 
 GIB = 1 << 30
 
@@ -68,7 +69,7 @@ def test_hit_evicts_every_other_overlapping_replica_but_keeps_its_own():
 def test_none_without_free_gpus_and_draining_still_occupies():
     s = snap(instances=[(1, "c", (0, 1, 2, 3), DRAINING)])
     assert WarmServeActivator().choose(s, "a") is None
-    assert NaiveActivator().choose(s, "a") is None
+    assert FirstFitActivator().choose(s, "a") is None
     s2 = snap(instances=[(1, "c", (0, 1, 2, 3), STOPPED)])
     assert WarmServeActivator().choose(s2, "a") == Activate("a", (0,), source="host_pinned")
 
@@ -92,9 +93,9 @@ def test_first_free_ignores_overlap():
     assert WarmServeActivator().choose(s, "d").gpus == (1,)
 
 
-def test_naive_activator_ignores_replicas():
+def test_first_fit_activator_ignores_replicas():
     s = snap(replicas=[(1, "a", (3,), True)], instances=[(1, "b", (0, 1), ACTIVE)])
-    assert NaiveActivator(source="ssd").choose(s, "a") == Activate("a", (2,), source="ssd")
+    assert FirstFitActivator(source="ssd").choose(s, "a") == Activate("a", (2,), source="ssd")
 
 
 def test_bad_options_rejected():
