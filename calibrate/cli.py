@@ -52,26 +52,31 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _load_quietly(profile: str | Path):
-    """The profile as a cost model; fitting notes (e.g. extrapolation) are not what a check or a diff
+def _fit_quietly(profile):
+    """Fit a loaded profile; fitting notes (e.g. extrapolation) are not what a check or a diff
     reports, so they are silenced."""
-    from calibrate.costmodel import ProfileCostModel
+    from calibrate.fit import fit_profile
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return ProfileCostModel.load(str(profile))
+        return fit_profile(profile)
 
 
-def _sanity(profile: str | Path) -> tuple[str, int]:
-    """The sanity table of ``profile`` and how many values lie outside their range."""
+def _load(name_or_path: str | Path):
     from calibrate.profile import load_profile
     from calibrate.profiles import resolve
+
+    return load_profile(resolve(name_or_path))
+
+
+def _sanity(name_or_path: str | Path) -> tuple[str, int]:
+    """The sanity table of a profile and how many values lie outside their range."""
     from calibrate.sanity import check_profile, format_checks, format_spreads, outside, spreads
 
-    fitted = _load_quietly(profile).fitted
+    profile = _load(name_or_path)  # read once: fitted for the checks, raw for the spreads
+    fitted = _fit_quietly(profile)
     checks = check_profile(fitted)
-    text = format_checks(fitted.name, fitted.measured, checks) + "\n" + format_spreads(spreads(
-        load_profile(resolve(profile))))
+    text = format_checks(fitted.name, fitted.measured, checks) + "\n" + format_spreads(spreads(profile))
     return text, len(outside(checks))
 
 
@@ -91,9 +96,10 @@ def calibrate_main(argv: list[str]) -> int:
             return 0
         raise UserError(f"calibrate: bad arguments {' '.join(argv)!r} (see warmsim calibrate --help)") from None
     if args.diff:
+        from calibrate.costmodel import ProfileCostModel
         from calibrate.diff import format_diff
 
-        print(format_diff(*(_load_quietly(p) for p in args.diff)))
+        print(format_diff(*(ProfileCostModel(_fit_quietly(_load(p))) for p in args.diff)))
         return 0
     if args.check:
         table, n_out = _sanity(args.check)

@@ -65,11 +65,16 @@ class Check:
     note: str
 
 
-def _judge(a: Anchor, value: float | None, note: str = "") -> Check:
+def _judge(a: Anchor, value: float | None, note: str = "", *, quantity: str | None = None,
+           skip: str | None = None) -> Check:
+    """``value`` against ``a``; with a ``skip`` reason it is reported but not judged."""
+    q = quantity or a.quantity
     if value is None or not math.isfinite(value):
-        return Check(a.quantity, value, a.unit, a.low, a.high, "not checked", note or "not measured")
+        return Check(q, value, a.unit, a.low, a.high, "not checked", note or "not measured")
+    if skip:
+        return Check(q, value, a.unit, a.low, a.high, "not checked", skip)
     ok = a.low <= value <= a.high
-    return Check(a.quantity, value, a.unit, a.low, a.high, "ok" if ok else "OUTSIDE", note or a.source)
+    return Check(q, value, a.unit, a.low, a.high, "ok" if ok else "OUTSIDE", note or a.source)
 
 
 def _pcie_gen(meta: dict) -> int | None:
@@ -95,21 +100,13 @@ def check_profile(fp: FittedProfile) -> list[Check]:
             out.append(Check(quantity, value, "GB/s", None, None, "not checked",
                              f"no anchor for PCIe generation {gen}"))
         else:
-            c = _judge(anchor, value, f"{anchor.source} (link Gen{gen})")
-            out.append(Check(quantity, c.value, c.unit, c.low, c.high, c.verdict, c.note))
+            out.append(_judge(anchor, value, f"{anchor.source} (link Gen{gen})", quantity=quantity))
     pinned, pageable = fp.copies.get(("h2d", "pinned")), fp.copies.get(("h2d", "pageable"))
     out.append(_judge(PAGEABLE_RATIO, pinned.bytes_per_s / pageable.bytes_per_s if pinned and pageable else None))
     scratch_fs = fp.meta.get("host", {}).get("scratch_fs")
-    if fp.disk_cold is None:
-        out.append(_judge(NVME_GBPS, None))
-    elif scratch_fs in MEMORY_FILESYSTEMS:
-        out.append(Check(NVME_GBPS.quantity, fp.disk_cold.bytes_per_s / GB, "GB/s", NVME_GBPS.low, NVME_GBPS.high,
-                         "not checked", f"the scratch directory is on {scratch_fs}: memory, not a disk"))
-    elif not fp.disk_dropped:
-        out.append(Check(NVME_GBPS.quantity, fp.disk_cold.bytes_per_s / GB, "GB/s", NVME_GBPS.low, NVME_GBPS.high,
-                         "not checked", "the page cache could not be dropped: this is not a disk number"))
-    else:
-        out.append(_judge(NVME_GBPS, fp.disk_cold.bytes_per_s / GB))
+    skip = (f"the scratch directory is on {scratch_fs}: memory, not a disk" if scratch_fs in MEMORY_FILESYSTEMS
+            else None if fp.disk_dropped else "the page cache could not be dropped: this is not a disk number")
+    out.append(_judge(NVME_GBPS, fp.disk_cold.bytes_per_s / GB if fp.disk_cold else None, skip=skip))
     for op, anchor in VMM_PER_2MIB_S.items():
         fit = fp.vmm.get(op)
         out.append(_judge(anchor, fit.per_call_s(2 * MIB) * 1e6 if fit else None))
