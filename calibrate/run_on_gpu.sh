@@ -36,6 +36,7 @@ fi
 PROFILE="$WORK/$NAME"
 mkdir -p "$OUT" "$WORK/logs"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+WARMSIM="$PY -m experiments.cli"  # the warmsim command without installing it (no hydra needed here)
 log() { echo "[run_on_gpu $(date -u +%H:%M:%S)] $*" | tee -a "$WORK/logs/run_on_gpu.log"; }
 
 log "python: $($PY -c 'import sys; print(sys.executable, sys.version.split()[0])' 2>&1)"
@@ -53,29 +54,12 @@ PY
 { nvidia-smi; nvidia-smi -q -d PCIE,CLOCK; } >"$OUT/nvidia-smi.txt" 2>&1 || echo "nvidia-smi not available" >"$OUT/nvidia-smi.txt"
 
 log "sweep (device $DEVICE${QUICK:+, quick}, limit ${SWEEP_TIMEOUT}s)"
-timeout -s INT -k 30 "$SWEEP_TIMEOUT" $PY - "$PROFILE" "$DEVICE" "$SCRATCH" ${QUICK:+--quick} <<'PY' 2>&1 | tee "$OUT/calibrate.log"
-import sys
-from calibrate.cli import calibrate_main
-from sim.errors import UserError
-try:
-    sys.exit(calibrate_main(["--out", sys.argv[1], "--device", sys.argv[2], "--scratch", sys.argv[3], *sys.argv[4:]]))
-except UserError as e:
-    print(f"error: {e}"); sys.exit(2)
-except KeyboardInterrupt:
-    print("sweep interrupted at its time limit; the profile keeps the sections it finished"); sys.exit(124)
-PY
+timeout -s INT -k 30 "$SWEEP_TIMEOUT" $WARMSIM calibrate --out "$PROFILE" --device "$DEVICE" --scratch "$SCRATCH" \
+  ${QUICK:+--quick} 2>&1 | tee "$OUT/calibrate.log"
 sweep_rc=${PIPESTATUS[0]}
 log "sweep exit status $sweep_rc"
 
-$PY - "$PROFILE" <<'PY' >"$OUT/sanity.txt" 2>&1
-import sys
-from calibrate.cli import calibrate_main
-from sim.errors import UserError
-try:
-    sys.exit(calibrate_main(["--check", sys.argv[1]]))
-except UserError as e:
-    print(f"sanity check not possible: {e}"); sys.exit(2)
-PY
+$WARMSIM calibrate --check "$PROFILE" >"$OUT/sanity.txt" 2>&1
 [ "$sweep_rc" = 0 ] || cat "$OUT/sanity.txt"  # a finished sweep printed it already
 
 log "validation (limit ${VALIDATE_TIMEOUT}s)"
@@ -87,15 +71,7 @@ timeout -k 30 "$VALIDATE_TIMEOUT" $PY -m calibrate.harness.validate measure --de
     $PY -m calibrate.harness.validate compare "$OUT/validate.csv" --profile "$prof" 2>&1
   done
   echo "== headline numbers, analytic (A) vs this run (B)"
-  $PY - "$PROFILE" <<'PY' 2>&1
-import sys
-from calibrate.cli import calibrate_main
-from sim.errors import UserError
-try:
-    calibrate_main(["--diff", "h100_analytic", sys.argv[1]])
-except UserError as e:
-    print(f"no diff: {e}")
-PY
+  $WARMSIM calibrate --diff h100_analytic "$PROFILE" 2>&1
 } >"$OUT/compare.txt"
 cat "$OUT/compare.txt"
 
