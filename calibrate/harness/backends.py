@@ -36,7 +36,8 @@ def open_backend(kind: str, scratch: Path | None = None, seed: int = 0) -> Backe
 
         return Backend(FakeDevice(jitter=FAKE_JITTER, seed=seed), measured=False, label=FAKE_LABEL)
     if kind == "cuda":
+        from calibrate.harness.runner import MEASURED_LABEL
         from calibrate.harness.torch_device import TorchDevice
 
-        return Backend(TorchDevice(scratch=scratch), measured=True, label="measured by warmsim calibrate")
+        return Backend(TorchDevice(scratch=scratch), measured=True, label=MEASURED_LABEL)
     raise ValueError(f"unknown device backend {kind!r} (known: {', '.join(DEVICES)})")

@@ -21,6 +21,8 @@ from calibrate.profile import FORMAT_VERSION, SECTION_TABLES, write_meta, write_
 
 #: Version of the harness, recorded in every profile it writes.
 HARNESS_VERSION = "0.1.0"
+#: Label of a profile measured on a real GPU.
+MEASURED_LABEL = "measured by warmsim calibrate"
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ def new_meta(name: str, measured: bool, label: str, plan: SweepPlan, info: dict[
 
 
 def run_sweep(device: Device, out: Path, plan: SweepPlan, *, name: str, measured: bool = True,
-              label: str = "measured by warmsim calibrate", sections: list[str] | None = None,
+              label: str = MEASURED_LABEL, sections: list[str] | None = None,
               extra_meta: dict[str, Any] | None = None, created: str | None = None,
               clock: Callable[[], float] = time.perf_counter,
               overrides: dict[str, Callable[[Device, SweepPlan], Rows]] | None = None) -> dict[str, Any]:
