@@ -11,7 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from sim.errors import UserError
+from sim.errors import UserArgumentParser, UserError
 
 
 def estimate_main(argv: list[str]) -> int:
@@ -32,7 +32,7 @@ def estimate_main(argv: list[str]) -> int:
 def _parser() -> argparse.ArgumentParser:
     from calibrate.harness.backends import DEVICES
 
-    ap = argparse.ArgumentParser(prog="warmsim calibrate",
+    ap = UserArgumentParser(prog="warmsim calibrate",
                                  description="Measure a GPU calibration profile (needs a CUDA GPU and the "
                                              "[calibrate] extra), or check an existing one.")
     ap.add_argument("--quick", action="store_true", help="small sweep (~1 min) instead of the full one (~5 min)")
@@ -89,12 +89,7 @@ def calibrate_main(argv: list[str]) -> int:
     from calibrate.harness.runner import run_sweep
     from calibrate.harness.sections import SECTIONS
 
-    try:
-        args = _parser().parse_args(list(argv))
-    except SystemExit as e:
-        if e.code == 0:
-            return 0
-        raise UserError(f"calibrate: bad arguments {' '.join(argv)!r} (see warmsim calibrate --help)") from None
+    args = _parser().parse_args(list(argv))
     if args.diff:
         from calibrate.costmodel import ProfileCostModel
         from calibrate.diff import format_diff

@@ -25,12 +25,13 @@ Ratios compare cost per request across scenarios (512 vs 16 GPUs, 30 vs 10 req/s
 
 from __future__ import annotations
 
-import argparse
 import csv
 import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+
+from sim.errors import UserArgumentParser
 
 # Scale scenario: one hour of ServeGen's language clients on 64 models; prompts/outputs capped as in
 # WarmServe's recipe so that every request fits the 2048-token Llama-2 context.
@@ -183,7 +184,7 @@ def ratios(rows: list[Row]) -> list[tuple[str, float]]:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="warmsim bench", description=__doc__.split("\n\n")[0])
+    ap = UserArgumentParser(prog="warmsim bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a reduced set that runs in under a minute")
     ap.add_argument("--repeat", type=int, default=None, help="runs per (scenario, system); default 3, 1 with --quick")
     ap.add_argument("--out", default=None, help="also write the rows to this CSV file")
@@ -193,10 +194,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--scale-hours", type=float, default=1.0, help="scale512's simulated hours (default 1)")
     ap.add_argument("--tracemalloc", action="store_true", help="one extra traced run per pair: Python-heap peak")
     ap.add_argument("--no-traces", action="store_true", help="skip the trace-loader timings")
-    try:
-        args = ap.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
+    args = ap.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         print("warmsim: error: --repeat must be >= 1", file=sys.stderr)
         return 2

@@ -238,8 +238,11 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
             parts["predictor"] = instantiate(pred, **extra)
     except UserError:
         raise
-    except Exception as e:
-        raise UserError(f"system {name}: cannot build its policies: {e}") from None
+    except Exception as e:  # hydra wraps a target's error: report the cause, on one line
+        cause = e
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        raise UserError(f"system {name}: cannot build its policies: {' '.join(str(cause).split())}") from None
     if parts["activator"] is None and parts["initial"] is None:
         raise UserError(f"system {name}: needs an activator or an initial placement")
     bundle = Bundle(name=name, **parts, **mech)

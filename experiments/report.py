@@ -3,14 +3,13 @@ or several compares), read from their ``summary.csv`` files only."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from experiments.outputs import TABLE
-from sim.errors import UserError
+from sim.errors import UserArgumentParser, UserError
 
 
 def _overrides(run_dir: Path) -> str:
@@ -44,7 +43,7 @@ def collect(dirs: list[Path]) -> pd.DataFrame:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="warmsim report", description=__doc__)
+    p = UserArgumentParser(prog="warmsim report", description=__doc__)
     p.add_argument("dirs", nargs="+", type=Path, help="run or sweep directories (searched recursively)")
     p.add_argument("--out", type=Path, default=None,
                    help="write the merged table here (.csv: every column; .md: the printed table)")

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sim.errors import UserError
+from sim.errors import UserArgumentParser, UserError
 
 from figures import jobs as jobmod
 from figures import tables
@@ -43,14 +43,9 @@ def _csv(kind):
     return parse
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # bad options are bad input: exit status 2 through UserError
-        raise UserError(f"figures: {message}")
-
-
 def parser() -> argparse.ArgumentParser:
     """The command-line options (each with its default in the help)."""
-    p = _Parser(prog="warmsim figures", description=__doc__.split("\n\n")[0])
+    p = UserArgumentParser(prog="warmsim figures", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("figures/out"), help="where PNGs, numbers.json and runs/ go (default: figures/out)")
     p.add_argument("--results", type=Path, default=None,
                    help="only draw, from the run directories (folders with summary.csv) below this one")

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from policies.types import ACTIVE, Activate, ScaleDecision, Snapshot
+from sim.cost import check_source
 
 
 @dataclass(frozen=True)
@@ -13,6 +14,9 @@ class FirstFitActivator:
     """Start on the lowest-numbered ``tp`` free GPUs inside one node; weights from ``source``."""
 
     source: str = "host_pinned"
+
+    def __post_init__(self) -> None:
+        check_source(self.source, "FirstFitActivator.source")
 
     def choose(self, snap: Snapshot, model: str) -> Activate | None:
         tp = snap.models[model].tp

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from policies.types import ACTIVE, Activate, Snapshot
+from sim.cost import check_source
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class PeerActivator:
 
     fallback_source: str = "host_pinned"
     rdma: bool = True
+
+    def __post_init__(self) -> None:
+        check_source(self.fallback_source, "PeerActivator.fallback_source")
 
     def choose(self, snap: Snapshot, model: str) -> Activate | None:
         tp = snap.models[model].tp

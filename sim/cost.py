@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from sim.errors import UserError
 from sim.models import ServedModel
 
 #: Where a model's weights come from when an instance loads them. ``peer_nvlink`` / ``peer_rdma``
@@ -20,6 +21,14 @@ from sim.models import ServedModel
 SOURCES = ("host_pinned", "host_pageable", "ssd", "remote", "prewarmed", "peer_nvlink", "peer_rdma")
 #: The sources that copy from a running instance's GPUs.
 PEER_SOURCES = ("peer_nvlink", "peer_rdma")
+#: The storage tiers a policy may name as where weights come from (no replica, no peer needed).
+STORAGE_SOURCES = ("host_pinned", "host_pageable", "ssd", "remote")
+
+
+def check_source(source: str, what: str, allowed: tuple[str, ...] = STORAGE_SOURCES) -> None:
+    """:class:`UserError` naming ``what`` (e.g. ``FirstFitActivator.source``) unless ``source`` is allowed."""
+    if source not in allowed:
+        raise UserError(f"{what}: unknown weight source {source!r} (known: {', '.join(allowed)})")
 
 #: Link kinds a cost model gives a capacity for (bytes/s).
 LINKS = ("pcie_h2d_pinned", "pcie_h2d_pageable", "pcie_d2h", "ssd_read", "host_mem", "nvlink", "nic")

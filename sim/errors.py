@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 
 class UserError(Exception):
     """Bad input or configuration: a malformed trace, an unknown model, a config that cannot fit.
@@ -13,3 +15,11 @@ class UserError(Exception):
 
 class PlanError(RuntimeError):
     """A policy returned a plan the simulator cannot apply (a policy bug, exit status 1)."""
+
+
+class UserArgumentParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose bad arguments are a :class:`UserError` (one line, exit status 2)
+    rather than argparse's usage text; ``--help`` still prints and exits 0. Subparsers inherit it."""
+
+    def error(self, message: str):
+        raise UserError(f"{self.prog}: {message} (see {self.prog} --help)")

@@ -11,12 +11,13 @@ import sys
 
 import pandas as pd
 
+from sim.errors import UserArgumentParser
 from traces import describe as describe_mod
 from traces import registry
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="warmsim trace", description="Describe or plot a trace (name or file).")
+    p = UserArgumentParser(prog="warmsim trace", description="Describe or plot a trace (name or file).")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="list the built-in trace names")
     for name, help_ in (("describe", "print a summary table per model/service"),

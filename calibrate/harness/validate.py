@@ -8,14 +8,13 @@ engine-prewarmed start), then a 1024-token prefill; and the prefill alone with w
 
 from __future__ import annotations
 
-import argparse
 import csv
 import statistics
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sim.errors import UserError
+from sim.errors import UserArgumentParser, UserError
 
 if TYPE_CHECKING:
     from calibrate.harness.device import Device
@@ -106,7 +105,7 @@ def compare(measured_csv: Path, profile: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m calibrate.harness.validate")
+    ap = UserArgumentParser(prog="python -m calibrate.harness.validate")
     sub = ap.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("measure")
     m.add_argument("--out", type=Path, required=True)
@@ -114,10 +113,10 @@ def main(argv: list[str]) -> int:
     c = sub.add_parser("compare")
     c.add_argument("csv", type=Path)
     c.add_argument("--profile", required=True)
-    args = ap.parse_args(argv)
     from calibrate.harness.device import NoDeviceError
 
     try:
+        args = ap.parse_args(argv)
         if args.cmd == "measure":
             measure(args.out, args.device)
             return 0

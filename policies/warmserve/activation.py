@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from policies.types import Activate, ReplicaView, Snapshot
+from sim.cost import check_source
 
 #: The ``source`` of an activation that takes over a prewarmed replica.
 PREWARMED = "prewarmed"
@@ -66,6 +67,7 @@ class WarmServeActivator:
     def __post_init__(self) -> None:
         if self.miss_gpus not in ("least_overlap", "first_free"):
             raise ValueError(f"miss_gpus must be 'least_overlap' or 'first_free', got {self.miss_gpus!r}")
+        check_source(self.miss_source, "WarmServeActivator.miss_source")
         if self.miss_node not in ("first", "best"):
             raise ValueError(f"miss_node must be 'first' or 'best', got {self.miss_node!r}")
 

@@ -18,6 +18,7 @@ import numpy as np
 from policies.types import LIVE_STATES, Evict, ModelView, Prewarm, Snapshot
 from policies.warmserve.groups import ReplicaTable, choose_group, mask_members, scan_groups, subset_masks
 from policies.warmserve.scores import replica_demand, replica_scores
+from sim.cost import check_source
 from sim.models import CHUNK_BYTES, align_up
 
 
@@ -67,6 +68,9 @@ class EvictAwarePlacer:
     source: str = "host_pinned"
     chunk_bytes: int = CHUNK_BYTES
     zero_avg_as: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_source(self.source, "EvictAwarePlacer.source")
 
     def candidates(self, snap: Snapshot, predictions: Mapping[str, tuple[float, float]]
                    ) -> tuple[dict[int, float], list[tuple[float, str]]]:
@@ -167,6 +171,9 @@ class RoundRobinPlacer:
     chunk_bytes: int = CHUNK_BYTES
     exclude_same_model: bool = True
     artifact_loop: bool = False
+
+    def __post_init__(self) -> None:
+        check_source(self.source, "RoundRobinPlacer.source")
 
     def plan(self, snap: Snapshot, predictions: Mapping[str, tuple[float, float]]) -> list[Prewarm | Evict]:
         """Prewarm actions for this tick."""

@@ -108,3 +108,23 @@ def test_calibrate_commands_as_a_user_runs_them(tmp_path):
     p = warmsim("calibrate", "--check", "no_such_profile", cwd=tmp_path)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no_such_profile" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("args", [["trace", "frobnicate"], ["report", "--bogus"], ["bench", "--bogus"],
+                                  ["figures", "--bogus"], ["calibrate", "--device", "tpu"]])
+def test_bad_arguments_of_any_command_are_one_line_and_exit_2(tmp_path, args):
+    p = warmsim(*args, cwd=tmp_path)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith(f"warmsim: error: warmsim {args[0]}: "), p.stderr
+
+
+@pytest.mark.parametrize("system,override,needle", [
+    ("ondemand", "system.activator.source=floppy", "FirstFitActivator.source: unknown weight source 'floppy'"),
+    ("peerload", "system.activator.fallback_source=peer_nvlink", "PeerActivator.fallback_source"),
+    ("warmserve", "system.placer.source=prewarmed", "EvictAwarePlacer.source"),
+])
+def test_an_unknown_weight_source_in_a_policy_is_one_line_and_exit_2(tmp_path, system, override, needle):
+    p = warmsim("run", *TINY, f"system={system}", override, f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.count("\n") == 1 and needle in p.stderr, p.stderr
+    assert not (tmp_path / "r" / "summary.csv").exists()
