@@ -39,6 +39,8 @@ class Instance:
         self.peer = peer  # the running instance its weights are copied from (peer sources)
         self.copies_out = 0  # copies of its weights to new instances in progress
         self._copies_done = None  # event a stopping instance waits on while copies_out > 0
+        if peer is not None:
+            peer.hold_for_copy(+1)  # from its creation until its copy ends, it keeps the peer's weights
 
     # ---- views ----------------------------------------------------------------------------------
     @property

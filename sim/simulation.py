@@ -464,8 +464,6 @@ class Simulation:
                         ready_at_start=ready_at_start, peer=peer)
         if rep is not None:
             rep.adopter = inst_id
-        if peer is not None:
-            peer.hold_for_copy(+1)  # from now until the copy ends, the peer keeps its weights
         if self.bundle.memswitch == "free_malloc":
             inst.sync_free_s = self.cost.free_s(freed) if freed else 0.0
         inst.commit_memory()
