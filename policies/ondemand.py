@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from policies.types import ACTIVE, Activate, ScaleDecision, Snapshot
+from policies.types import ACTIVE, Activate, InstanceView, ScaleDecision, Snapshot
 from sim.cost import check_source
 
 
@@ -31,7 +31,10 @@ class KeepAliveAutoscaler:
     """Scale up when time-averaged load exceeds ``up`` x capacity (to ``ceil(load/up/per_instance)``);
     release an active instance once it has had no request for ``keep_alive_s``.
 
-    Keeps, per instance id, when it was last seen busy: the only state, fed by snapshots.
+    Idle time counts from ``InstanceView.idle_since``, the moment the instance's last request ended
+    (or it became active, if it never served), so an instance whose last request ends at 3.45 s with
+    a 10 s keep-alive is released at the first tick at or after 13.45 s. A snapshot built without
+    ``idle_since`` (hand-made ones) falls back to the first tick that saw the instance idle.
     """
 
     period_s: float = 0.5
@@ -39,16 +42,22 @@ class KeepAliveAutoscaler:
     up: float = 0.8
     keep_alive_s: float = 60.0
     min_instances: int = 0
-    _last_busy: dict = field(default_factory=dict)
+    _seen_idle: dict = field(default_factory=dict)  # fallback only: first tick that saw it idle
+
+    def idle_since(self, inst: InstanceView, now: float) -> float | None:
+        """When ``inst`` became idle (None while it has requests)."""
+        if inst.inflight > 0:
+            self._seen_idle.pop(inst.id, None)
+            return None
+        if inst.idle_since is not None:
+            return inst.idle_since
+        return self._seen_idle.setdefault(inst.id, now)
 
     def decide(self, snap: Snapshot) -> ScaleDecision:
         start: dict[str, int] = {}
         stop: list[int] = []
         live = snap.live_by_model()
-        for insts in live.values():
-            for inst in insts:
-                if inst.inflight > 0 or inst.id not in self._last_busy:
-                    self._last_busy[inst.id] = snap.time_s
+        since = {inst.id: self.idle_since(inst, snap.time_s) for insts in live.values() for inst in insts}
         for name, lv in snap.load.items():
             insts = live.get(name, [])
             n = len(insts)
@@ -58,8 +67,8 @@ class KeepAliveAutoscaler:
                 continue
             if lv.avg_inflight > self.up * n * self.per_instance:
                 start[name] = math.ceil(lv.avg_inflight / self.up / self.per_instance) - n
-            idle = sorted((i for i in insts if i.state == ACTIVE and i.inflight == 0
-                           and snap.time_s - self._last_busy[i.id] >= self.keep_alive_s), key=lambda i: i.id)
+            idle = sorted((i for i in insts if i.state == ACTIVE and since[i.id] is not None
+                           and snap.time_s - since[i.id] >= self.keep_alive_s), key=lambda i: i.id)
             keep = max(self.min_instances, 1 if (lv.waiting or lv.inflight) else 0)
             stop.extend(i.id for i in idle[: max(0, n - keep)])
         return ScaleDecision(start={m: k for m, k in start.items() if k > 0}, stop=tuple(stop))

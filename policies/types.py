@@ -57,6 +57,10 @@ class InstanceView:
     inflight: int  # requests admitted or queued at this instance
     created_s: float
     compute_share: float = 1.0
+    #: When its in-flight count last dropped to 0 (or it became active, if it never served); None
+    #: while it has requests. Keep-alive counts idle time from here. History, not a picture of the
+    #: present, so it takes no part in comparing views.
+    idle_since: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

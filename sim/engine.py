@@ -67,6 +67,7 @@ class Engine:
         self.decode = cost.decode_coeffs(model)
         self.steps = 0
         self.freed = 0  # blocks freed since the KV-reservation policy last looked
+        self.idle_since = self.env.now  # when the in-flight count last dropped to 0 (keep-alive)
 
     def take_freed(self) -> int:
         """Blocks freed since the last call (finished or preempted sequences)."""
@@ -115,6 +116,8 @@ class Engine:
                 # Nothing runs and the head cannot be admitted: it can never fit this engine.
                 seq = self.waiting.popleft()
                 self.host.on_drop(seq.rid, "exceeds_kv_capacity")
+                if not self.waiting:
+                    self.idle_since = env.now
                 continue
             k_fin = min(s.out - s.gen for s in self.running)
             k = self._steps_before_kv_full(k_fin)
@@ -162,6 +165,8 @@ class Engine:
         if not done:
             return
         self.running = [s for s in self.running if s.gen < s.out]
+        if not self.running and not self.waiting:
+            self.idle_since = now
         for s in done:
             self.used_blocks -= s.blocks
             self.freed += s.blocks

@@ -48,13 +48,16 @@ class Instance:
         return len(self.pending) + self.engine.inflight
 
     def view(self) -> InstanceView:
-        """This instance as policies see it (memoised until its state or in-flight count changes)."""
+        """This instance as policies see it (memoised until its state, in-flight count or idle time changes)."""
         state = self.state
         inflight = len(self.pending) + len(self.engine.waiting) + len(self.engine.running)
+        # Idle since the engine last emptied, or since the instance became active (or was created).
+        since = self.created if self.active_at is None else self.active_at
+        idle = None if inflight else max(self.engine.idle_since, since)
         v = self._view
-        if v is None or v.state != state or v.inflight != inflight:
+        if v is None or v.state != state or v.inflight != inflight or v.idle_since != idle:
             v = self._view = InstanceView(self.id, self.model.name, self.gpus, state, inflight, self.created,
-                                          self.compute_share)
+                                          self.compute_share, idle)
         return v
 
     _view: InstanceView | None = None

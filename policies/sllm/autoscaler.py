@@ -5,8 +5,9 @@ ServerlessLLM's per-model control loop (every second) computes the instances a m
 one instance per loop when there are fewer, and releases an instance only once the model has been
 over-provisioned for ``keep_alive`` seconds.
 
-Keep-alive needs idle time, which a snapshot does not carry. This autoscaler therefore keeps a small
-amount of state between calls: for each instance id, the snapshot time at which it was first seen
+Keep-alive needs idle time: each instance view carries ``idle_since``, the moment its last request
+ended (or it became active, if it never served). A snapshot built without it (hand-made ones) falls
+back to state kept between calls: for each instance id, the snapshot time at which it was first seen
 idle (active with nothing in flight). That makes it a policy over a *sequence* of snapshots: build a
 fresh one for every run, and call :meth:`SllmAutoscaler.decide` with non-decreasing ``time_s``.
 """
@@ -35,10 +36,11 @@ class SllmAutoscaler:
     - more: stop active instances that have had nothing in flight for at least ``keep_alive_s``
       (longest idle first, then lowest id), at most ``live - desired`` and ``max_stops_per_period``.
 
-    Idle time is measured at this autoscaler's ticks: an instance is idle from the first tick that
-    sees it active with ``inflight == 0`` and stays idle while every later tick sees the same, so it
-    is released at the first tick at least ``keep_alive_s`` after that. Busy spells shorter than a
-    period can go unseen (resolution = ``period_s``).
+    Idle time counts from ``InstanceView.idle_since``, when the instance's last request really
+    ended, so it is released at the first tick at or after ``idle_since + keep_alive_s`` (a request
+    ending at 3.2 s with a 9.7 s keep-alive: released at the 13 s tick). Only for a view without
+    ``idle_since`` is the instance idle from the first tick that sees it active with ``inflight ==
+    0`` (resolution = ``period_s``, and busy spells shorter than a period go unseen).
     """
 
     #: Seconds between decisions. Default 1.0: ServerlessLLM's router loop runs its autoscaler once
@@ -99,7 +101,7 @@ class SllmAutoscaler:
         return max(load.inflight, load.waiting + held)
 
     def idle_for(self, instance_id: int, now_s: float) -> float:
-        """Seconds ``instance_id`` has been seen idle as of ``now_s`` (0 if not idle)."""
+        """Seconds ``instance_id`` has been idle as of ``now_s`` (0 if not idle)."""
         since = self._idle_since.get(instance_id)
         return 0.0 if since is None else now_s - since
 
@@ -110,7 +112,10 @@ class SllmAutoscaler:
         for inst in snap.instances:
             if inst.state == ACTIVE and inst.inflight == 0:
                 seen.add(inst.id)
-                self._idle_since.setdefault(inst.id, snap.time_s)
+                if inst.idle_since is not None:
+                    self._idle_since[inst.id] = inst.idle_since
+                else:
+                    self._idle_since.setdefault(inst.id, snap.time_s)
         for iid in [i for i in self._idle_since if i not in seen]:
             del self._idle_since[iid]
 
