@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from policies.muxserve.placement import MuxEngine, MuxPlan, MuxServePlacer
 from policies.muxserve.router import MuxServeRouter
-from policies.muxserve.slowdown import ColocationSlowdown, colocated_step_time
+from policies.muxserve.slowdown import ColocationSlowdown, MpsSlowdownTable, colocated_step_time
 
 __all__ = ["MuxServePlacer", "MuxPlan", "MuxEngine", "MuxServeRouter", "ColocationSlowdown",
-           "colocated_step_time"]
+           "MpsSlowdownTable", "colocated_step_time"]

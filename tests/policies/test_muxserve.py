@@ -126,12 +126,15 @@ def test_bad_inputs_are_user_errors():
 
 
 def test_colocated_step_time_numbers():
-    assert colocated_step_time(0.02, 1.0, 1, 0.3) == pytest.approx(0.02)
-    assert colocated_step_time(0.02, 0.5, 1, 0.0) == pytest.approx(0.04)
-    assert colocated_step_time(0.02, 0.5, 2, 0.1) == pytest.approx(0.044)
-    assert colocated_step_time(0.03, 0.25, 3, 0.05) == pytest.approx(0.132)
-    assert ColocationSlowdown(contention=0.1).step_s(0.02, 0.5, 2) == pytest.approx(0.044)
-    for bad in [(0.02, 0.0, 1, 0.0), (0.02, 1.5, 1, 0.0), (0.02, 0.5, 0, 0.0), (0.02, 0.5, 1, -0.1)]:
+    # alone with the whole GPU: the isolated time, whatever the contention, while no neighbour is busy
+    assert colocated_step_time(0.02, "decode", 1.0, 8, 0, 0.3) == pytest.approx(0.02)
+    assert colocated_step_time(0.02, "decode", 1.0, 8, 1, 0.1) == pytest.approx(0.022)
+    half = colocated_step_time(0.02, "decode", 0.5, 8, 0, 0.0)
+    assert 0.02 < half < 0.04  # MuxServe's profile: decode slows far less than 1/share
+    assert colocated_step_time(0.02, "decode", 0.5, 8, 1, 0.1) == pytest.approx(half * 1.1)
+    assert ColocationSlowdown(contention=0.1).step_s(0.02, "decode", 0.5, 8, 1) == pytest.approx(half * 1.1)
+    for bad in [(0.02, "decode", 0.0, 8, 0, 0.0), (0.02, "decode", 1.5, 8, 0, 0.0),
+                (0.02, "decode", 0.5, 8, -1, 0.0), (0.02, "decode", 0.5, 8, 0, -0.1)]:
         with pytest.raises(ValueError):
             colocated_step_time(*bad)
 
