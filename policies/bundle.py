@@ -6,6 +6,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class ShareByInverse:
+    """The simplest sharing model: a step at compute share ``s`` takes ``1 / s`` as long, whatever
+    the phase, batch or neighbours (used when a system names no sharing model)."""
+
+    def factor(self, phase: str, share: float, batch: int, busy_neighbours: int = 0) -> float:
+        """``1 / share``."""
+        return 1.0 / share
+
+
 @dataclass
 class Bundle:
     """What a ``system/`` config builds.
@@ -29,5 +38,11 @@ class Bundle:
     evict_on_activate: bool = True  # activation drops other replicas overlapping its GPUs
     scale_on_miss: bool = True  # a request no instance can take triggers an instance start
     prewarm_source: str = "host_pinned"
-    colocation_contention: float = 0.0  # extra step slowdown per other engine sharing a GPU
+    #: How a step slows on a GPU shared with other engines (MuxServe): an object with
+    #: ``factor(phase, share, batch, busy_neighbours)``; ``None``: plain ``1 / share``.
+    sharing: Any = None
     meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.sharing is None:
+            self.sharing = ShareByInverse()

@@ -61,6 +61,8 @@ class InstanceView:
     #: while it has requests. Keep-alive counts idle time from here. History, not a picture of the
     #: present, so it takes no part in comparing views.
     idle_since: float | None = field(default=None, compare=False)
+    #: Its engine's cap on sequences (``Activate.max_num_seqs``); ``None``: the run's default.
+    max_num_seqs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,12 @@ class Activate:
     compute_share: float = 1.0
     kv_bytes_per_gpu: int | None = None
     peer: int | None = None
+    #: Tensor-parallel degree of this instance; ``None``: the model's configured ``tp``. MuxServe
+    #: runs a model at TP = the size of its mesh.
+    tp: int | None = None
+    #: Cap on sequences this instance's engine runs at once and the router sends it; ``None``: the
+    #: run's ``engine.max_num_seqs``. MuxServe sets it per model from its throughput estimator.
+    max_num_seqs: int | None = None
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ class Engine:
         self.decode = cost.decode_coeffs(model)
         self.steps = 0
         self.freed = 0  # blocks freed since the KV-reservation policy last looked
+        self.busy = False  # a prefill step or a run of decode steps is in progress
         self.idle_since = self.env.now  # when the in-flight count last dropped to 0 (keep-alive)
 
     def take_freed(self) -> int:
@@ -109,7 +110,10 @@ class Engine:
             admitted = self._admit()
             if admitted:
                 tokens = sum(s.ctx for s in admitted)
-                yield env.timeout(self.cost.prefill_s(self.model, tokens, len(admitted)) * self.inst.slowdown())
+                slow = self.inst.slowdown("prefill", len(admitted))
+                self.busy = True
+                yield env.timeout(self.cost.prefill_s(self.model, tokens, len(admitted)) * slow)
+                self.busy = False
                 self._after_prefill(admitted)
                 continue
             if not self.running:
@@ -214,7 +218,7 @@ class Engine:
         env = self.env
         batch = len(self.running)
         c0 = sum(s.ctx for s in self.running)
-        slow = self.inst.slowdown()
+        slow = self.inst.slowdown("decode", batch)
         d = self.decode
         per = slow * (d.base_s + d.per_seq_s * batch + d.per_ctx_token_s * c0)
         quad = slow * d.per_ctx_token_s * batch  # each step attends to `batch` more tokens
@@ -223,6 +227,7 @@ class Engine:
             return n * per + quad * n * (n - 1) / 2
 
         start = env.now
+        self.busy = True
         timer = env.timeout(t_of(k))
         while True:
             self.wake = env.event()
@@ -239,6 +244,7 @@ class Engine:
                 yield timer
             break
         self.wake = None
+        self.busy = False
         self._advance(k)
 
     def _head_admissible(self) -> bool:

@@ -3,6 +3,8 @@ stopped) and the engine it runs once active."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from policies.types import ACTIVE, DRAINING, INITIALISING, LOADING, STARTING, STOPPED, InstanceView
 from sim.engine import Engine
 from sim.memory import KV, WEIGHTS
@@ -16,7 +18,7 @@ class Instance:
 
     def __init__(self, host, ident: int, model: ServedModel, gpus: tuple[int, ...], source: str,
                  replica=None, compute_share: float = 1.0, kv_bytes_per_gpu: int = 0, ready_at_start=False,
-                 peer: "Instance | None" = None):
+                 peer: "Instance | None" = None, max_num_seqs: int | None = None):
         self.host = host
         self.id = ident
         self.model = model
@@ -30,7 +32,9 @@ class Instance:
         self.start_kind = (START_WARM if ready_at_start else
                            START_PREWARMED if replica is not None else START_COLD)
         block_bytes = host.engine_spec.block_size * model.kv_bytes_per_token_per_gpu
-        self.engine = Engine(host, self, model, host.cost, host.engine_spec, kv_bytes_per_gpu // block_bytes)
+        spec = host.engine_spec if max_num_seqs is None else replace(host.engine_spec, max_num_seqs=max_num_seqs)
+        self.max_num_seqs = max_num_seqs
+        self.engine = Engine(host, self, model, host.cost, spec, kv_bytes_per_gpu // block_bytes)
         self.block_bytes = block_bytes
         self.pending: list[int] = []  # requests routed here before the engine runs
         self.counted_pending = False  # counted among its model's instance starts in progress
@@ -57,14 +61,15 @@ class Instance:
         v = self._view
         if v is None or v.state != state or v.inflight != inflight or v.idle_since != idle:
             v = self._view = InstanceView(self.id, self.model.name, self.gpus, state, inflight, self.created,
-                                          self.compute_share, idle)
+                                          self.compute_share, idle, self.max_num_seqs)
         return v
 
     _view: InstanceView | None = None
 
-    def slowdown(self) -> float:
-        """Factor on step times: compute share, colocation contention, background copies."""
-        return self.host.step_slowdown(self)
+    def slowdown(self, phase: str, batch: int) -> float:
+        """Factor on the time of one ``phase`` step ("prefill" or "decode") of ``batch`` sequences:
+        GPU sharing (compute share, busy neighbours) and background copies."""
+        return self.host.step_slowdown(self, phase, batch)
 
     # ---- requests -------------------------------------------------------------------------------
     def submit(self, rid: int) -> None:

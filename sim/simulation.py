@@ -92,6 +92,7 @@ class Simulation:
                              for m, s in self.models.items()}
         self._all_models = frozenset(self.order)
         self._load_memo: dict[str, tuple] = {}
+        self._tp_variants: dict[tuple[str, int], ServedModel] = {}  # a model at another TP (MuxServe meshes)
         self._link_node = {link: n.idx for n in self.cluster.nodes for link in self.cluster.node_links(n.idx)}
 
     # ---- ids and views --------------------------------------------------------------------------
@@ -271,12 +272,15 @@ class Simulation:
         del self.instances[inst.id]
         del self.by_model[inst.model.name][inst.id]
 
-    def step_slowdown(self, inst: Instance) -> float:
-        """Step-time factor: 1/share, colocation contention, a background copy onto its GPUs."""
-        f = 1.0 / inst.compute_share
+    def step_slowdown(self, inst: Instance, phase: str, batch: int) -> float:
+        """Step-time factor of one ``phase`` step of ``batch`` sequences: on a shared GPU, the
+        bundle's sharing model given the share and the co-located engines mid-step now (an idle
+        neighbour costs nothing); times the interference of a background copy onto its GPUs."""
+        f = 1.0
         if inst.compute_share < 1.0:
-            others = max(len(self.cluster.gpus[g].instances) for g in inst.gpus) - 1
-            f *= 1.0 + self.bundle.colocation_contention * others
+            busy = {i for g in inst.gpus for i in self.cluster.gpus[g].instances
+                    if i != inst.id and self.instances[i].engine.busy}
+            f = self.bundle.sharing.factor(phase, inst.compute_share, batch, len(busy))
         if any(self.cluster.gpus[g].background_flows for g in inst.gpus):
             f *= 1.0 + self.cost.interference().compute_slowdown
         return f
@@ -413,10 +417,17 @@ class Simulation:
         self.recorder.event(self.env.now, "replica", rep.id, rep.model.name, rep.gpus, "activated", f"instance {inst.id}")
 
     # ---- plan checks ----------------------------------------------------------------------------
-    def _check_group(self, model_name: str, gpus: tuple[int, ...], what: str) -> ServedModel:
+    def _check_group(self, model_name: str, gpus: tuple[int, ...], what: str, tp: int | None = None) -> ServedModel:
         model = self.models.get(model_name)
         if model is None:
             raise PlanError(f"{what}: unknown model {model_name}")
+        if tp is not None and tp != model.tp:
+            if tp < 1 or model.shape.heads % tp:
+                raise PlanError(f"{what} {model_name}: tp {tp} does not divide its {model.shape.heads} heads")
+            key = (model_name, tp)
+            if key not in self._tp_variants:
+                self._tp_variants[key] = ServedModel(model.name, model.shape, tp)
+            model = self._tp_variants[key]
         if len(gpus) != model.tp or len(set(gpus)) != len(gpus):
             raise PlanError(f"{what} {model_name}: needs {model.tp} distinct GPUs, got {gpus}")
         if any(g < 0 or g >= len(self.cluster.gpus) for g in gpus):
@@ -428,7 +439,7 @@ class Simulation:
     # ---- instances ------------------------------------------------------------------------------
     def apply_activate(self, act: Activate, ready_at_start: bool = False) -> Instance:
         """Verify and apply an activation: evictions, memory, the instance's lifecycle process."""
-        model = self._check_group(act.model, act.gpus, "Activate")
+        model = self._check_group(act.model, act.gpus, "Activate", act.tp)
         shared = act.compute_share < 1.0
         for g in act.gpus:
             gpu = self.cluster.gpus[g]
@@ -461,7 +472,7 @@ class Simulation:
         kv = (kv // block_bytes) * block_bytes
         inst = Instance(self, inst_id, model, tuple(act.gpus), act.source if rep is None else "prewarmed",
                         replica=rep, compute_share=act.compute_share, kv_bytes_per_gpu=kv,
-                        ready_at_start=ready_at_start, peer=peer)
+                        ready_at_start=ready_at_start, peer=peer, max_num_seqs=act.max_num_seqs)
         if rep is not None:
             rep.adopter = inst_id
         if self.bundle.memswitch == "free_malloc":

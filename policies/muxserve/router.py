@@ -14,7 +14,8 @@ from sim.errors import UserError
 class MuxServeRouter:
     """Send a request to the model's engine with the fewest requests in flight below its cap.
 
-    An engine with ``max_num_seqs`` requests in flight is full; when all of a model's engines are
+    An engine with ``max_num_seqs`` requests in flight is full (its own cap when its placement set
+    one, as MuxServe's placer does per model; else ``per_model`` or ``max_num_seqs``); when all of a model's engines are
     full the request waits at the router (``None``) and is retried. Engines exist from time 0
     (prewarmed), so every live engine is eligible. Ties: lowest instance id.
     """
@@ -37,9 +38,10 @@ class MuxServeRouter:
 
     def route(self, model: str, instances: Sequence[InstanceView]) -> int | None:
         """Id of the engine to take the request, or ``None`` to hold it at the router."""
-        cap = self.cap(model)
+        default = self.cap(model)
         best: tuple[int, int] | None = None
         for inst in instances:
+            cap = default if inst.max_num_seqs is None or model in self.per_model else inst.max_num_seqs
             if inst.state not in LIVE_STATES or inst.inflight >= cap:
                 continue
             key = (inst.inflight, inst.id)

@@ -41,10 +41,10 @@ def test_nvlink_copy_takes_shard_over_nvlink_and_marks_the_peer_busy_copying():
     t = model().shard_bytes / (30 * BW)
     s.env.run(until=t / 2)
     assert new.state == "loading" and s.cluster.gpus[0].background_flows == 1
-    assert s.step_slowdown(peer) == pytest.approx(1.25)  # the copy reads the serving GPU's memory
+    assert s.step_slowdown(peer, "decode", 1) == pytest.approx(1.25)  # the copy reads the serving GPU's memory
     s.env.run(until=t + US)
     assert new.state == "active" and s.cluster.gpus[0].background_flows == 0
-    assert peer.copies_out == 0 and s.step_slowdown(peer) == 1.0
+    assert peer.copies_out == 0 and s.step_slowdown(peer, "decode", 1) == 1.0
     assert s.cluster.gpus[1].mem.bytes_of(WEIGHTS, new.id) == model().shard_bytes
 
 

@@ -50,7 +50,8 @@ def reference_snapshot(sim: Simulation) -> Snapshot:
         pending = {n.idx: int(sim.cluster.net.bytes_pending(sim.cluster.node_links(n.idx))) for n in sim.cluster.nodes}
     return Snapshot(
         time_s=now, gpus_per_node=sim.cluster.spec.gpus_per_node, gpus=gpus, models=models,
-        instances=tuple(InstanceView(i.id, i.model.name, i.gpus, i.state, i.inflight, i.created, i.compute_share)
+        instances=tuple(InstanceView(i.id, i.model.name, i.gpus, i.state, i.inflight, i.created, i.compute_share,
+                                     max_num_seqs=i.max_num_seqs)
                         for i in sim.instances.values() if i.state != STOPPED),
         replicas=tuple(ReplicaView(r.id, r.model.name, r.gpus, r.ready.triggered, r.model.shard_bytes)
                        for r in sim.replicas.values()),

@@ -1,0 +1,44 @@
+"""What a policy may know about the run beyond a snapshot: the served models and step costs.
+
+The builder makes one :class:`RunContext` per system and hands it to every policy that defines
+``with_context(ctx)`` (which returns the policy ready to run), so no builder code recognises policy
+classes. A policy still decides from snapshots; the context only answers "how long would a step of
+model M at TP t take", which planners such as MuxServe's placer estimate throughput from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from sim.cost import CostModel
+from sim.models import ServedModel
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The run's models, cost model and GPU-sharing model, read-only."""
+
+    models: Mapping[str, ServedModel]
+    cost: CostModel
+    #: The bundle's sharing model (``factor(phase, share, batch, busy_neighbours)``).
+    sharing: Any = None
+    _variants: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def model_at(self, name: str, tp: int) -> ServedModel:
+        """``name`` served at tensor-parallel degree ``tp``."""
+        m = self.models[name]
+        if tp == m.tp:
+            return m
+        key = (name, tp)
+        if key not in self._variants:
+            self._variants[key] = ServedModel(m.name, m.shape, tp)
+        return self._variants[key]
+
+    def prefill_s(self, model: str, tp: int, tokens: int, seqs: int) -> float:
+        """One prefill step of ``model`` at ``tp`` on whole GPUs."""
+        return self.cost.prefill_s(self.model_at(model, tp), int(tokens), int(seqs))
+
+    def decode_s(self, model: str, tp: int, batch: int, ctx_tokens: int) -> float:
+        """One decode step of ``model`` at ``tp`` on whole GPUs."""
+        return self.cost.decode_coeffs(self.model_at(model, tp)).step_s(int(batch), int(ctx_tokens))
