@@ -190,7 +190,7 @@ class MuxServeMeshPlacer:
         pool = min(snap.gpu(g).free_bytes for g in gpus)
         llms = self._llms(snap, expected_rate)
         for llm in llms:
-            self._candidates(llm, pool)
+            self._candidates(llm, pool, ngpus)
         need = max(llm.min_mesh for llm in llms)
         best: tuple[float, list[_Mesh]] | None = None
         for split in SPLITS[ngpus]:
@@ -274,10 +274,10 @@ class MuxServeMeshPlacer:
         ok = self._satisfies(tpt, llm.rate)
         return ok, (llm.rate if ok else tpt), bs
 
-    def _candidates(self, llm: _LLM, pool: int) -> None:
+    def _candidates(self, llm: _LLM, pool: int, ngpus: int) -> None:
         """``set_candidate_mesh_size`` / ``estimate_mps``: per mesh size, the decode % and batch."""
         for g in (1, 2, 4, 8):
-            if not self._fits([llm.weight], [llm.kvpt], g, pool):
+            if g > ngpus or not self._fits([llm.weight], [llm.kvpt], g, pool):
                 continue
             cache = g * pool - llm.weight - g * self.reserve_bytes_per_model
             best = None
@@ -293,7 +293,9 @@ class MuxServeMeshPlacer:
             if best is not None:
                 llm.cand[g] = best
         if not llm.cand:
-            raise UserError(f"muxserve: model '{llm.name}' fits no mesh of 1, 2, 4 or 8 GPUs")
+            raise UserError(f"muxserve: model '{llm.name}' fits no mesh of 1, 2, 4 or 8 GPUs within the {ngpus} "
+                            f"GPU(s) MuxServe may use (weights + {self.reserve_bytes_per_model / 1e9:.1f} GB reserve + "
+                            f"KV for {self.min_kv_tokens} tokens per GPU)")
         llm.min_mesh = min(llm.cand)
 
     def _mesh_cache(self, mesh: _Mesh, llms: Sequence[_LLM], pool: int) -> float:

@@ -1,0 +1,198 @@
+"""MuxServe's mesh placer as the artifact ran it: each formula against a hand computation from its
+source (hao-ai-lab/MuxServe muxsched/placement.py; LLMServe/WarmServe prewarm_manager.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from policies.autoscale import NoAutoscaler
+from policies.bundle import Bundle
+from policies.muxserve import MuxServeMeshPlacer, MuxServeRouter
+from policies.types import Activate, GPUView, ModelView, Snapshot
+from sim.catalog import get_shape
+from sim.errors import UserError
+from sim.models import CHUNK_BYTES, ServedModel, align_up
+from sim.simulation import Simulation
+from tests.sim.helpers import cluster, cost, workload
+
+GIB = 1 << 30
+POOL = 72 * GIB
+R = 7_600_000_000  # MuxServe's per-model reserve (YamlBuilder.update_utilization)
+
+
+class FlatCosts:
+    """Decode step ``d / tp`` whatever the batch; prefill ``q x tokens / tp``."""
+
+    def __init__(self, d=0.001, q=0.0):
+        self.d, self.q = d, q
+
+    def prefill_s(self, model, tp, tokens, seqs):
+        return self.q * tokens / tp
+
+    def decode_s(self, model, tp, batch, ctx_tokens):
+        return self.d / tp
+
+
+class NoSlowdown:
+    def factor(self, phase, share, batch, busy_neighbours=0):
+        return 1.0
+
+
+def mv(name, base):
+    s = ServedModel(name, get_shape(base), 1)
+    return ModelView(name, s.weight_bytes, 1, s.shard_bytes, s.shape.kv_bytes_per_token)
+
+
+def snapshot(models, nodes=1, gpn=1):
+    gpus = tuple(GPUView(g, g // gpn, POOL, 0) for g in range(nodes * gpn))
+    return Snapshot(0.0, gpn, gpus, {m.name: m for m in models})
+
+
+def placer(**kw):
+    kw.setdefault("sched_overhead_s", ((1e9, 0.0),))
+    return MuxServeMeshPlacer(costs=kw.pop("costs", FlatCosts()), sharing=kw.pop("sharing", NoSlowdown()), **kw)
+
+
+def test_max_num_seqs_is_the_smallest_batch_whose_estimated_throughput_meets_the_mean_rate():
+    # tpt(bs) = bs / (t_decode x 337 + t_prefill) = bs / (0.001 x 337) = bs / 0.337 >= 10  ->  bs = 4
+    (act, d), = placer().plan(snapshot([mv("a", "llama-2-7b")]), {"a": 10.0})
+    assert act.max_num_seqs == 4 and d["satisfied"]
+    # with prefill 1e-5 s per token: tpt(bs) = bs / (0.337 + 161e-5 bs) >= 10  ->  bs (1 - 0.0161) >= 3.37 -> 4
+    (act, _), = placer(costs=FlatCosts(q=1e-5)).plan(snapshot([mv("a", "llama-2-7b")]), {"a": 10.0})
+    assert act.max_num_seqs == 4
+    # rate 20: bs / 0.337 >= 20 -> bs >= 6.74 -> 7
+    (act, _), = placer().plan(snapshot([mv("a", "llama-2-7b")]), {"a": 20.0})
+    assert act.max_num_seqs == 7
+
+
+def test_share_is_max_of_prefill_and_decode_percent_over_the_mesh_sum():
+    # One GPU, two models: one mesh. Decode % is the first level (10) since nothing slows; prefill %
+    # is 80 for a 7B and 90 for a 13B (dump_to_yaml's prefill_mps_dict): shares 80/170 and 90/170.
+    plan = dict((a.model, a) for a, _ in placer().plan(snapshot([mv("a", "llama-2-7b"), mv("b", "llama-2-13b")]),
+                                                       {"a": 2.0, "b": 1.0}))
+    assert plan["a"].compute_share == pytest.approx(80 / 170)
+    assert plan["b"].compute_share == pytest.approx(90 / 170)
+    assert plan["a"].gpus == plan["b"].gpus == (0,) and plan["a"].tp == plan["b"].tp == 1
+
+
+def test_kv_is_the_memory_left_after_weights_and_reserves_split_by_kv_block_size():
+    a, b = mv("a", "llama-2-7b"), mv("b", "llama-2-13b")
+    plan = dict((x.model, x) for x, _ in placer().plan(snapshot([a, b]), {"a": 2.0, "b": 1.0}))
+    left = POOL - align_up(a.weight_bytes) - align_up(b.weight_bytes) - 2 * R
+    ka, kb = a.kv_bytes_per_token, b.kv_bytes_per_token  # 0.5 MiB and 0.78 MiB per token
+    assert plan["a"].kv_bytes_per_gpu == int(left * ka / (ka + kb)) // CHUNK_BYTES * CHUNK_BYTES
+    assert plan["b"].kv_bytes_per_gpu == int(left * kb / (ka + kb)) // CHUNK_BYTES * CHUNK_BYTES
+
+
+def test_one_engine_per_model_on_one_node_of_at_most_8_gpus_at_tp_equal_to_its_mesh():
+    models = [mv("a", "llama-2-7b"), mv("b", "llama-2-7b"), mv("c", "llama-2-13b"), mv("d", "llama-2-70b")]
+    plan = placer().plan(snapshot(models, nodes=2, gpn=8), {"a": 5.0, "b": 3.5, "c": 3.0, "d": 2.7})
+    acts = [a for a, _ in plan]
+    assert sorted(a.model for a in acts) == ["a", "b", "c", "d"]
+    for a in acts:
+        assert max(a.gpus) < 8 and a.tp == len(a.gpus) and a.gpus[0] % len(a.gpus) == 0
+    # engines on the same GPUs share them; the shares of a mesh sum to 1
+    for g in range(8):
+        on = [a for a in acts if g in a.gpus]
+        assert not on or sum(a.compute_share for a in on) == pytest.approx(1.0)
+    # the 70B needs 4 GPUs at least (weights 138 GB + reserve)
+    assert len(next(a for a in acts if a.model == "d").gpus) >= 4
+
+
+def test_no_split_has_more_meshes_than_models():
+    # two models on a 8-GPU node: only splits of at most two meshes ([8] or [4, 4]) are allowed
+    acts = [a for a, _ in placer().plan(snapshot([mv("a", "llama-2-7b"), mv("b", "llama-2-7b")], gpn=8),
+                                        {"a": 1.0, "b": 1.0})]
+    meshes = {a.gpus for a in acts}
+    assert len(meshes) <= 2 and sum(len(m) for m in meshes) in (4, 8)
+
+
+def test_a_model_that_fits_no_mesh_is_one_clear_error():
+    with pytest.raises(UserError, match="fits no mesh"):
+        placer(max_gpus=1).plan(snapshot([mv("d", "llama-2-70b")], gpn=8), {"d": 1.0})
+
+
+def test_router_holds_a_request_when_the_engine_has_its_own_cap_in_flight():
+    from tests.policies.snapshots import inst
+    full = inst(1, "a", (0,), inflight=4)
+    full = type(full)(**{**full.__dict__, "max_num_seqs": 4})
+    assert MuxServeRouter().route("a", [full]) is None
+    room = type(full)(**{**full.__dict__, "inflight": 3})
+    assert MuxServeRouter().route("a", [room]) == 1
+
+
+class _Fixed:
+    """Initial placer returning fixed activations."""
+
+    def __init__(self, acts):
+        self.acts = acts
+
+    def place(self, snap, rates):
+        return list(self.acts)
+
+
+def test_a_request_over_the_cap_waits_for_the_next_one_second_repoll():
+    # cap 1: the first request (prefill 0.01 s, two decode steps of 0.01 s) ends at 0.03 s; the second
+    # waits at the router until the retry tick at 1.0 s, then prefills: TTFT 1.01 s.
+    wl = workload([0.0, 0.0], [10, 10], [3, 3])
+    m = ServedModel("a", get_shape("llama-2-7b"), 1)
+    b = Bundle("muxserve", MuxServeRouter(), NoAutoscaler(), scale_on_miss=False,
+               initial=_Fixed([Activate("a", (0,), source="prewarmed", max_num_seqs=1)]))
+    rec = Simulation(wl, {"a": m}, cluster(), cost(prefill_base_s=0.01), b).run()
+    ttft = rec.first_token - wl.arrival_s
+    assert ttft[0] == pytest.approx(0.01) and ttft[1] == pytest.approx(1.01)
+    assert rec.finish[0] == pytest.approx(0.03)
+
+
+class _Table:
+    """Prefill slows 2x, decode 1.2x at any share; each busy neighbour adds 50 %."""
+
+    def factor(self, phase, share, batch, busy_neighbours=0):
+        return (2.0 if phase == "prefill" else 1.2) * (1 + 0.5 * busy_neighbours)
+
+
+def _shared_pair():
+    wl = workload([100.0], [10], [3], models=("a", "b"))
+    models = {n: ServedModel(n, get_shape("llama-2-7b"), 1) for n in ("a", "b")}
+    acts = [Activate(n, (0,), source="prewarmed", compute_share=0.5, kv_bytes_per_gpu=4 * GIB) for n in ("a", "b")]
+    b = Bundle("mux", MuxServeRouter(), NoAutoscaler(), scale_on_miss=False, initial=_Fixed(acts), sharing=_Table())
+    s = Simulation(wl, models, cluster(), cost(), b)
+    s._initial()
+    return s, list(s.instances.values())
+
+
+def test_prefill_and_decode_slow_down_differently_and_an_idle_neighbour_costs_nothing():
+    s, (x, y) = _shared_pair()
+    assert s.step_slowdown(x, "prefill", 1) == pytest.approx(2.0)
+    assert s.step_slowdown(x, "decode", 8) == pytest.approx(1.2)
+    y.engine.busy = True  # the neighbour is mid-step
+    assert s.step_slowdown(x, "decode", 8) == pytest.approx(1.8)
+
+
+def test_the_real_mps_table_slows_decode_less_than_prefill_at_half_the_sms():
+    from policies.muxserve import ColocationSlowdown
+    t = ColocationSlowdown()
+    assert 1.0 < t.factor("decode", 0.5, 32, 0) < t.factor("prefill", 0.5, 1, 0)
+    assert t.factor("decode", 1.0, 32, 0) == 1.0
+    assert t.factor("decode", 0.5, 32, 1) == t.factor("decode", 0.5, 32, 0)  # contention 0 by default
+    assert ColocationSlowdown(contention=0.25).factor("decode", 0.5, 32, 2) == pytest.approx(
+        t.factor("decode", 0.5, 32, 0) * 1.5)
+
+
+def test_the_default_muxserve_system_holds_one_node_and_one_engine_per_model():
+    from hydra import compose, initialize_config_dir
+    from experiments.builder import CONF_DIR, build_bundle, build_setup, system_cluster, system_config
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose(config_name="config", overrides=["workload.duration_s=60", "cost=constant"])
+        setup = build_setup(cfg)
+        scfg = system_config("muxserve")
+        bundle = build_bundle(scfg, setup.workload, setup.models, setup.cluster, setup.cost, cfg)
+    sim = Simulation(setup.workload, setup.models, system_cluster(scfg, setup.cluster), setup.cost, bundle,
+                     setup.engine, setup.sim)
+    sim._initial()
+    insts = list(sim.instances.values())
+    assert len(sim.cluster.gpus) == 8
+    assert sorted(i.model.name for i in insts) == sorted(setup.models)
+    assert all(i.max_num_seqs is not None and i.max_num_seqs >= 1 for i in insts)
+    assert np.all([max(i.gpus) < 8 for i in insts])
