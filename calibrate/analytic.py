@@ -5,7 +5,12 @@ with closed-form timings from :class:`H100Params`, and :func:`build` runs the fu
 the shipped ``h100_analytic`` profile has exactly the tables a measured run writes, labelled
 ``measured: false``. Every number is a field of :class:`H100Params` with its source.
 
-Regenerate with ``python -m calibrate.analytic [--out DIR]``.
+:class:`H100EagerParams` is the same node serving with vLLM's ``--enforce-eager`` (no CUDA graphs), as
+every engine of WarmServe's artifact does: each layer's kernel launches are paid on the CPU, one by one,
+in decode as in prefill. It ships as ``h100_eager_analytic``, also ``measured: false``.
+
+Regenerate with ``python -m calibrate.analytic [--out DIR]`` and
+``python -m calibrate.analytic --eager [--out DIR]``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ MIB = 1 << 20
 #: Label written to the analytic profile's meta.json.
 LABEL = "ANALYTIC, NOT MEASURED: H100 SXM 80GB datasheet-class numbers (calibrate/analytic.py)"
 PROFILE_NAME = "h100_analytic"
+#: Label and name of the eager-mode variant.
+EAGER_LABEL = ("ANALYTIC, NOT MEASURED: H100 SXM 80GB datasheet-class numbers, eager mode (vLLM --enforce-eager, "
+               "no CUDA graphs: per-layer kernel launches x CPU cost per launch) (calibrate/analytic.py H100EagerParams)")
+EAGER_PROFILE_NAME = "h100_eager_analytic"
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,64 @@ class H100Params:
     def sources(self) -> dict[str, str]:
         """Field -> value, for meta.json (the comments above are the sources)."""
         return {f.name: repr(getattr(self, f.name)) for f in fields(self)}
+
+    def prefill_overhead_s(self, dims: ShardDims) -> float:
+        """Launch overhead added to one layer's prefill of the shard ``dims``."""
+        return self.prefill_layer_overhead_s
+
+    def decode_overhead_s(self, dims: ShardDims) -> float:
+        """Launch overhead added to one layer's decode step of the shard ``dims``."""
+        return self.decode_layer_overhead_s
+
+
+@dataclass(frozen=True)
+class H100EagerParams(H100Params):
+    """:class:`H100Params` served in eager mode (vLLM ``--enforce-eager``, which every engine of the
+    WarmServe artifact gets: ``muxserve_utils.py`` and ``prewarm_manager.py create_engine``).
+
+    Without CUDA graphs every kernel of a layer is issued from Python: the per-layer overhead becomes
+    (kernel launches per layer) x (CPU cost of one launch), charged in full on top of the GPU time (no
+    overlap of the CPU issuing with the GPU work is assumed: an upper bound on how much of the launch
+    cost shows). Derived from the kernel count and a per-launch cost, not fitted to any latency.
+    Everything else is :class:`H100Params`.
+    """
+
+    # Per-layer fixed gaps beyond the launches below (the base profile's 40 us / 15 us are its whole
+    # launch allowance, replaced here by the count x cost): 0.
+    prefill_layer_overhead_s: float = 0.0
+    decode_layer_overhead_s: float = 0.0
+    # CPU time to issue one kernel from eager PyTorch: Python module call + ATen dispatch (~5 us) plus
+    # cudaLaunchKernel (4-6 us). Assumed 10 us, the low-middle of the "~5-25 us of CPU-side work per op"
+    # usually quoted for eager PyTorch; per-op Python work that launches no kernel (split, view, empty)
+    # is not counted.
+    launch_cpu_s: float = 10e-6
+    # Kernels per Llama layer in eager vLLM 0.6.3 (the artifact's vllm-0.6.3.post1, LlamaDecoderLayer,
+    # flash-attention backend), prefill and decode alike: fused_add_rms_norm, qkv_proj GEMM,
+    # rotary_embedding, reshape_and_cache_flash, flash attention, o_proj GEMM, fused_add_rms_norm,
+    # gate_up_proj GEMM, silu_and_mul, down_proj GEMM.
+    kernels_per_layer: int = 10
+    # Extra launches per layer when TP > 1: two all-reduces (after o_proj and down_proj), each a copy
+    # into the registered buffer plus the reduce kernel outside a CUDA graph (vLLM custom_all_reduce.py,
+    # CustomAllreduce.custom_all_reduce -> all_reduce_unreg).
+    tp_launches_per_layer: int = 4
+    # head_overhead_s is unchanged: vLLM 0.6.3 captures only the model's forward in CUDA graphs, so
+    # the final logits and the sampler are eager in both profiles.
+
+    def launches_per_layer(self, dims: ShardDims) -> int:
+        """Kernel launches of one layer of the shard ``dims``."""
+        return self.kernels_per_layer + (self.tp_launches_per_layer if dims.tp > 1 else 0)
+
+    def prefill_overhead_s(self, dims: ShardDims) -> float:
+        return self.prefill_layer_overhead_s + self.launches_per_layer(dims) * self.launch_cpu_s
+
+    def decode_overhead_s(self, dims: ShardDims) -> float:
+        return self.decode_layer_overhead_s + self.launches_per_layer(dims) * self.launch_cpu_s
+
+
+#: engine start in eager mode: ``--enforce-eager`` captures no CUDA graphs.
+EAGER_ASSUMPTIONS = Assumptions(engine_cuda_graphs=0)
+_EAGER_GRAPHS_SOURCE = ("0: --enforce-eager captures no CUDA graphs (artifact muxserve_utils.py and "
+                        "prewarm_manager.py create_engine pass --enforce-eager)")
 
 
 class AnalyticDevice:
@@ -147,14 +214,14 @@ class AnalyticDevice:
         p = self.p
         compute = dims.layer_flops(tokens, batch) / (p.peak_flops * p.prefill_mfu)
         memory = (dims.layer_bytes + tokens * batch * dims.kv_bytes_per_token_layer) / self._hbm()
-        return max(compute, memory) + p.prefill_layer_overhead_s
+        return max(compute, memory) + p.prefill_overhead_s(dims)
 
     def decode_layer_s(self, dims: ShardDims, batch: int, context: int) -> float:
         """One layer's decode step: weights + KV read at HBM speed, GEMM FLOPs, launch overhead."""
         p = self.p
         memory = (dims.layer_bytes + batch * context * dims.kv_bytes_per_token_layer) / self._hbm()
         compute = batch * 2.0 * dims.layer_params / (p.peak_flops * p.decode_mfu)
-        return memory + compute + p.decode_layer_overhead_s
+        return memory + compute + p.decode_overhead_s(dims)
 
     def head_step_s(self, dims: ShardDims, batch: int) -> float:
         """Final norm + LM head over ``batch`` tokens."""
@@ -203,26 +270,37 @@ class AnalyticDevice:
 
 
 def build(out: Path, params: H100Params | None = None, assumptions: Assumptions | None = None,
-          plan: SweepPlan | None = None, created: str = "analytic") -> dict[str, Any]:
-    """Write the analytic profile into ``out`` (the full sweep, one repetition: timings are exact)."""
+          plan: SweepPlan | None = None, created: str = "analytic", eager: bool = False) -> dict[str, Any]:
+    """Write the analytic profile into ``out`` (the full sweep, one repetition: timings are exact).
+
+    ``eager``: the eager-mode variant (:class:`H100EagerParams`, no CUDA graphs at engine start, the
+    eager label) unless ``params`` / ``assumptions`` are given."""
     from calibrate.harness.runner import run_sweep
 
-    params = params or H100Params()
-    assumptions = assumptions or Assumptions()
+    params = params or (H100EagerParams() if eager else H100Params())
+    assumptions = assumptions or (EAGER_ASSUMPTIONS if eager else Assumptions())
+    rows = assumptions.rows()
+    if eager:
+        rows = [dict(r, source=_EAGER_GRAPHS_SOURCE) if r["parameter"] == "engine_cuda_graphs" and r["value"] == 0
+                else r for r in rows]
     plan = plan or dataclasses.replace(FULL, reps=1, process_reps=1)
-    return run_sweep(AnalyticDevice(params), out, plan, name=Path(out).name, measured=False, label=LABEL,
+    return run_sweep(AnalyticDevice(params), out, plan, name=Path(out).name, measured=False,
+                     label=EAGER_LABEL if eager else LABEL,
                      created=created, extra_meta={"analytic_parameters": params.sources()},
                      clock=lambda: 0.0,  # section times are meaningless here; keeps the files reproducible
-                     overrides={"assumed": lambda dev, pl: assumptions.rows()})
+                     overrides={"assumed": lambda dev, pl: rows})
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m calibrate.analytic [--out DIR]``: regenerate the shipped analytic profile."""
+    """``python -m calibrate.analytic [--eager] [--out DIR]``: regenerate a shipped analytic profile."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "profiles" / PROFILE_NAME)
+    ap.add_argument("--eager", action="store_true",
+                    help=f"the eager-mode variant (vLLM --enforce-eager), default --out profiles/{EAGER_PROFILE_NAME}")
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    meta = build(args.out)
-    print(f"wrote {args.out} ({sum(s.get('rows', 0) for s in meta['sections'].values())} rows)")
+    out = args.out or Path(__file__).resolve().parent / "profiles" / (EAGER_PROFILE_NAME if args.eager else PROFILE_NAME)
+    meta = build(out, eager=args.eager)
+    print(f"wrote {out} ({sum(s.get('rows', 0) for s in meta['sections'].values())} rows)")
     return 0
 
 

@@ -229,13 +229,9 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
             parts["initial"] = None if init is None else instantiate(init)
         pred = scfg.get("predictor")
         parts["predictor"] = None
-        if pred is not None:
-            window = float(pred.window_s)
-            truth, history = load_windows(workload, models, cost, int(cfg.sim.service_estimate_batch), window)
-            target = str(pred._target_)
-            extra = {"truth": truth} if target.endswith("OraclePredictor") else \
-                {"history": history} if target.endswith("CorrectiveSeasonalPredictor") else {}
-            parts["predictor"] = instantiate(pred, **extra)
+        if pred is not None:  # CSP history / oracle truth (observed in a static pre-pass): experiments/predictor_inputs.py
+            from experiments.predictor_inputs import predictor_inputs
+            parts["predictor"] = instantiate(pred, **predictor_inputs(pred, workload, models, cluster, cost, cfg))
     except UserError:
         raise
     except Exception as e:  # hydra wraps a target's error: report the cause, on one line

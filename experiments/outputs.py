@@ -25,8 +25,12 @@ def comparison_table(summary: pd.DataFrame) -> str:
     per_model = summary[summary["model"] != "ALL"].pivot(index="model", columns="system", values="ttft_p99_s")
     per_model = per_model[[s for s in summary["system"].unique() if s in per_model.columns]]
     fmt = lambda x: f"{x:.3f}" if isinstance(x, float) else str(x)  # noqa: E731
+    unclosed = summary.loc[(summary["model"] == "ALL") & (summary["pred_windows"] == 0), "system"].tolist() \
+        if "pred_windows" in summary else []
+    notes = "".join(f"\nnote: {s}: no prediction window closed within the run (pred_windows = 0): its predictions "
+                    "were never scored and every placement used window 0's prediction" for s in unclosed)
     return (allrows.to_string(index=False, formatters={c: fmt for c in allrows.columns}) +
-            "\n\nP99 TTFT (s) per model:\n" + per_model.to_string(float_format=lambda x: f"{x:.3f}"))
+            "\n\nP99 TTFT (s) per model:\n" + per_model.to_string(float_format=lambda x: f"{x:.3f}") + notes)
 
 
 def write_run(outdir: Path, results: list[RunResult], cfg, setup, notes: list[str] = ()) -> pd.DataFrame:

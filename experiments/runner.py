@@ -60,7 +60,8 @@ def run_system(setup: Setup, scfg, cfg) -> RunResult:
                         unfinished_ttft_s=float(cfg.metrics.unfinished_ttft_s),
                         fast_ttft_s=float(cfg.metrics.fast_ttft_s), profile=setup.cost.name,
                         measured=bool(setup.cost.measured), models=models,
-                        warmup_s=float(cfg.metrics.get("warmup_s", 0.0)))
+                        warmup_s=float(cfg.metrics.get("warmup_s", 0.0)),
+                        prediction_window_s=bundle.predictor.window_s if bundle.predictor is not None else None)
     req.insert(0, "system", bundle.name)
     tl = rec.timeline_table()
     tl.insert(0, "system", bundle.name)

@@ -12,7 +12,7 @@ COLUMNS = ["system", "model", "requests", "completed", "dropped", "ttft_p50_s", 
            "ttft_p99_s", "ttft_mean_s", "tpot_mean_s", "slo_attainment", "ttft_under_fast", "throughput_rps",
            "cold_starts", "prewarm_hits", "prewarm_hits_loading", "requests_cold_start", "evictions", "prewarms",
            "instance_starts", "preemptions", "mean_gpus_busy", "gpu_hours", "pred_acc_avg", "pred_acc_peak",
-           "profile", "profile_measured"]
+           "pred_windows", "profile", "profile_measured"]
 
 
 def prediction_accuracy(log: list[tuple]) -> dict[str, tuple[float, float]]:
@@ -31,12 +31,18 @@ def prediction_accuracy(log: list[tuple]) -> dict[str, tuple[float, float]]:
 def summarize(system: str, req: pd.DataFrame, counters: dict, *, duration_s: float, end_s: float,
               gpu_seconds: float, prediction_log: list, slo_ttft_s: float, slo_tpot_s: float,
               unfinished_ttft_s: float, fast_ttft_s: float, profile: str, measured: bool,
-              models: list[str], warmup_s: float = 0.0) -> pd.DataFrame:
+              models: list[str], warmup_s: float = 0.0,
+              prediction_window_s: float | None = None) -> pd.DataFrame:
     """One row per model plus ``ALL``. Dropped requests count with ``unfinished_ttft_s`` in TTFT stats.
 
     Requests arriving before ``warmup_s`` are left out of the request statistics (counts, TTFT,
-    TPOT, SLO, throughput); event counters and GPU-hours cover the whole run."""
+    TPOT, SLO, throughput); event counters and GPU-hours cover the whole run.
+
+    ``pred_windows`` counts the prediction windows that closed within the run (per model; ``ALL``:
+    distinct windows), 0 when the window is longer than the run; blank for a system without a
+    predictor (``prediction_window_s`` None and an empty log)."""
     acc = prediction_accuracy(prediction_log)
+    has_pred = prediction_window_s is not None or bool(prediction_log)
     rows = []
     status = req["status"].cat.codes.to_numpy() if hasattr(req["status"], "cat") else req["status"].to_numpy()
     measured_window = (req["arrival_s"] >= warmup_s).to_numpy()
@@ -74,6 +80,7 @@ def summarize(system: str, req: pd.DataFrame, counters: dict, *, duration_s: flo
             "mean_gpus_busy": gpu_seconds / end_s if (name == "ALL" and end_s > 0) else np.nan,
             "gpu_hours": gpu_seconds / 3600 if name == "ALL" else np.nan,
             "pred_acc_avg": pa[0], "pred_acc_peak": pa[1],
+            "pred_windows": len({e[1] for e in prediction_log if name == "ALL" or e[0] == name}) if has_pred else np.nan,
             "profile": profile, "profile_measured": measured,
         })
     return pd.DataFrame(rows, columns=COLUMNS)

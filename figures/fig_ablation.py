@@ -14,7 +14,7 @@ import pandas as pd
 from figures import style
 
 #: Share with TTFT < 100 ms per system as reported by a third-party summary of the paper (unverified).
-PAPER_SHARES = {"warmserve": 1.00, "warmserve_no_prewarm": 0.15, "warmserve_no_placement": 0.29,
+PAPER_SHARES = {"warmserve": 1.00, "warmserve_disable_prewarm": 0.15, "warmserve_no_placement": 0.29,
                 "warmserve_no_kv_reserve": 0.88, "warmserve_window3": 0.46, "warmserve_window40": 0.30}
 
 

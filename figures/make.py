@@ -27,7 +27,7 @@ FIGURES: dict[str, set[str]] = {
     "prediction": {"headline"}, "memory_timeline": {"headline"}, "gpu_cost": {"load"},
 }
 MAIN_SYSTEMS = "static,sllm,muxserve,warmserve"
-ABLATION_SYSTEMS = ("warmserve_no_prewarm,warmserve_no_placement,warmserve_no_kv_reserve,warmserve_oracle,"
+ABLATION_SYSTEMS = ("warmserve_disable_prewarm,warmserve_default_mode,warmserve_no_placement,warmserve_no_kv_reserve,warmserve_oracle,"
                     "warmserve_window3,warmserve_window40,warmserve_free_malloc")
 FULL_RATES = "5,10,20,40,60,80,100"
 QUICK_RATES = "10,40,80,120"

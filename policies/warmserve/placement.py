@@ -144,12 +144,21 @@ class EvictAwarePlacer:
 
 @dataclass(frozen=True)
 class RoundRobinPlacer:
-    """The "no placement" ablation: same demand, but replicas go round-robin over models onto the
-    first GPUs with enough free memory, with no nesting logic and no scores.
+    """The "no placement" ablation (the artifact's ``--disable-placement``): same demand, but
+    replicas go round-robin over models onto the first GPUs with enough free memory, with no
+    nesting logic and no scores.
 
-    Each turn places one replica of the next model (models in name order) on the first node (by
-    id) that has ``tp`` GPUs with ``free_bytes`` >= the aligned shard (and, with
-    ``exclude_same_model``, no replica of that model), taking its lowest ``tp`` such GPUs.
+    Each turn places one replica of the next model on the first node (by id) that has ``tp`` GPUs
+    with ``free_bytes`` >= the aligned shard (and, with ``exclude_same_model``, no replica of that
+    model), taking its lowest ``tp`` such GPUs.
+
+    The defaults follow the artifact (``scheduler.py``, ``Scheduler.prewarm``, its
+    ``disable_placement`` branch): models in configuration order (the artifact's ``ModelList``
+    order, which is also the workload's popularity order), and the artifact's loop: each tick asks
+    for the model's whole demand ``n_found + n_burst`` again, without subtracting the replicas it
+    already has (``total_prewarm_replicas``), so replicas pile up tick after tick until memory or
+    GPUs run out; the tick ends at the first model whose demand is used up (``<= 0: break``) or
+    that finds no GPUs.
 
     Args:
         period_s: how often the simulator calls ``plan`` (0.5 s).
@@ -158,11 +167,11 @@ class RoundRobinPlacer:
         chunk_bytes: memory granule the per-GPU shard is rounded up to (2 MiB).
         exclude_same_model: skip GPUs already holding a replica of the same model (the artifact
             does this even in its round-robin mode).
-        artifact_loop: reproduce the artifact's loop exactly: every tick it tries to place the
-            model's whole demand ``n_found + n_burst`` (existing replicas are not subtracted, so
-            replicas accumulate until memory or GPUs run out), and it stops at the first model
-            whose demand is used up or that finds no GPUs. ``False`` (default) places only the
-            missing replicas and keeps rotating over the models that still want some and can place.
+        artifact_loop: ``True`` (default): the artifact's loop described above. ``False``: our
+            variant, which places only the *missing* replicas (demand minus existing) and keeps
+            rotating over the models that still want some and can place.
+        order: ``"config"`` (default): models in the snapshot's order, which is the models
+            configuration order (the artifact's ``ModelList``); ``"name"``: sorted by name.
     """
 
     period_s: float = 0.5
@@ -170,17 +179,19 @@ class RoundRobinPlacer:
     source: str = "host_pinned"
     chunk_bytes: int = CHUNK_BYTES
     exclude_same_model: bool = True
-    artifact_loop: bool = False
+    artifact_loop: bool = True
+    order: str = "config"
 
     def __post_init__(self) -> None:
         check_source(self.source, "RoundRobinPlacer.source")
+        if self.order not in ("config", "name"):
+            raise ValueError(f"RoundRobinPlacer.order must be 'config' or 'name', got {self.order!r}")
 
     def plan(self, snap: Snapshot, predictions: Mapping[str, tuple[float, float]]) -> list[Prewarm | Evict]:
         """Prewarm actions for this tick."""
-        g = snap.gpus_per_node
         running = running_instances(snap)
         have = Counter(r.model for r in snap.replicas)
-        names = sorted(snap.models)
+        names = list(snap.models) if self.order == "config" else sorted(snap.models)
         left: dict[str, int] = {}
         for name in names:
             avg, peak = predictions.get(name, (0.0, 0.0))
@@ -193,7 +204,7 @@ class RoundRobinPlacer:
                 holds[x].add(r.model)
 
         actions: list[Prewarm | Evict] = []
-        active = [n for n in names if left[n] > 0] if not self.artifact_loop else list(names)
+        active = list(names) if self.artifact_loop else [n for n in names if left[n] > 0]
         i = 0
         while active:
             name = active[i % len(active)]
@@ -215,7 +226,7 @@ class RoundRobinPlacer:
                 free[x] -= need
                 holds[x].add(name)
             actions.append(Prewarm(name, gpus, self.source))
-            i = (active.index(name) + 1) % len(active) if not self.artifact_loop else i + 1
+            i = i + 1 if self.artifact_loop else (active.index(name) + 1) % len(active)
         return actions
 
     def _first_fit(self, snap: Snapshot, free: list[int], holds: list[set[str]], name: str,

@@ -39,23 +39,38 @@ class CorrectiveSeasonalPredictor:
     past the end of the history wraps around (``i % n_windows``): the history is taken as one
     period of a seasonal pattern.
 
+    Window ``i`` always reads history row ``i``. What a row spans is set by whoever builds the
+    history: normally one window of ``window_s``; with ``baseline_window_s`` set, one bin of that
+    length, whatever ``window_s`` is. That is the artifact's behaviour (``scheduler.py``,
+    ``Scheduler.update_loads``: ``past_avgs[self.cur_window_id + 1]`` indexes the character file's
+    5-minute bins, ``trace_generator.py`` ``INTERVAL = 5 * 60``, by window id), so under a 3-minute
+    window the baseline runs through the 5-minute bins 5/3 times too fast, and under a 40-minute
+    window it stays at bin 0 for the first 40 minutes.
+
     Args:
         window_s: window length in seconds (the artifact's ``window_size``, 300 s).
         history: per model an array of shape ``(days, n_windows, 2)`` with (avg, peak) in-flight
             load per window on previous days; a 2-D ``(n_windows, 2)`` array is taken as one day.
         n_correction: how many of the most recent errors the correction averages (10).
         decay: weight ratio between consecutive errors going back in time (0.5: halving).
+        baseline_window_s: length of one history row, in seconds, when it differs from
+            ``window_s``; ``None`` (default): each row is one window of ``window_s``. The predictor
+            only records it (rows are still indexed by window id); the experiment builder reads it
+            to build the history on that grid (``experiments.predictor_inputs``).
     """
 
     def __init__(self, window_s: float = 300.0, history: Mapping[str, np.ndarray] | None = None,
-                 n_correction: int = 10, decay: float = 0.5) -> None:
+                 n_correction: int = 10, decay: float = 0.5, baseline_window_s: float | None = None) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s}")
         if n_correction < 0:
             raise ValueError(f"n_correction must be >= 0, got {n_correction}")
         if not 0 < decay <= 1:
             raise ValueError(f"decay must be in (0, 1], got {decay}")
+        if baseline_window_s is not None and not baseline_window_s > 0:
+            raise ValueError(f"baseline_window_s must be > 0 or None, got {baseline_window_s}")
         self.window_s = float(window_s)
+        self.baseline_window_s = None if baseline_window_s is None else float(baseline_window_s)
         self.n_correction = int(n_correction)
         self.decay = float(decay)
         self._baseline: dict[str, np.ndarray] = {}

@@ -43,11 +43,11 @@ def test_max_rps(tmp_path):
 
 
 def test_ablation_marks_failed_systems(tmp_path):
-    systems = ["warmserve", "warmserve_no_prewarm", "warmserve_window3"]
+    systems = ["warmserve", "warmserve_disable_prewarm", "warmserve_window3"]
     out = tmp_path / "a.png"
     nums = fig_ablation.draw(synthetic.summary(systems[:2]), out, systems=systems, failed=["warmserve_window3"])
     _png(out)
-    assert nums["share_ttft_under_fast"] == {"warmserve": 1.0, "warmserve_no_prewarm": pytest.approx(0.9)}
+    assert nums["share_ttft_under_fast"] == {"warmserve": 1.0, "warmserve_disable_prewarm": pytest.approx(0.9)}
     assert nums["failed"] == ["warmserve_window3"]
 
 

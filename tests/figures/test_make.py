@@ -50,13 +50,13 @@ def test_bad_options_are_user_errors(tmp_path, argv, needle):
 def test_draws_every_figure_from_existing_runs(tmp_path):
     _run_dir(tmp_path / "runs" / "headline", 10, synthetic.SYSTEMS)
     _run_dir(tmp_path / "runs" / "load" / "rps20", 20, synthetic.SYSTEMS)
-    _run_dir(tmp_path / "runs" / "ablation", 10, ["warmserve_no_prewarm", "warmserve_oracle"])
+    _run_dir(tmp_path / "runs" / "ablation", 10, ["warmserve_disable_prewarm", "warmserve_oracle"])
     out = tmp_path / "out"
     assert make.main(["--results", str(tmp_path / "runs"), "--out", str(out)]) == 0
     for name in make.FIGURES:
         assert (out / f"{name}.png").stat().st_size > 5000, name
     nums = json.loads((out / "numbers.json").read_text())
-    assert set(nums["ablation"]["share_ttft_under_fast"]) == {"warmserve", "warmserve_no_prewarm", "warmserve_oracle"}
+    assert set(nums["ablation"]["share_ttft_under_fast"]) == {"warmserve", "warmserve_disable_prewarm", "warmserve_oracle"}
     assert nums["max_rps"]["rates"] == [10.0, 20.0]
 
 

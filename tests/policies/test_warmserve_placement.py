@@ -329,7 +329,7 @@ def test_plan_respects_memory_and_rules_at_scale():
 def test_round_robin_first_fit_without_nesting():
     ms = [model("a", 10 * GIB, 1), model("b", 10 * GIB, 2)]
     s = snap(ms, gpn=4, replicas=[(1, "b", (1, 2))])
-    got = placed(RoundRobinPlacer().plan(s, {"a": (64.0, 64.0), "b": (64.0, 64.0)}))
+    got = placed(RoundRobinPlacer(artifact_loop=False).plan(s, {"a": (64.0, 64.0), "b": (64.0, 64.0)}))
     # a, b, a in turn; b already has one replica so it wants one more; no nesting: b may cut (1, 2)
     assert got == [("a", (0,)), ("b", (0, 3)), ("a", (1,))]
 
@@ -339,5 +339,74 @@ def test_round_robin_artifact_loop_stops_at_exhausted_model():
     s = snap(ms, gpn=4)
     got = placed(RoundRobinPlacer(artifact_loop=True).plan(s, {"a": (0.0, 0.0), "b": (64.0, 64.0)}))
     assert got == []  # the artifact starts at model "a", whose demand is 0, and stops there
-    got = placed(RoundRobinPlacer().plan(s, {"a": (0.0, 0.0), "b": (64.0, 64.0)}))
+    got = placed(RoundRobinPlacer(artifact_loop=False).plan(s, {"a": (0.0, 0.0), "b": (64.0, 64.0)}))
     assert got == [("b", (0,)), ("b", (1,))]
+
+
+# The artifact's --disable-placement loop (scheduler.py Scheduler.prewarm), checked by hand on small
+# snapshots: ModelList (config) order, full demand every tick, stop at the first model with demand 0.
+
+def test_round_robin_defaults_are_the_artifact_loop_in_config_order():
+    p = RoundRobinPlacer()
+    assert p.artifact_loop is True and p.order == "config"
+    # config order z, a (not name order): z is placed first
+    ms = [model("z", 10 * GIB), model("a", 10 * GIB)]
+    s = snap(ms, gpn=4)
+    got = placed(p.plan(s, {"z": (64.0, 64.0), "a": (32.0, 32.0)}))
+    # z wants ceil(64/32) = 2, a wants 1: z, a, z, then a's demand is used up: stop
+    assert got == [("z", (0,)), ("a", (0,)), ("z", (1,))]
+    got = placed(RoundRobinPlacer(order="name").plan(s, {"z": (64.0, 64.0), "a": (32.0, 32.0)}))
+    assert got == [("a", (0,)), ("z", (0,))]  # name order: a, z, then a's demand is used up: stop
+    with pytest.raises(ValueError):
+        RoundRobinPlacer(order="popularity")
+
+
+def test_round_robin_artifact_does_not_subtract_existing_replicas():
+    ms = [model("a", 10 * GIB), model("b", 10 * GIB)]
+    preds = {"a": (32.0, 32.0), "b": (32.0, 32.0)}  # demand 1 each, no instance running
+    s = snap(ms, gpn=4, replicas=[(1, "a", (0,)), (2, "b", (1,))])
+    # both already have their one replica; the artifact places one more of each anyway
+    assert placed(RoundRobinPlacer().plan(s, preds)) == [("a", (1,)), ("b", (0,))]
+    # our variant sees the demand met and places nothing
+    assert placed(RoundRobinPlacer(artifact_loop=False).plan(s, preds)) == []
+
+
+def test_round_robin_artifact_replicas_pile_up_tick_after_tick():
+    ms = [model("a", 30 * GIB), model("b", 30 * GIB)]
+    preds = {"a": (32.0, 32.0), "b": (32.0, 32.0)}
+    p = RoundRobinPlacer()
+    reps: list[tuple] = []
+    counts = []
+    for _tick in range(6):
+        s = snap(ms, gpn=2, replicas=reps)
+        for a in p.plan(s, preds):
+            reps.append((len(reps) + 1, a.model, a.gpus))
+        counts.append(len(reps))
+    # 2 GPUs x 80 GiB hold two 30 GiB shards each, one per model per GPU: each tick adds a and b
+    # until every GPU holds both models (the same-model exclusion), then nothing more fits
+    assert counts == [2, 4, 4, 4, 4, 4]
+    assert sorted((m, g) for _, m, g in reps) == [("a", (0,)), ("a", (1,)), ("b", (0,)), ("b", (1,))]
+    # our variant stops at the demand: one replica each
+    reps2: list[tuple] = []
+    for _tick in range(3):
+        s = snap(ms, gpn=2, replicas=reps2)
+        for a in RoundRobinPlacer(artifact_loop=False).plan(s, preds):
+            reps2.append((len(reps2) + 1, a.model, a.gpus))
+    assert len(reps2) == 2
+
+
+def test_round_robin_artifact_stops_at_first_model_without_room():
+    # a (tp 2) finds no 2 GPUs with room; the artifact ends the tick there, b never gets a turn
+    ms = [model("a", 60 * GIB, 2), model("b", 10 * GIB)]
+    s = snap(ms, gpn=2, used={0: 60 * GIB})
+    preds = {"a": (32.0, 32.0), "b": (32.0, 32.0)}
+    assert placed(RoundRobinPlacer().plan(s, preds)) == []
+    assert placed(RoundRobinPlacer(artifact_loop=False).plan(s, preds)) == [("b", (0,))]
+
+
+def test_round_robin_artifact_counts_running_instances_in_demand():
+    ms = [model("a", 10 * GIB), model("b", 10 * GIB)]
+    # a: ceil(64/32) - 1 running = 1 replica wanted; b: 1
+    s = snap(ms, gpn=4, instances=[(7, "a", (3,))], used={3: 70 * GIB})
+    got = placed(RoundRobinPlacer().plan(s, {"a": (64.0, 64.0), "b": (32.0, 32.0)}))
+    assert got == [("a", (0,)), ("b", (0,))]
