@@ -22,6 +22,10 @@ class RunResult:
     timeline: pd.DataFrame
     predictions: pd.DataFrame
     wall_s: float = 0.0
+    #: GPUs the system could use (a system may see fewer than the cluster: ``visible_nodes``).
+    gpus_visible: int = 0
+    #: The instances present from time 0, one line each (model, GPUs, TP, share, cap).
+    placement: tuple[str, ...] = ()
 
 
 def _progress(cfg, total: int, desc: str):
@@ -68,4 +72,6 @@ def run_system(setup: Setup, scfg, cfg) -> RunResult:
     preds = pd.DataFrame(sim.prediction_log, columns=["model", "window", "pred_avg", "pred_peak", "obs_avg",
                                                       "obs_peak"])
     preds.insert(0, "system", bundle.name)
-    return RunResult(bundle.name, summary, req, tl, preds, time.perf_counter() - t0)
+    gpus = len(sim.cluster.gpus)
+    summary.insert(summary.columns.get_loc("mean_gpus_busy"), "gpus_visible", gpus)
+    return RunResult(bundle.name, summary, req, tl, preds, time.perf_counter() - t0, gpus, tuple(sim.initial_lines))

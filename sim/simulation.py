@@ -92,6 +92,7 @@ class Simulation:
                              for m, s in self.models.items()}
         self._all_models = frozenset(self.order)
         self._load_memo: dict[str, tuple] = {}
+        self.initial_lines: list[str] = []  # the instances placed at time 0, for the report
         self._tp_variants: dict[tuple[str, int], ServedModel] = {}  # a model at another TP (MuxServe meshes)
         self._link_node = {link: n.idx for n in self.cluster.nodes for link in self.cluster.node_links(n.idx)}
 
@@ -684,7 +685,10 @@ class Simulation:
         rates = {m: float(np.sum(self.workload.model == j)) / max(self.workload.duration_s, 1e-9)
                  for j, m in enumerate(self.order)}
         for act in b.initial.place(self.snapshot(), rates):
-            self.apply_activate(act, ready_at_start=True)
+            inst = self.apply_activate(act, ready_at_start=True)
+            cap = f", max_num_seqs {act.max_num_seqs}" if act.max_num_seqs is not None else ""
+            self.initial_lines.append(f"{act.model} on GPUs {list(inst.gpus)} (tp {inst.model.tp}, compute share "
+                                      f"{inst.compute_share:.3f}, KV {inst.kv_bytes_per_gpu / 2**30:.1f} GiB/GPU{cap})")
 
     def run(self) -> Recorder:
         """Replay the whole workload; every request ends completed or dropped with a reason."""
