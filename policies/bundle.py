@@ -10,7 +10,8 @@ class ShareByInverse:
     """The simplest sharing model: a step at compute share ``s`` takes ``1 / s`` as long, whatever
     the phase, batch or neighbours (used when a system names no sharing model)."""
 
-    def factor(self, phase: str, share: float, batch: int, busy_neighbours: int = 0) -> float:
+    def factor(self, phase: str, share: float, batch: int, busy_neighbours: int = 0, *,
+               tokens: int | None = None) -> float:
         """``1 / share``."""
         return 1.0 / share
 
@@ -39,7 +40,7 @@ class Bundle:
     scale_on_miss: bool = True  # a request no instance can take triggers an instance start
     prewarm_source: str = "host_pinned"
     #: How a step slows on a GPU shared with other engines (MuxServe): an object with
-    #: ``factor(phase, share, batch, busy_neighbours)``; ``None``: plain ``1 / share``.
+    #: ``factor(phase, share, batch, busy_neighbours, tokens=...)``; ``None``: plain ``1 / share``.
     sharing: Any = None
     meta: dict = field(default_factory=dict)
 

@@ -110,7 +110,7 @@ class Engine:
             admitted = self._admit()
             if admitted:
                 tokens = sum(s.ctx for s in admitted)
-                slow = self.inst.slowdown("prefill", len(admitted))
+                slow = self.inst.slowdown("prefill", len(admitted), tokens)
                 self.busy = True
                 yield env.timeout(self.cost.prefill_s(self.model, tokens, len(admitted)) * slow)
                 self.busy = False

@@ -66,10 +66,11 @@ class Instance:
 
     _view: InstanceView | None = None
 
-    def slowdown(self, phase: str, batch: int) -> float:
-        """Factor on the time of one ``phase`` step ("prefill" or "decode") of ``batch`` sequences:
+    def slowdown(self, phase: str, batch: int, tokens: int | None = None) -> float:
+        """Factor on the time of one ``phase`` step ("prefill" or "decode") of ``batch`` sequences
+        (``tokens`` prompt tokens in a prefill):
         GPU sharing (compute share, busy neighbours) and background copies."""
-        return self.host.step_slowdown(self, phase, batch)
+        return self.host.step_slowdown(self, phase, batch, tokens)
 
     # ---- requests -------------------------------------------------------------------------------
     def submit(self, rid: int) -> None:

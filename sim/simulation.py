@@ -273,15 +273,15 @@ class Simulation:
         del self.instances[inst.id]
         del self.by_model[inst.model.name][inst.id]
 
-    def step_slowdown(self, inst: Instance, phase: str, batch: int) -> float:
-        """Step-time factor of one ``phase`` step of ``batch`` sequences: on a shared GPU, the
+    def step_slowdown(self, inst: Instance, phase: str, batch: int, tokens: int | None = None) -> float:
+        """Step-time factor of one ``phase`` step of ``batch`` sequences (``tokens`` in a prefill): on a shared GPU, the
         bundle's sharing model given the share and the co-located engines mid-step now (an idle
         neighbour costs nothing); times the interference of a background copy onto its GPUs."""
         f = 1.0
         if inst.compute_share < 1.0:
             busy = {i for g in inst.gpus for i in self.cluster.gpus[g].instances
                     if i != inst.id and self.instances[i].engine.busy}
-            f = self.bundle.sharing.factor(phase, inst.compute_share, batch, len(busy))
+            f = self.bundle.sharing.factor(phase, inst.compute_share, batch, len(busy), tokens=tokens)
         if any(self.cluster.gpus[g].background_flows for g in inst.gpus):
             f *= 1.0 + self.cost.interference().compute_slowdown
         return f

@@ -76,7 +76,8 @@ class MeshCosts(Protocol):
 class ShareTable(Protocol):
     """The MPS slowdown table (:class:`policies.muxserve.slowdown.ColocationSlowdown`)."""
 
-    def factor(self, phase: str, share: float, batch: int, busy_neighbours: int = 0) -> float:
+    def factor(self, phase: str, share: float, batch: int, busy_neighbours: int = 0, *,
+               tokens: int | None = None) -> float:
         """Step-time factor of ``phase`` at compute ``share`` and ``batch``."""
 
 
@@ -242,7 +243,7 @@ class MuxServeMeshPlacer:
         t_dec = self.costs.decode_s(llm.name, g, bs, ctx) * self.sharing.factor("decode", decode_pct / 100, bs, 0)
         t_dec += llm.sched_s * bs
         t_pre = self.costs.prefill_s(llm.name, g, bs * p, bs) * \
-            self.sharing.factor("prefill", min(llm.prefill_pct, 100.0) / 100, bs, 0)
+            self.sharing.factor("prefill", min(llm.prefill_pct, 100.0) / 100, bs, 0, tokens=bs * p)
         return t_dec, t_pre
 
     def _tpt(self, llm: _LLM, g: int, decode_pct: float, bs: int, prefill_extra: float = 0.0) -> float:

@@ -35,7 +35,7 @@ class FlatCosts:
 
 
 class NoSlowdown:
-    def factor(self, phase, share, batch, busy_neighbours=0):
+    def factor(self, phase, share, batch, busy_neighbours=0, tokens=None):
         return 1.0
 
 
@@ -148,7 +148,7 @@ def test_a_request_over_the_cap_waits_for_the_next_one_second_repoll():
 class _Table:
     """Prefill slows 2x, decode 1.2x at any share; each busy neighbour adds 50 %."""
 
-    def factor(self, phase, share, batch, busy_neighbours=0):
+    def factor(self, phase, share, batch, busy_neighbours=0, tokens=None):
         return (2.0 if phase == "prefill" else 1.2) * (1 + 0.5 * busy_neighbours)
 
 
