@@ -229,9 +229,9 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
             parts["initial"] = None if init is None else instantiate(init)
         pred = scfg.get("predictor")
         parts["predictor"] = None
-        if pred is not None:  # CSP history / oracle truth (observed in a static pre-pass): experiments/predictor_inputs.py
+        if pred is not None:  # CSP history / oracle truth (observed in a pre-pass): experiments/predictor_inputs.py
             from experiments.predictor_inputs import predictor_inputs
-            parts["predictor"] = instantiate(pred, **predictor_inputs(pred, workload, models, cluster, cost, cfg))
+            parts["predictor"] = instantiate(pred, **predictor_inputs(scfg, workload, models, cluster, cost, cfg))
     except UserError:
         raise
     except Exception as e:  # hydra wraps a target's error: report the cause, on one line

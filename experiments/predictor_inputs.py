@@ -7,12 +7,15 @@
   estimated from arrivals and service-time estimates (``experiments.builder.inflight_estimate``),
   per window of ``window_s``, or per bin of ``baseline_window_s`` when the config sets it (the
   artifact's 5-minute character-file grid, indexed by window id; see the predictor's docstring).
-* ``OraclePredictor``: ``truth``, the in-flight load the run's own requests really produce per
-  window. It is observed, not estimated: a pre-pass replays the same workload on the same cluster
-  and cost model under the ``static`` system (every model sized for its peak at t = 0, nothing
-  starts later, so no request waits on a start-up) and measures each request's in-flight interval,
-  arrival to finish, from that run's requests table. The pre-pass is cached per workload and
-  window length, so a compare with several oracle systems pays for it once.
+* ``OraclePredictor``: ``truth``, the in-flight load the run's requests really produce per window.
+  It is observed, not estimated: a pre-pass replays the same workload on the same cluster and cost
+  model and measures each request's in-flight interval, arrival to finish, from that run's
+  requests table. In-flight load depends on the system (fewer instances mean larger batches,
+  longer service and more requests in flight), so by default (``truth_from: self``) the pre-pass
+  runs the oracle's own system with the CSP in the oracle's place: same autoscaler, same instances,
+  same batches; only prewarm placement may differ. ``truth_from: static`` uses the ``static``
+  system instead (every model sized for its peak at t = 0, no start-up waits). Pre-passes are
+  cached per workload, system and window.
 """
 
 from __future__ import annotations
@@ -22,19 +25,21 @@ from typing import Any
 
 import numpy as np
 
-#: The system whose run gives the oracle its truth (``experiments/conf/system/static.yaml``).
-TRUTH_SYSTEM = "static"
+#: The system ``truth_from: static`` observes (``experiments/conf/system/static.yaml``).
+STATIC_SYSTEM = "static"
 
 _truth_cache: dict[tuple, tuple[Any, dict[str, np.ndarray]]] = {}
 
 
-def predictor_inputs(pred, workload, models, cluster, cost, cfg) -> dict[str, Any]:
-    """Keyword arguments for instantiating the ``pred`` config node (``history`` for the CSP,
-    ``truth`` for the oracle, nothing for the others)."""
+def predictor_inputs(scfg, workload, models, cluster, cost, cfg) -> dict[str, Any]:
+    """Keyword arguments for instantiating the system config ``scfg``'s ``predictor`` node
+    (``history`` for the CSP, ``truth`` for the oracle, nothing for the others)."""
+    pred = scfg.predictor
     target = str(pred._target_)
     window = float(pred.window_s)
     if target.endswith("OraclePredictor"):
-        return {"truth": oracle_truth(workload, models, cluster, cost, cfg, window)}
+        return {"truth": oracle_truth(scfg, workload, models, cluster, cost, cfg, window,
+                                      str(pred.get("truth_from", "self")))}
     if target.endswith("CorrectiveSeasonalPredictor"):
         bin_s = pred.get("baseline_window_s")
         return {"history": seasonal_history(workload, models, cost, int(cfg.sim.service_estimate_batch),
@@ -82,20 +87,41 @@ def observed_inflight(requests, models: list[str], window_s: float, n_windows: i
     return out
 
 
-def oracle_truth(workload, models, cluster, cost, cfg, window_s: float) -> dict[str, np.ndarray]:
+def truth_system(scfg, window_s: float, truth_from: str):
+    """The system config whose run gives the oracle its truth: ``scfg`` with the CSP (same window)
+    in the oracle's place (``"self"``), or ``static``."""
+    from omegaconf import OmegaConf
+
+    from experiments.builder import CONF_DIR, system_config
+    if truth_from == "static":
+        return system_config(STATIC_SYSTEM)
+    if truth_from != "self":
+        raise ValueError(f"truth_from must be 'self' or 'static', got {truth_from!r}")
+    out = OmegaConf.create(OmegaConf.to_container(scfg, resolve=True))
+    csp = OmegaConf.load(CONF_DIR / "predictor" / "csp.yaml")
+    csp.window_s = float(window_s)
+    out.predictor = csp
+    out.name = f"{scfg.get('name', 'system')} (oracle truth pre-pass)"
+    return out
+
+
+def oracle_truth(scfg, workload, models, cluster, cost, cfg, window_s: float,
+                 truth_from: str = "self") -> dict[str, np.ndarray]:
     """The oracle's truth: per model ``(n_windows, 2)`` observed (avg, peak) in-flight load per
-    window of a pre-pass under :data:`TRUTH_SYSTEM` on the same workload and setup."""
-    key = (id(workload), float(window_s), TRUTH_SYSTEM)
+    window of a pre-pass (:func:`truth_system`) on the same workload and setup."""
+    from dataclasses import replace
+
+    from omegaconf import OmegaConf
+
+    from experiments.builder import build_setup
+    from experiments.runner import run_system
+    prepass = truth_system(scfg, window_s, truth_from)
+    key = (id(workload), float(window_s), repr(OmegaConf.to_container(prepass, resolve=True)))
     hit = _truth_cache.get(key)
     if hit is not None and hit[0] is workload:
         return hit[1]
-    from dataclasses import replace
-
-    from experiments.builder import build_setup, system_config
-    from experiments.runner import run_system
     setup = replace(build_setup(cfg), workload=workload, models=models, cluster=cluster, cost=cost)
-    result = run_system(setup, system_config(TRUTH_SYSTEM), cfg)
-    req = result.requests
+    req = run_system(setup, prepass, cfg).requests
     n_windows = max(1, math.ceil(workload.duration_s / window_s))
     end_s = float(np.nanmax(req["finish_s"].to_numpy(dtype=np.float64), initial=workload.duration_s))
     truth = observed_inflight(req, list(workload.models), window_s, n_windows, end_s)

@@ -123,17 +123,26 @@ class CorrectiveSeasonalPredictor:
 class OraclePredictor:
     """Knows the future: returns the true (avg, peak) of the window asked for.
 
+    The artifact has no oracle; this is an upper bound of ours.
+
     Args:
         truth: per model an array ``(n_windows, 2)`` of the run's actual (avg, peak) per window
             (build it with :func:`policies.load_profile.inflight_windows`). Models or windows not
             covered predict 0.
         window_s: window length in seconds (must match how ``truth`` was built).
+        truth_from: where the experiment builder takes ``truth`` from (recorded only; see
+            ``experiments.predictor_inputs``): ``"self"``, the in-flight load observed in a
+            pre-pass of the same system with the CSP in the oracle's place; ``"static"``, observed
+            under the ``static`` system.
     """
 
-    def __init__(self, truth: Mapping[str, np.ndarray], window_s: float = 300.0) -> None:
+    def __init__(self, truth: Mapping[str, np.ndarray], window_s: float = 300.0, truth_from: str = "self") -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s}")
+        if truth_from not in ("self", "static"):
+            raise ValueError(f"truth_from must be 'self' or 'static', got {truth_from!r}")
         self.window_s = float(window_s)
+        self.truth_from = truth_from
         self._truth = {m: _as_profile(a, 2, f"truth[{m!r}]") for m, a in truth.items()}
 
     def observe(self, model: str, window: int, avg: float, peak: float) -> None:

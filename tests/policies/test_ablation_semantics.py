@@ -118,26 +118,47 @@ def test_observed_inflight_by_hand():
     assert got["b"] == pytest.approx(np.array([[0.1, 1.0], [0.0, 0.0]]))
 
 
-def test_oracle_truth_is_the_static_prepass_not_the_estimate(small):
-    cfg, setup = small
-    b = bundle(small, "warmserve_oracle")
-    assert isinstance(b.predictor, OraclePredictor)
-    from experiments.runner import run_system
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        static = run_system(setup, system_config("static"), cfg)
-    req = static.requests
-    end = float(np.nanmax(req["finish_s"]))
-    for j, name in enumerate(setup.workload.models):
+def _observed(result, n_windows=2, window_s=300.0):
+    req = result.requests
+    out = {}
+    for name in req["model"].unique():
         r = req[req["model"] == name]
         avg, peak = inflight_windows(r["arrival_s"].to_numpy(), (r["finish_s"] - r["arrival_s"]).to_numpy(),
-                                     300.0, 2)
+                                     window_s, n_windows)
+        out[name] = (avg, peak)
+    return out
+
+
+def test_oracle_truth_is_observed_in_its_own_system_with_the_csp(small):
+    cfg, setup = small
+    b = bundle(small, "warmserve_oracle")
+    assert isinstance(b.predictor, OraclePredictor) and b.predictor.truth_from == "self"
+    from experiments.runner import run_system
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        csp_run = run_system(setup, system_config("warmserve"), cfg)  # warmserve_oracle = warmserve + oracle
+    seen = _observed(csp_run)
+    for name, (avg, peak) in seen.items():
         for w in range(2):
             assert b.predictor.predict(name, w) == pytest.approx((avg[w], peak[w]))
     # cached: a second build reuses the same arrays
-    t1 = oracle_truth(setup.workload, setup.models, setup.cluster, setup.cost, cfg, 300.0)
-    t2 = oracle_truth(setup.workload, setup.models, setup.cluster, setup.cost, cfg, 300.0)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        scfg = system_config("warmserve_oracle")
+    t1 = oracle_truth(scfg, setup.workload, setup.models, setup.cluster, setup.cost, cfg, 300.0)
+    t2 = oracle_truth(scfg, setup.workload, setup.models, setup.cluster, setup.cost, cfg, 300.0)
     assert t1 is t2
-    assert end > 0
+
+
+def test_oracle_truth_from_static(small):
+    cfg, setup = small
+    from experiments.runner import run_system
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        scfg = system_config("warmserve_oracle")
+        static = run_system(setup, system_config("static"), cfg)
+    truth = oracle_truth(scfg, setup.workload, setup.models, setup.cluster, setup.cost, cfg, 300.0, "static")
+    for name, (avg, peak) in _observed(static).items():
+        assert truth[name] == pytest.approx(np.stack([avg, peak], axis=1))
+    with pytest.raises(ValueError):
+        OraclePredictor({}, truth_from="future")
 
 
 # ---- a window that cannot close ----------------------------------------------------------------------
