@@ -10,7 +10,8 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from policies.bundle import Bundle
+from policies.bundle import Bundle, ShareByInverse
+from policies.context import RunContext
 from sim.catalog import get_shape
 from sim.cluster import GIB, ClusterSpec
 from sim.cost import ConstantCostModel, CostModel, DecodeCoeffs, Interference
@@ -20,8 +21,7 @@ from sim.models import ServedModel
 from sim.simulation import SimSpec
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
-MECHANISMS = {"device_prewarm", "engine_prewarm", "memswitch", "keep_weights_on_stop", "evict_on_activate", "scale_on_miss", "prewarm_source",
-              "colocation_contention"}
+MECHANISMS = {"device_prewarm", "engine_prewarm", "memswitch", "keep_weights_on_stop", "evict_on_activate", "scale_on_miss", "prewarm_source"}
 
 
 def group_choices(group: str) -> list[str]:
@@ -214,7 +214,7 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
         raise UserError(f"system {name}: unknown mechanisms key(s) {sorted(unknown)} (known: {sorted(MECHANISMS)})")
     parts = {}
     try:
-        for key in ("router", "autoscaler", "activator", "placer", "kv_policy"):
+        for key in ("router", "autoscaler", "activator", "placer", "kv_policy", "sharing"):
             node = scfg.get(key)
             parts[key] = None if node is None else instantiate(node)
         init = scfg.get("initial")
@@ -239,6 +239,12 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
         while cause.__cause__ is not None:
             cause = cause.__cause__
         raise UserError(f"system {name}: cannot build its policies: {' '.join(str(cause).split())}") from None
+    if parts["sharing"] is None:
+        parts["sharing"] = ShareByInverse()
+    ctx = RunContext(models, cost, parts["sharing"])
+    for key, obj in parts.items():
+        if obj is not None and hasattr(obj, "with_context"):
+            parts[key] = obj.with_context(ctx)
     if parts["activator"] is None and parts["initial"] is None:
         raise UserError(f"system {name}: needs an activator or an initial placement")
     bundle = Bundle(name=name, **parts, **mech)
@@ -249,9 +255,16 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
 
 
 def system_cluster(scfg, cluster: ClusterSpec) -> ClusterSpec:
-    """The cluster as a system sees it: a system may set its own host-memory checkpoint cache
+    """The cluster as a system sees it: a system may use only its first ``visible_nodes`` nodes (the
+    artifact runs MuxServe on one node: its ``CUDA_VISIBLE_DEVICES``), set its own host-memory checkpoint cache
     (``host_cache_gib``; absent = the cluster's, null = every checkpoint cached) and whether it
     starts filled (``host_cache_preload``)."""
+    if scfg.get("visible_nodes") is not None:
+        n = scfg.get("visible_nodes")
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= cluster.nodes:
+            raise UserError(f"system {scfg.get('name')}: visible_nodes must be a whole number from 1 to "
+                            f"cluster.nodes ({cluster.nodes}), got {n!r}")
+        cluster = replace(cluster, nodes=n)
     if "host_cache_preload" in scfg:
         cluster = replace(cluster, host_cache_preload=bool(scfg.get("host_cache_preload")))
     if "host_cache_gib" not in scfg:
