@@ -76,13 +76,14 @@ def test_a_system_without_reservation_keeps_its_kv():
 
 # ---- reclaim evicts prewarmed replicas, newest first ------------------------------------------
 
-def reserved_with_two_replicas(total=4000, reserve=3500, prompt=10):
+def reserved_with_two_replicas(total=4000, reserve=3500, prompt=10, arrival=100.0):
     # GPU pool = 7B shard + ``total`` blocks + 4 MiB; instance a holds ``total`` KV blocks.
     # Reserving lends ``reserve`` x 8 MiB (+ the 4 MiB spare) to the pool; replica b (t = 0) and
     # replica c (t = 1) take 2 x 13,478,395,904 B = 3213.5 blocks' worth of it.
-    w = workload([100.0], [prompt], [1], models=("a", "b", "c"))
+    w = workload([arrival], [prompt], [1], models=("a", "b", "c"))
     s = Simulation(w, {m: model(m) for m in "abc"}, one_gpu(total), cost(), bundle(), EngineSpec(block_size=16))
     s._initial()
+    s.env.process(s._arrivals())
     inst = next(iter(s.instances.values()))
     assert inst.engine.total_blocks == total
     s._set_reserved(inst, reserve)
@@ -128,13 +129,12 @@ def test_an_engine_short_of_blocks_reclaims_on_admission_evicting_the_newest_rep
     # 3300 blocks, 3214 reserved: the engine has 86 free; the pool has 3214 + 0.5 - 3213.5 = 1
     # block's worth free once both replicas are in. A 2000-token prompt needs ceil(2001/16) = 126
     # blocks: the engine reclaims 40, the pool is short, so replica c (the newest) is evicted, and
-    # the request is admitted: its first (and only) token after one 0.01 s prefill.
-    s, inst, gpu = reserved_with_two_replicas(total=3300, reserve=3214, prompt=2000)
+    # the request (arriving at 2.5 s) is admitted: its first and only token after a 0.01 s prefill.
+    s, inst, gpu = reserved_with_two_replicas(total=3300, reserve=3214, prompt=2000, arrival=2.5)
     assert gpu.mem.free_bytes == BLOCK and inst.engine.free_blocks == 86
-    inst.submit(0)
     s.env.run(until=3.0)
     assert left(s) == ["b"] and inst.engine.reserved == 3174
-    assert s.recorder.first_token[0] == pytest.approx(2.01, abs=US)
+    assert s.recorder.first_token[0] == pytest.approx(2.51, abs=US)
     assert gpu.mem.bytes_of(KV, inst.id) == 126 * BLOCK
 
 
