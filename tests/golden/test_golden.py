@@ -1,42 +1,51 @@
-"""Golden end-to-end runs: a small multi-model setup under every main system must reproduce the
-stored summary exactly (same config + seed = same result). After an intended change of the model,
-regenerate with ``WARMSIM_REGEN_GOLDEN=1 python -m pytest tests/golden`` and explain it in the commit."""
+"""Golden end-to-end runs: each case (tests/golden/cases.py) under its systems must reproduce its stored
+summary exactly (same config + seed = same result). The files are regenerated only on purpose, by
+``python -m tests.golden.regen`` (which refuses in CI), and the commit explains the change."""
 
+import json
 import os
-from pathlib import Path
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 
-from experiments.builder import CONF_DIR, build_setup, system_config
-from experiments.runner import run_system
-
-GOLDEN = Path(__file__).with_name("small_summary.csv")
-OVERRIDES = ["cluster=tiny", "cluster.gpus_per_node=4", "models=pair7b", "workload=warmserve_conv",
-             "workload.rps=3", "workload.duration_s=600", "seed=7"]
-SYSTEMS = ["static", "ondemand", "sllm", "muxserve", "warmserve"]
+from tests.golden.cases import CASES, HERE, run_case
 
 
-@pytest.fixture(scope="module")
-def summary():
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose(config_name="config", overrides=OVERRIDES)
-        setup = build_setup(cfg)
-        runs = [run_system(setup, system_config(s), cfg) for s in SYSTEMS]
-    return pd.concat([r.summary for r in runs], ignore_index=True)
+@pytest.fixture(scope="module", params=sorted(CASES))
+def case_and_summary(request):
+    case = CASES[request.param]
+    return case, run_case(case)
 
 
-def test_small_setup_matches_the_golden_summary(summary):
-    if os.environ.get("WARMSIM_REGEN_GOLDEN"):
-        summary.to_csv(GOLDEN, index=False)
-    golden = pd.read_csv(GOLDEN)
-    got = pd.read_csv(pd.io.common.StringIO(summary.to_csv(index=False)))
+def test_each_case_matches_its_golden_summary(case_and_summary):
+    case, got = case_and_summary
+    golden = pd.read_csv(case.csv)
     pd.testing.assert_frame_equal(got, golden, check_exact=False, rtol=1e-9)
 
 
-def test_every_system_completes_the_small_workload(summary):
+def test_each_golden_file_records_the_commit_and_overrides_that_produced_it(case_and_summary):
+    case, _ = case_and_summary
+    meta = json.loads(case.meta.read_text())
+    assert len(meta["commit"].split("+")[0]) == 40 and meta["overrides"] == list(case.overrides)
+
+
+def test_every_system_completes_the_workload(case_and_summary):
+    _, summary = case_and_summary
     allrows = summary[summary.model == "ALL"].set_index("system")
     assert (allrows.completed + allrows.dropped == allrows.requests).all()
-    assert allrows.loc["static", "cold_starts"] == 0 and allrows.loc["muxserve", "cold_starts"] == 0
-    assert allrows.loc["ondemand", "cold_starts"] >= 1
+
+
+def test_the_paper_case_exercises_evictions_preemptions_and_drops():
+    golden = pd.read_csv(CASES["paper"].csv)
+    allrows = golden[golden.model == "ALL"].set_index("system")
+    assert allrows.loc["warmserve", "evictions"] > 0
+    assert allrows.preemptions.sum() > 0 and allrows.dropped.sum() > 0
+    assert set(allrows.index) == {"static", "sllm", "muxserve", "warmserve"}
+
+
+def test_regeneration_refuses_in_ci():
+    p = subprocess.run([sys.executable, "-m", "tests.golden.regen"], cwd=HERE.parent.parent,
+                       env={**os.environ, "CI": "true"}, capture_output=True, text=True)
+    assert p.returncode == 2 and "refusing" in p.stderr
