@@ -17,8 +17,11 @@ from sim.errors import UserArgumentParser, UserError
 def estimate_main(argv: list[str]) -> int:
     """``warmsim estimate model=NAME gpu_profile=NAME source=SRC prompt_tokens=N [tp=T]
     [memswitch=free_malloc|vmm_pool] [device_prewarmed=true] [engine_prewarmed=true]``."""
-    from calibrate.estimate import estimate, format_estimate, parse_args
+    from calibrate.estimate import estimate, format_estimate, parse_args, usage
 
+    if any(a in ("-h", "--help", "help") for a in argv):
+        print(usage())
+        return 0
     req = parse_args(list(argv))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -80,6 +83,22 @@ def _sanity(name_or_path: str | Path) -> tuple[str, int]:
     return text, len(outside(checks))
 
 
+def _check_out(out: Path) -> None:
+    """The profile directory can be created and written (one line, exit 2, before measuring)."""
+    import os
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"calibrate: --out {out}: not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".warmsim-probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        why = "a part of the path is a file" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror
+        raise UserError(f"calibrate: --out {out}: cannot write there ({why or e})") from None
+
+
 def calibrate_main(argv: list[str]) -> int:
     """``warmsim calibrate [--quick] [--out PATH] [--device cuda|fake] [--check PROFILE] [--diff A B]``: run the
     harness on this machine's GPU (or the fake backend), then print the sanity table."""
@@ -104,6 +123,8 @@ def calibrate_main(argv: list[str]) -> int:
     unknown = [s for s in sections or [] if s not in SECTIONS]
     if unknown:
         raise UserError(f"calibrate: --sections: unknown {', '.join(unknown)} (known: {', '.join(SECTIONS)})")
+    if args.out is not None:
+        _check_out(args.out)
     try:
         backend = open_backend(args.device, scratch=args.scratch)
     except NoDeviceError as e:
@@ -113,6 +134,7 @@ def calibrate_main(argv: list[str]) -> int:
         info = device.info()
         gpu = str(info["gpu"].get("name", "gpu")).lower().replace(" ", "_")
         out = args.out or Path("profiles") / gpu
+        _check_out(out)
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
         meta = run_sweep(device, out, QUICK if args.quick else FULL, name=Path(out).name, sections=sections,
                          measured=backend.measured, label=backend.label)

@@ -24,6 +24,7 @@ KEYS = {
     "memswitch": (False, "free_malloc | vmm_pool (default free_malloc)"),
     "device_prewarmed": (False, "true | false (default false)"),
     "engine_prewarmed": (False, "true | false (default false)"),
+    "cluster": (False, "cluster config the model must fit, as in `warmsim compare` (default: compare's default)"),
 }
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -40,6 +41,7 @@ class EstimateRequest:
     memswitch: str = "free_malloc"
     device_prewarmed: bool = False
     engine_prewarmed: bool = False
+    cluster: str | None = None
 
 
 def _int(key: str, v: str) -> int:
@@ -78,7 +80,61 @@ def parse_args(argv: list[str]) -> EstimateRequest:
         flags[k] = _BOOLS[v]
     return EstimateRequest(model=vals["model"], gpu_profile=vals["gpu_profile"], source=vals["source"],
                            prompt_tokens=_int("prompt_tokens", vals["prompt_tokens"]),
-                           tp=_int("tp", vals.get("tp", "1")), memswitch=memswitch, **flags)
+                           tp=_int("tp", vals.get("tp", "1")), memswitch=memswitch, cluster=vals.get("cluster"),
+                           **flags)
+
+
+def usage() -> str:
+    """``warmsim estimate --help``."""
+    width = max(len(k) for k in KEYS)
+    lines = ["usage: warmsim estimate key=value ...", "",
+             "Predicted cold-start breakdown and first-request TTFT of one model, from the simulator's own",
+             "cost model. The model must fit the cluster as `warmsim compare` requires (TP divides the heads,",
+             "a TP group within a node, weights plus one full sequence in a GPU's pool).", "", "keys:"]
+    lines += [f"  {k + '=':<{width + 1}}  {'(required) ' if req else ''}{help_}" for k, (req, help_) in KEYS.items()]
+    return "\n".join(lines)
+
+
+def _cluster_and_engine(name: str | None):
+    """The cluster and engine `warmsim compare` would use (its default config, or ``cluster=NAME``)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from experiments.builder import CONF_DIR, _num, group_choices
+    from experiments.validate import GROUPS
+    from sim.cluster import GIB, ClusterSpec
+    from sim.engine import EngineSpec
+
+    if name is not None and name not in group_choices("cluster"):
+        raise UserError(f"estimate: cluster={name!r} unknown (known: {', '.join(group_choices('cluster'))})")
+    overrides = [] if name is None else [f"cluster={name}"]
+    if GlobalHydra.instance().is_initialized():
+        cfg = compose(config_name="config", overrides=overrides)
+    else:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            cfg = compose(config_name="config", overrides=overrides)
+    for key in ("gpus_per_node", "gpu_hbm_gib", "memory_fraction"):
+        GROUPS["cluster"][key].check(f"cluster.{key}", cfg.cluster[key])
+    c, e = cfg.cluster, cfg.engine
+    cluster = ClusterSpec(nodes=int(c.nodes), gpus_per_node=int(c.gpus_per_node),
+                          gpu_hbm_bytes=int(float(c.gpu_hbm_gib) * GIB), memory_fraction=float(c.memory_fraction),
+                          pcie_pinned_bw=0.0, pcie_pageable_bw=0.0, host_mem_bw=0.0, ssd_bw=0.0, nic_bw=0.0,
+                          nvlink_bw=0.0)
+    return cluster, EngineSpec(int(_num(e, "block_size", "engine")), int(_num(e, "max_num_seqs", "engine")),
+                               int(_num(e, "max_batched_tokens", "engine")))
+
+
+def check_request(req: EstimateRequest, model: ServedModel) -> None:
+    """The model/cluster checks of `warmsim compare` (:mod:`experiments.validate`), and a prompt
+    within the model's context."""
+    from experiments.validate import check_fit, check_tp
+
+    cluster, engine = _cluster_and_engine(req.cluster)
+    check_tp(model.shape, req.tp, "estimate: tp", cluster.gpus_per_node)
+    check_fit({model.name: model}, cluster, engine, where="estimate")
+    if req.prompt_tokens > model.shape.max_model_len:
+        raise UserError(f"estimate: prompt_tokens: got {req.prompt_tokens}; allowed: at most {req.model}'s "
+                        f"max_model_len {model.shape.max_model_len}")
 
 
 @dataclass(frozen=True)
@@ -107,8 +163,9 @@ class Estimate:
 
 def estimate(req: EstimateRequest, cost: ProfileCostModel | None = None) -> Estimate:
     """Compute the estimate for ``req`` (loading its profile unless ``cost`` is given)."""
-    cost = cost or ProfileCostModel.load(req.gpu_profile)
     model = ServedModel(req.model, get_shape(req.model), req.tp)
+    check_request(req, model)
+    cost = cost or ProfileCostModel.load(req.gpu_profile)
     bd = startup_breakdown(cost, model, req.source, device_prewarmed=req.device_prewarmed,
                            engine_prewarmed=req.engine_prewarmed, memswitch=req.memswitch)
     return Estimate(req, model, cost.name, cost.measured, bd, cost.prefill_s(model, req.prompt_tokens, 1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,20 +98,30 @@ def read_table(directory: Path, table: str) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     schema = TABLES[table]
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c, _ in schema if c not in (reader.fieldnames or [])]
-        if missing:
-            raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
-        rows = []
-        for i, raw in enumerate(reader, start=2):
-            row = {}
-            for col, typ in schema:
-                try:
-                    row[col] = typ(raw[col]) if typ is not int else int(float(raw[col]))
-                except (TypeError, ValueError):
-                    raise UserError(f"{path}: row {i}, column '{col}': not a {typ.__name__}: {raw[col]!r}") from None
-            rows.append(row)
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            return _rows(path, csv.DictReader(f), schema)
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except csv.Error as e:
+        raise UserError(f"{path}: not a CSV table ({e})") from None
+
+
+def _rows(path: Path, reader: csv.DictReader, schema) -> list[dict[str, Any]]:
+    missing = [c for c, _ in schema if c not in (reader.fieldnames or [])]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
+    rows = []
+    for i, raw in enumerate(reader, start=2):
+        row = {}
+        for col, typ in schema:
+            try:
+                row[col] = typ(raw[col]) if typ is not int else int(float(raw[col]))
+            except (TypeError, ValueError, OverflowError):
+                raise UserError(f"{path}: row {i}, column '{col}': not a {typ.__name__}: {raw[col]!r}") from None
+            if typ is float and not math.isfinite(row[col]):
+                raise UserError(f"{path}: row {i}, column '{col}': not a finite number: {raw[col]!r}")
+        rows.append(row)
     return rows
 
 
@@ -136,19 +147,41 @@ class Profile:
 
 
 def read_meta(directory: Path) -> dict[str, Any]:
-    """``meta.json`` of a profile directory, checked for the required keys."""
+    """``meta.json`` of a profile directory, checked: UTF-8 JSON, an object, the required keys with
+    the right types. Any problem is a one-line :class:`UserError` naming the file."""
     path = Path(directory) / META_FILE
     if not path.is_file():
         raise UserError(f"{directory}: not a calibration profile (no {META_FILE})")
     try:
-        meta = json.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror or e})") from None
+    try:
+        meta = json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: invalid JSON ({e})") from None
+    except RecursionError:
+        raise UserError(f"{path}: invalid JSON (nested too deeply)") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{path}: must hold a JSON object with keys {', '.join(META_REQUIRED)}, "
+                        f"got a {type(meta).__name__}")
     missing = [k for k in META_REQUIRED if k not in meta]
     if missing:
         raise UserError(f"{path}: missing key(s) {', '.join(missing)}")
     if not isinstance(meta["measured"], bool):
         raise UserError(f"{path}: key 'measured' must be true or false")
+    if not isinstance(meta["name"], str) or not meta["name"]:
+        raise UserError(f"{path}: key 'name' must be a non-empty string")
+    if isinstance(meta["format_version"], bool) or not isinstance(meta["format_version"], int):
+        raise UserError(f"{path}: key 'format_version' must be an integer")
+    if meta["format_version"] > FORMAT_VERSION:
+        raise UserError(f"{path}: format_version {meta['format_version']} is newer than this warmsim reads "
+                        f"({FORMAT_VERSION})")
+    for key in ("gpu", "host", "sections"):
+        if not isinstance(meta[key], dict):
+            raise UserError(f"{path}: key '{key}' must be a JSON object")
     return meta
 
 
@@ -162,7 +195,11 @@ def write_meta(directory: Path, meta: dict[str, Any]) -> Path:
 
 
 def load_profile(directory: Path) -> Profile:
-    """Read a whole profile directory."""
+    """Read a whole profile directory; one with no table rows at all is a :class:`UserError`."""
     directory = Path(directory)
     meta = read_meta(directory)
-    return Profile(directory, meta, {t: read_table(directory, t) for t in TABLES})
+    tables = {t: read_table(directory, t) for t in TABLES}
+    if not any(tables.values()):
+        raise UserError(f"{directory}: profile has no tables (none of {', '.join(t + '.csv' for t in TABLES)} "
+                        "holds a row)")
+    return Profile(directory, meta, tables)

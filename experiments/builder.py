@@ -20,6 +20,9 @@ from sim.errors import UserError
 from sim.models import ServedModel
 from sim.simulation import SimSpec
 
+from experiments import validate
+from experiments.validate import check_tp
+
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 MECHANISMS = {"device_prewarm", "engine_prewarm", "memswitch", "keep_weights_on_stop", "evict_on_activate", "scale_on_miss", "prewarm_source"}
 
@@ -65,8 +68,7 @@ def build_models(cfg) -> dict[str, ServedModel]:
             raise UserError(f"config key models[{i}]: needs name, base and tp")
         shape = get_shape(str(e.get("base", e["name"])))
         tp = e.get("tp", 1)
-        if not isinstance(tp, int) or tp < 1:
-            raise UserError(f"config key models[{i}].tp: must be a positive integer, got {tp!r}")
+        check_tp(shape, tp, f"config key models[{i}].tp")  # the same rule as `warmsim estimate`
         if e["name"] in out:
             raise UserError(f"config key models[{i}].name: '{e['name']}' appears twice")
         out[str(e["name"])] = ServedModel(str(e["name"]), shape, tp)
@@ -94,17 +96,9 @@ def build_cluster(cfg, cost: CostModel) -> ClusterSpec:
 
 
 def check_fit(models: dict[str, ServedModel], cluster: ClusterSpec, engine: EngineSpec) -> None:
-    """Every model must fit its TP group: weights plus KV for one full-length sequence per GPU."""
-    for m in models.values():
-        if m.tp > cluster.gpus_per_node:
-            raise UserError(f"config key models: {m.name} has tp={m.tp} but a node has only "
-                            f"{cluster.gpus_per_node} GPUs (a TP group cannot span nodes)")
-        kv = -(-m.shape.max_model_len // engine.block_size) * engine.block_size * m.kv_bytes_per_token_per_gpu
-        need = m.shard_bytes + kv
-        if need > cluster.gpu_pool_bytes:
-            raise UserError(f"config key models: {m.name} (tp={m.tp}) needs {need / GIB:.1f} GiB per GPU for "
-                            f"weights and one {m.shape.max_model_len}-token sequence, but the pool has "
-                            f"{cluster.gpu_pool_bytes / GIB:.1f} GiB (cluster.gpu_hbm_gib x memory_fraction)")
+    """Every model must fit its TP group: weights plus KV for one full-length sequence per GPU
+    (:func:`experiments.validate.check_fit`, shared with ``warmsim estimate``)."""
+    validate.check_fit(models, cluster, engine)
 
 
 # ---- cost model -------------------------------------------------------------------------------------

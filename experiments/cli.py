@@ -1,13 +1,18 @@
 """The ``warmsim`` command: compare, run, trace, calibrate, estimate, bench, figures.
 
 Exit status: 0 success; 2 bad input or configuration (one line naming the file, row or key);
-1 an internal error.
+1 an internal error; 130 interrupted (SIGINT), 143 terminated (SIGTERM): 128 + the signal number.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
+import os
+import signal
 import sys
+import time
+import traceback
 from pathlib import Path
 
 from sim.errors import UserError
@@ -25,6 +30,7 @@ commands:
   figures [--out DIR] [--results DIR]  regenerate the figures from result tables
   report DIR [DIR ...]    one comparison table from many run directories (e.g. a hydra sweep)
 
+`warmsim COMMAND --help` describes each command.
 Overrides are hydra's: e.g. `warmsim compare systems=[ondemand,warmserve] workload=warmserve_conv seed=1`.
 Config groups: cluster, models, workload, cost, system, slo (see experiments/conf/)."""
 
@@ -39,6 +45,30 @@ COMMANDS = {
     "report": ("experiments.report", "main"),
     "figures": ("figures.make", "main"),
 }
+#: hydra's own options that ``compare`` / ``run`` pass through: option -> takes a value.
+HYDRA_OPTIONS = {"-m": False, "--multirun": False, "-h": False, "--help": False, "--hydra-help": False,
+                 "--version": False, "--cfg": True, "-c": True, "--resolve": False, "--package": True, "-p": True,
+                 "--info": None, "-i": None}
+#: Options after which hydra prints and exits without running anything.
+_INFO_OPTIONS = {"-h", "--help", "--hydra-help", "--version", "--cfg", "-c", "--info", "-i"}
+_INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+#: A failed sweep job's record in its directory: {"status": 2 or 1, "error": one line, "overrides": [...]}.
+FAILED = "FAILED.json"
+
+#: The run directory being produced, named when the run is interrupted.
+_current: dict[str, Path | None] = {"outdir": None}
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (or another signal) turned into the same path as Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum, _frame):
+    raise Interrupted(signum)
 
 
 def _fail(msg: str) -> int:
@@ -46,54 +76,275 @@ def _fail(msg: str) -> int:
     return 2
 
 
-def _prevalidate(argv: list[str]) -> None:
-    """Reject unknown group choices and unparsable overrides with one clear message (exit 2)."""
-    if any(a in ("-m", "--multirun") for a in argv):
-        return
+def _conf_groups() -> list[str]:
+    from experiments.builder import CONF_DIR
+    return sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
+
+
+def _split(command: str, argv: list[str]) -> tuple[list[str], list[str]]:
+    """(hydra options, overrides); an option hydra does not know is a one-line UserError."""
+    opts, overrides = [], []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("-") and not a.startswith("--=") and a not in ("-",):
+            name = a.split("=", 1)[0]
+            if name not in HYDRA_OPTIONS:
+                raise UserError(f"warmsim {command}: unknown option '{a}' (see warmsim {command} --help)")
+            opts.append(a)
+            takes = HYDRA_OPTIONS[name]
+            if "=" not in a and i + 1 < len(argv) and (
+                    takes is True or (takes is None and argv[i + 1] in _INFO_VALUES)):
+                opts.append(argv[i + 1])
+                i += 1
+        else:
+            overrides.append(a)
+        i += 1
+    return opts, overrides
+
+
+def _check_overrides(command: str, overrides: list[str], multirun: bool):
+    """Parse the overrides; reject unknown group choices (every value of a sweep), ``+key`` that adds
+    a key nothing reads, and anything hydra cannot compose; returns the composed config of the first
+    job). One line, exit 2 for every problem."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
+    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     from experiments.builder import CONF_DIR, group_choices
-    overrides = [a for a in argv if not a.startswith("-") and not a.startswith("hydra")]
-    for a in overrides:
-        key, _, val = a.lstrip("+~").partition("=")
-        if key in HYDRA_GROUPS and val and val not in group_choices(key):
-            raise UserError(f"override {a}: unknown {key} '{val}' (known: {', '.join(group_choices(key))})")
+
+    groups = set(_conf_groups())
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except (HydraException, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"bad override: {first}") from None
+    first_job, adds = [], []
+    for a, o in zip(overrides, parsed):
+        key = o.key_or_group
+        if o.is_sweep_override() and not multirun:
+            raise UserError(f"override {a}: a sweep (several values) needs `warmsim {command} -m`")
+        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        if key.split("@")[0] in groups and "/" not in key and not o.is_delete():
+            known = group_choices(key)
+            for v in values:
+                if v not in known and not (v == "null" and key not in HYDRA_GROUPS):
+                    raise UserError(f"override {a}: unknown {key} '{v}' (known: {', '.join(known)})")
+        if key.startswith("hydra"):
+            continue
+        one = f"{o.get_key_element()}={values[0]}" if o.is_sweep_override() else a
+        first_job.append(one)
+        if (o.is_add() or o.is_force_add()) and key.split("@")[0] not in groups:
+            adds.append((a, key))
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            compose(config_name="config", overrides=overrides)
+            cfg = compose(config_name="config", overrides=first_job)
+            if adds:
+                base = compose(config_name="config", overrides=[x for x in first_job if not x.startswith("+")])
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"bad override: {first}") from None
+    for a, key in adds:
+        if OmegaConf.select(base, key, default=None) is not None:
+            continue  # ++key on an existing key: a plain override
+        parent = key.rsplit(".", 1)[0] if "." in key else ""
+        node = OmegaConf.select(base, parent, default=None) if parent else None
+        if node is not None and OmegaConf.is_dict(node) and "_target_" in node:
+            continue  # an argument of a policy: the policy's constructor checks it
+        raise UserError(f"override {a}: unknown config key '{key}' (a '+' override adds a key that nothing "
+                        "reads; see experiments/conf/)")
+    return cfg
+
+
+def _check_config(cfg) -> None:
+    from experiments.validate import check_config
+    check_config(cfg, groups=_conf_groups())
+
+
+def _probe_dir(path: Path, key: str) -> None:
+    """``path`` exists or can be created, is a directory, and a file can be written in it."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{key}={path}: not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".warmsim-probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"{key}={path}: cannot write there ({e.strerror or e})") from None
+
+
+def _claim_dir(path: Path, key: str) -> Path:
+    """Create ``path`` exclusively, or ``path-2``, ``path-3``, ... when another run (e.g. one started in
+    the same second) already holds it: every run gets a directory of its own."""
+    _probe_dir(path.parent, key)
+    for k in range(1, 10_000):
+        cand = path if k == 1 else path.with_name(f"{path.name}-{k}")
+        try:
+            cand.mkdir()
+            return cand
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise UserError(f"{key}={cand}: cannot create ({e.strerror or e})") from None
+    raise UserError(f"{key}={path}: no free directory name")
+
+
+def _explicit(overrides: list[str], key: str) -> str | None:
+    for a in overrides:
+        k, sep, v = a.partition("=")
+        if sep and k.lstrip("+") == key:
+            return v
+    return None
+
+
+def _output_dir(command: str, overrides: list[str], multirun: bool) -> tuple[Path | None, list[str]]:
+    """The run (or sweep) directory, checked writable, and the overrides that pin it for hydra."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from experiments.builder import CONF_DIR
+
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    given = _explicit(overrides, key)
+    if given is not None:
+        if "${" in given:
+            return None, []
+        _probe_dir(Path(given), key)
+        return Path(given), []
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        hc = compose(config_name="config", overrides=[f"hydra.job.name={command}"], return_hydra_config=True)
+        pattern = str(OmegaConf.select(hc, key))
+    path = _claim_dir(Path(pattern), key)
+    return path, [f"{key}={path}"]
+
+
+def _job_label(hc) -> str:
+    over = " ".join(str(o) for o in hc.overrides.task if not str(o).startswith("hydra"))
+    return f"job {hc.job.num}" + (f" ({over})" if over else "")
+
+
+def _sweep_job(command: str, cfg, out: Path, hc) -> None:
+    """One job of a sweep: skipped when its complete results (same config) are there; a failure is
+    recorded in ``FAILED.json`` and reported on one line, and the sweep goes on."""
+    from omegaconf import OmegaConf
+
+    from experiments.outputs import run_state
+    label = _job_label(hc)
+    resolved = OmegaConf.to_yaml(cfg, resolve=True)
+    conf = out / "config.yaml"
+    if run_state(out) == "complete" and conf.is_file() and conf.read_text() == resolved:
+        print(f"warmsim: {label}: complete results in {out}, skipped")
+        return
+    (out / FAILED).unlink(missing_ok=True)
+    record = {"overrides": [str(o) for o in hc.overrides.task]}
+    try:
+        _check_config(cfg)
+        _body(command, cfg, out)
+        return
+    except UserError as e:
+        record.update(status=2, error=str(e))
+        print(f"warmsim: error: {label}: {e}", file=sys.stderr)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # noqa: BLE001 - an internal error of one job; the others still run
+        record.update(status=1, error=f"internal error: {type(e).__name__}: {' '.join(str(e).split())}",
+                      traceback=traceback.format_exc())
+        print(f"warmsim: {label}: {record['error']} (traceback in {out / FAILED})", file=sys.stderr)
+    try:
+        (out / FAILED).write_text(json.dumps(record, indent=1) + "\n")
+    except OSError:
+        pass
+
+
+def _body(command: str, cfg, out: Path) -> None:
+    _current["outdir"] = out
+    if command == "compare":
+        from experiments.commands import compare
+        compare(cfg, out)
+    else:
+        from experiments.commands import run_one
+        run_one(cfg, out)
+    _current["outdir"] = None
+
+
+def _sweep_report(sweep_dir: Path, started: float) -> int:
+    """After a sweep: the failed jobs (one line each) and the exit status (2: all bad input, 1)."""
+    from experiments.outputs import run_state
+    jobs = sorted((p.parent for p in sweep_dir.rglob(".hydra")), key=lambda p: str(p))
+    failed = []
+    for d in jobs:
+        if run_state(d) == "complete":
+            continue
+        rec = {}
+        try:
+            rec = json.loads((d / FAILED).read_text())
+        except (OSError, ValueError):
+            mark = d / ".hydra" / "overrides.yaml"
+            if not mark.is_file() or mark.stat().st_mtime < started:
+                continue  # a job of an earlier sweep into the same directory, not run this time
+        over = " ".join(o for o in rec.get("overrides", []) if not o.startswith("hydra"))
+        failed.append((int(rec.get("status", 1)), f"{d.name}" + (f" ({over})" if over else ""),
+                       rec.get("error", "no results (the job stopped before writing them)")))
+    if not failed:
+        return 0
+    print(f"warmsim: {len(failed)} of {len(jobs)} sweep job(s) failed:", file=sys.stderr)
+    for _, label, err in failed:
+        print(f"  job {label}: {err}", file=sys.stderr)
+    return 2 if all(s == 2 for s, _, _ in failed) else 1
 
 
 def _hydra(command: str, argv: list[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     from experiments.builder import CONF_DIR
 
+    opts, overrides = _split(command, argv)
+    info = any(o.split("=", 1)[0] in _INFO_OPTIONS for o in opts)
+    multirun = any(o in ("-m", "--multirun") for o in opts)
+    pin: list[str] = []
+    outdir = None
+    if not info:
+        cfg = _check_overrides(command, overrides, multirun)
+        if not multirun:
+            _check_config(cfg)
+        outdir, pin = _output_dir(command, overrides, multirun)
+    started = time.time()
+
     def task(cfg):
+        hc = HydraConfig.get()
+        out = Path(hc.runtime.output_dir)
+        if hc.mode == RunMode.MULTIRUN:
+            return _sweep_job(command, cfg, out, hc)
         try:
-            out = Path(HydraConfig.get().runtime.output_dir)
-            if command == "compare":
-                from experiments.commands import compare
-                compare(cfg, out)
-            else:
-                from experiments.commands import run_one
-                run_one(cfg, out)
+            _check_config(cfg)
+            _body(command, cfg, out)
         except UserError as e:
             sys.exit(_fail(str(e)))
 
     app = hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")(task)
     old = sys.argv
-    sys.argv = [f"warmsim-{command}"] + argv + [f"hydra.job.name={command}"]
+    sys.argv = [f"warmsim-{command}"] + argv + pin + [f"hydra.job.name={command}"]
     try:
         app()
     finally:
         sys.argv = old
+    if multirun and outdir is not None and outdir.is_dir():
+        return _sweep_report(outdir, started - 1)
     return 0
+
+
+def _interrupted(e: KeyboardInterrupt) -> int:
+    signum = getattr(e, "signum", signal.SIGINT)
+    name = signal.Signals(signum).name
+    out = _current["outdir"]
+    where = f"; {out} is incomplete (no COMPLETE marker)" if out is not None else ""
+    print(f"warmsim: {'interrupted' if signum == signal.SIGINT else 'terminated'} ({name}){where}", file=sys.stderr)
+    return 128 + int(signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,20 +353,29 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
+    old_term = None
+    try:
+        old_term = signal.signal(signal.SIGTERM, _on_signal)
+    except ValueError:  # not the main thread (e.g. called from a test's worker): leave signals alone
+        pass
     try:
         if cmd in ("compare", "run"):
-            if not any(a in ("-h", "--help") for a in rest):
-                _prevalidate(rest)
             return _hydra(cmd, rest)
         if cmd not in COMMANDS:
-            return _fail(f"unknown command '{cmd}'\n{USAGE}")
+            return _fail(f"unknown command '{cmd}' (see warmsim --help)")
         module, func = COMMANDS[cmd]
         return getattr(importlib.import_module(module), func)(rest)
     except UserError as e:
         return _fail(str(e))
-    except KeyboardInterrupt:
-        print("warmsim: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        return _interrupted(e)
+    except OSError as e:
+        if not getattr(e, "filename", None):
+            raise
+        return _fail(f"{e.filename}: {e.strerror or e}")
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 def entry() -> None:

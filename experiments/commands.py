@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from experiments.builder import build_setup, system_config
-from experiments.outputs import comparison_table, write_run
+from experiments.outputs import begin_run, comparison_table, write_run
 from experiments.runner import run_system
 from sim.errors import UserError
 
@@ -38,6 +38,7 @@ def compare(cfg, outdir: Path) -> None:
     if not names:
         raise UserError("config key systems: empty; name at least one system")
     scfgs = [cfg.system if cfg.system.get("name") == n else system_config(n) for n in names]
+    begin_run(outdir)
     notes: list[str] = []
     with collected_warnings(notes):
         setup = build_setup(cfg)
@@ -52,6 +53,7 @@ def compare(cfg, outdir: Path) -> None:
 
 def run_one(cfg, outdir: Path) -> None:
     """Run ``cfg.system`` alone."""
+    begin_run(outdir)
     notes: list[str] = []
     with collected_warnings(notes):
         setup = build_setup(cfg)

@@ -3,13 +3,17 @@ report.md and the resolved config."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from omegaconf import OmegaConf
 
-from experiments.runner import RunResult
+if TYPE_CHECKING:  # only for annotations: keeps `warmsim report` / `figures` off the simulator's imports
+    from experiments.runner import RunResult
 
 #: Columns shown in the terminal table, with short headers.
 TABLE = [("system", "system"), ("requests", "reqs"), ("completed", "done"), ("dropped", "drop"),
@@ -33,26 +37,84 @@ def comparison_table(summary: pd.DataFrame) -> str:
             "\n\nP99 TTFT (s) per model:\n" + per_model.to_string(float_format=lambda x: f"{x:.3f}") + notes)
 
 
-def write_run(outdir: Path, results: list[RunResult], cfg, setup, notes: list[str] = ()) -> pd.DataFrame:
+#: The file that marks a run directory complete; written last, after every other file is in place.
+MARKER = "COMPLETE"
+#: Present while a run directory's files are being written (removed once the marker exists).
+PARTIAL = "INCOMPLETE"
+
+
+def atomic_write(path: Path, write) -> Path:
+    """Call ``write(tmp)`` on a temporary name in ``path``'s folder, then rename it to ``path``: an
+    interrupted write leaves the old file or none, never a half-written one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run_state(d: Path) -> str:
+    """``complete`` (the marker exists), ``incomplete`` (written by warmsim but without the marker:
+    interrupted, failed or still running) or ``external`` (tables put together by other means: no
+    marker, no hydra record, no partial-write flag)."""
+    d = Path(d)
+    if (d / MARKER).is_file():
+        return "complete"
+    if (d / PARTIAL).exists() or (d / ".hydra").is_dir():
+        return "incomplete"
+    return "external"
+
+
+def begin_run(outdir: Path) -> None:
+    """Mark ``outdir`` as being produced: drop an earlier run's marker, so that a run killed before
+    its results are written never leaves a directory that looks complete."""
     outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / MARKER).unlink(missing_ok=True)
+    (outdir / PARTIAL).write_text("results are being written; a directory without COMPLETE is not a result\n")
+
+
+def write_run(outdir: Path, results: list[RunResult], cfg, setup, notes: list[str] = ()) -> pd.DataFrame:
+    """Write the run directory. Each file goes under a temporary name and is renamed into place;
+    :data:`MARKER` (the files and their SHA-256) comes last, so a directory holding it is whole."""
+    begin_run(outdir)
     summary = pd.concat([r.summary for r in results], ignore_index=True)
-    summary.to_csv(outdir / "summary.csv", index=False)
+    files: list[tuple[str, object]] = [("summary.csv", lambda p: summary.to_csv(p, index=False))]
     if cfg.output.requests:
-        pd.concat([r.requests for r in results], ignore_index=True).to_parquet(outdir / "requests.parquet")
+        req = pd.concat([r.requests for r in results], ignore_index=True)
+        files.append(("requests.parquet", lambda p: req.to_parquet(p)))
     if cfg.output.timeline:
-        pd.concat([r.timeline for r in results], ignore_index=True).to_parquet(outdir / "timeline.parquet")
-    pd.concat([r.predictions for r in results], ignore_index=True).to_csv(outdir / "predictions.csv", index=False)
-    (outdir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        tl = pd.concat([r.timeline for r in results], ignore_index=True)
+        files.append(("timeline.parquet", lambda p: tl.to_parquet(p)))
+    preds = pd.concat([r.predictions for r in results], ignore_index=True)
+    files.append(("predictions.csv", lambda p: preds.to_csv(p, index=False)))
+    files.append(("config.yaml", lambda p: p.write_text(OmegaConf.to_yaml(cfg, resolve=True))))
     meta = {k: (v if isinstance(v, (int, float, str, bool, list, dict, type(None))) else str(v))
             for k, v in setup.workload.meta.items()}
-    (outdir / "workload.json").write_text(json.dumps(meta, indent=2, default=str))
-    write_report(outdir / "report.md", summary, results, setup, notes)
+    files.append(("workload.json", lambda p: p.write_text(json.dumps(meta, indent=2, default=str))))
+    files.append(("report.md", lambda p: write_report(p, summary, results, setup, notes)))
+    for name, write in files:
+        atomic_write(outdir / name, write)
+    mark = {"files": {name: _sha256(outdir / name) for name, _ in files}}
+    atomic_write(outdir / MARKER, lambda p: p.write_text(json.dumps(mark, indent=1, sort_keys=True) + "\n"))
+    (outdir / PARTIAL).unlink(missing_ok=True)
     return summary
 
 
-def write_report(path: Path, summary: pd.DataFrame, results: list[RunResult], setup, notes=()) -> None:
+def _report_header(summary: pd.DataFrame, results: list[RunResult], setup, notes) -> list[str]:
     w = setup.workload
-    lines = [
+    return [
         "# warmsim comparison report", "",
         f"- Cost profile: `{setup.cost.name}` ({'measured on a GPU' if setup.cost.measured else 'NOT measured: analytic or constant'})",
         f"- Cluster: {setup.cluster.nodes} node(s) x {setup.cluster.gpus_per_node} GPUs, "
@@ -60,15 +122,43 @@ def write_report(path: Path, summary: pd.DataFrame, results: list[RunResult], se
         "- Models: " + ", ".join(f"{m.name} (tp{m.tp}, {m.weight_bytes / 1e9:.1f} GB)" for m in setup.models.values()),
         f"- Workload: {len(w)} requests over {w.duration_s:.0f} s; source: {w.meta.get('kind', w.meta.get('source', '?'))}",
         "- Wall time per system: " + ", ".join(f"{r.system} {r.wall_s:.1f} s" for r in results), "",
-        "## Summary (all models)", "", "```", comparison_table(summary), "```", "",
-        "Dropped requests count as the configured unfinished TTFT in the percentiles. `gpus` is the mean",
-        "number of GPUs holding an instance; `gpu_h` the GPU-hours they add up to.", "",
     ]
-    drops = pd.concat([r.requests[r.requests["status"] == "dropped"] for r in results])
-    if len(drops):
-        lines += ["## Dropped requests by reason", "", "```",
-                  drops.groupby(["system", "drop_reason"], observed=True).size().to_string(), "```", ""]
-    if notes:
-        lines += ["## Cost-model notes", ""] + [f"- {n}" for n in notes] + [""]
-    path.write_text("\n".join(lines))
 
+
+def _report_summary(summary: pd.DataFrame, results: list[RunResult], setup, notes) -> list[str]:
+    return ["## Summary (all models)", "", "```", comparison_table(summary), "```", "",
+            "Dropped requests count as the configured unfinished TTFT in the percentiles. `gpus` is the mean",
+            "number of GPUs holding an instance; `gpu_h` the GPU-hours they add up to.", ""]
+
+
+def _report_drops(summary: pd.DataFrame, results: list[RunResult], setup, notes) -> list[str]:
+    drops = pd.concat([r.requests[r.requests["status"] == "dropped"] for r in results])
+    if not len(drops):
+        return []
+    return ["## Dropped requests by reason", "", "```",
+            drops.groupby(["system", "drop_reason"], observed=True).size().to_string(), "```", ""]
+
+
+def _report_notes(summary: pd.DataFrame, results: list[RunResult], setup, notes) -> list[str]:
+    return ["## Cost-model notes", ""] + [f"- {n}" for n in notes] + [""] if notes else []
+
+
+#: The sections of report.md, in order: each is ``f(summary, results, setup, notes) -> lines`` (an
+#: empty list leaves the section out). Add one with :func:`add_report_section`.
+REPORT_SECTIONS: list = [_report_header, _report_summary, _report_drops, _report_notes]
+
+
+def add_report_section(section, before=None) -> None:
+    """Add ``section`` (``f(summary, results, setup, notes) -> list of lines``) to report.md, at the
+    end or before the section function ``before``."""
+    if section in REPORT_SECTIONS:
+        return
+    REPORT_SECTIONS.insert(REPORT_SECTIONS.index(before) if before in REPORT_SECTIONS else len(REPORT_SECTIONS),
+                           section)
+
+
+def write_report(path: Path, summary: pd.DataFrame, results: list[RunResult], setup, notes=()) -> None:
+    lines: list[str] = []
+    for section in REPORT_SECTIONS:
+        lines += section(summary, results, setup, list(notes))
+    Path(path).write_text("\n".join(lines))

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from experiments.outputs import MARKER
 
 
 @dataclass
@@ -87,8 +88,9 @@ def _rate(job: Job) -> float:
 
 
 def _matches(job: Job) -> bool:
-    """Whether ``job.run_dir`` already holds a finished run of exactly ``job.argv`` (for --reuse)."""
-    if not (job.run_dir / "summary.csv").is_file() or not job.log.is_file():
+    """Whether ``job.run_dir`` already holds a complete run (its ``COMPLETE`` marker) of exactly
+    ``job.argv`` (for --reuse)."""
+    if not (job.run_dir / MARKER).is_file() or not job.log.is_file():
         return False
     with open(job.log) as f:
         return f.readline().rstrip("\n") == "$ " + shlex.join(job.argv)

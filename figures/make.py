@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from experiments.outputs import MARKER, atomic_write, run_state
 from sim.errors import UserArgumentParser, UserError
 
 from figures import jobs as jobmod
@@ -247,6 +249,41 @@ def run_experiments(args, names: list[str], out: Path) -> tuple[list, list[str],
     return done, failed, wall
 
 
+def _writable(out: Path) -> Path:
+    """``--out`` created if missing; a file in the way or a folder that cannot be written is a
+    one-line error before any experiment runs."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".warmsim-probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        why = "a part of the path is a file" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror
+        raise UserError(f"--out {out}: cannot write there ({why or e})") from None
+    return out
+
+
+def complete_runs(root: Path) -> list:
+    """The run directories under ``root`` (as :func:`figures.tables.find_runs`), skipping, with a
+    one-line note each, those warmsim did not finish writing (no ``COMPLETE`` marker)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"--results {root}: not a directory")
+    found = sorted(Path(d) for d, _, files in os.walk(root, followlinks=True) if "summary.csv" in files)
+    runs = []
+    for d in found:
+        if run_state(d) == "incomplete":
+            print(f"figures: skipping {d}: incomplete (no {MARKER} marker: interrupted, failed or still running)")
+            continue
+        runs.append(tables.read_run(d))
+    if not runs:
+        raise UserError(f"--results {root}: no complete run directory (no summary.csv with its {MARKER} marker "
+                        "below it); run `warmsim figures` without --results, or `warmsim compare`, first")
+    return runs
+
+
 def main(argv: list[str]) -> int:
     """Entry point of ``warmsim figures``; returns the exit status (1 if an experiment failed)."""
     args = parser().parse_args(argv)
@@ -256,14 +293,14 @@ def main(argv: list[str]) -> int:
         raise UserError(f"--only: unknown figure(s) {', '.join(unknown)} (known: {', '.join(FIGURES)})")
     if args.jobs < 1:
         raise UserError("--jobs: must be at least 1")
-    out = args.out.resolve()
+    out = _writable(args.out.resolve())
     failed, exp_wall, done = [], 0.0, []
     if args.results is None:
         done, failed, exp_wall = run_experiments(args, names, out)
         root = out / "runs"
     else:
         root = args.results
-    runs = tables.main_group(tables.find_runs(root))
+    runs = tables.main_group(complete_runs(root))
     ctx = Context(runs=runs, args=args, failed=failed)
     numbers, timings, drawn, skipped = {}, {"experiments_s": round(exp_wall, 1)}, [], []
     for n in names:
@@ -283,8 +320,8 @@ def main(argv: list[str]) -> int:
     if args.results is None:
         timings["code"] = provenance()
         timings["jobs"] = {j.name: round(j.wall_s, 1) for j in done if not j.reused}
-    (out / "numbers.json").write_text(json.dumps(_jsonable(numbers), indent=1))
-    (out / "timings.json").write_text(json.dumps(timings, indent=1))
+    atomic_write(out / "numbers.json", lambda p: p.write_text(json.dumps(_jsonable(numbers), indent=1)))
+    atomic_write(out / "timings.json", lambda p: p.write_text(json.dumps(timings, indent=1)))
     if failed:
         print(f"figures: {len(failed)} experiment(s) failed ({', '.join(failed)}); their figures lack them")
         return 1

@@ -7,11 +7,13 @@ The lead's CLI calls :func:`main` with the arguments after ``warmsim trace`` and
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 import pandas as pd
 
-from sim.errors import UserArgumentParser
+from sim.errors import UserArgumentParser, UserError
 from traces import describe as describe_mod
 from traces import registry
 
@@ -29,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--bin", type=float, default=None, help="rate bin in seconds (describe: 60; plot: span/300)")
         s.add_argument("--sort", action="store_true", help="sort a file whose timestamps go backwards")
         if name == "plot":
-            s.add_argument("--out", default=None, help="PNG path (default: <trace>.png)")
+            s.add_argument("--out", default=None,
+                           help="PNG path, or an existing directory to write <trace>.png in (default: <trace>.png)")
     return p
 
 
@@ -49,10 +52,37 @@ def main(argv: list[str]) -> int:
         return 0
     from traces.plot import plot
 
-    out = args.out or f"{registry.resolve(args.trace).name.replace('/', '_').rsplit('.', 1)[0]}.png"
-    path = plot(args.trace, out, args.start, args.duration, args.bin, args.sort)
+    out = _plot_path(args.out, f"{registry.resolve(args.trace).name.replace('/', '_').rsplit('.', 1)[0]}.png")
+    try:
+        path = plot(args.trace, out, args.start, args.duration, args.bin, args.sort)
+    except OSError as e:
+        raise UserError(f"warmsim trace plot: --out {out}: cannot write ({e.strerror or e})") from None
     print(f"wrote {path}")
     return 0
+
+
+def _plot_path(out: str | None, default: str) -> Path:
+    """Where ``trace plot`` writes: ``--out`` as a file, or ``DIR/<trace>.png`` when ``--out`` is an
+    existing directory (or ends with a slash); its folder is created and must be writable."""
+    if out is None:
+        path = Path(default)
+    elif Path(out).is_dir() or out.endswith(("/", os.sep)):
+        path = Path(out) / default
+    else:
+        path = Path(out)
+        if not path.suffix:
+            path = path.with_suffix(".png")
+    if path.exists() and not path.is_file():
+        raise UserError(f"warmsim trace plot: --out {path}: exists and is not a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.parent / f".warmsim-probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        why = "a part of the path is a file" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror
+        raise UserError(f"warmsim trace plot: --out {path}: cannot write to {path.parent} ({why or e})") from None
+    return path
 
 
 if __name__ == "__main__":

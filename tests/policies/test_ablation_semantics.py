@@ -184,3 +184,22 @@ def test_unclosed_window_is_reported():
     s = _summary([], None)  # no predictor: blank, no note
     assert np.isnan(s.set_index("model").loc["ALL", "pred_windows"])
     assert "no prediction window closed" not in comparison_table(s)
+
+
+# ---- keep-warm under --disable-prewarm, through the simulator ----------------------------------------
+
+@pytest.mark.parametrize("name,hits,cold", [("warmserve_disable_prewarm", 1, 1), ("warmserve_default_mode", 0, 2)])
+def test_disable_prewarm_rehits_the_weights_a_stopped_instance_left(name, hits, cold):
+    from sim.simulation import Simulation
+    from tests.sim.helpers import cluster, cost, model, workload
+    # one request, a long idle gap (the autoscaler stops the instance after its 5 s protection),
+    # then another request for the same model
+    wl = workload([0.0, 120.0], [10, 10], [2, 2], duration=121.0)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        scfg = system_config(name)
+    b = build_bundle(scfg, wl, {"a": model()}, cluster(gpus=2), cost(), None)
+    s = Simulation(wl, {"a": model()}, cluster(gpus=2), cost(), b)
+    s.run()
+    c = s.counters["a"]
+    assert c["instance_starts"] == 2 and c["prewarms"] == 0
+    assert c["prewarm_hits"] == hits and c["cold_starts"] == cold
