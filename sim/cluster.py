@@ -54,6 +54,7 @@ class HostCache:
         self.capacity = capacity
         self.everything = everything  # unbounded: every checkpoint is there
         self.entries: OrderedDict[str, int] = OrderedDict()
+        self.changed = False  # its set of models changed since a snapshot last read it
 
     def __contains__(self, model: str) -> bool:
         return self.everything or model in self.entries
@@ -68,6 +69,7 @@ class HostCache:
         if self.capacity is not None and nbytes > self.capacity:
             return
         self.entries[model] = nbytes
+        self.changed = True
         while self.capacity is not None and sum(self.entries.values()) > self.capacity:
             self.entries.popitem(last=False)
 

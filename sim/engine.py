@@ -100,7 +100,10 @@ class Engine:
     # ---- the loop -------------------------------------------------------------------------------
     def run(self):
         env = self.env
+        dirty = self.host._kv_dirty
+        iid = self.inst.id
         while True:
+            dirty.add(iid)  # block counts may have changed since the last pass (KV reservation loop)
             if not self.running and not self.waiting:
                 if self.stopping:
                     return
@@ -122,6 +125,7 @@ class Engine:
                 self.host.on_drop(seq.rid, "exceeds_kv_capacity")
                 if not self.waiting:
                     self.idle_since = env.now
+                self.host.instance_changed(self.inst)
                 continue
             k_fin = min(s.out - s.gen for s in self.running)
             k = self._steps_before_kv_full(k_fin)
@@ -171,6 +175,7 @@ class Engine:
         self.running = [s for s in self.running if s.gen < s.out]
         if not self.running and not self.waiting:
             self.idle_since = now
+        self.host.instance_changed(self.inst)
         for s in done:
             self.used_blocks -= s.blocks
             self.freed += s.blocks

@@ -76,6 +76,7 @@ class Instance:
     def submit(self, rid: int) -> None:
         rec = self.host.recorder
         rec.instance[rid] = self.id
+        self.host.instance_changed(self)
         if self.state == ACTIVE or self.state == DRAINING:
             # A request held at the router while this instance started waited for that start too.
             if self.host.workload.arrival_s[rid] < self.active_at:
@@ -161,7 +162,8 @@ class Instance:
         self.engine.stop_when_idle()
 
     def _set_state(self, state: str) -> None:
-        self.state = state
+        old, self.state = self.state, state
+        self.host.state_changed(self, old, state)
         self.host.record_instance(self)
 
     def commit_memory(self) -> None:

@@ -18,8 +18,8 @@ import numpy as np
 import simpy
 
 from policies.bundle import Bundle
-from policies.types import (ACTIVE, DRAINING, LIVE_STATES, STOPPED, Activate, Evict, GPUView, LoadView,
-                            ModelView, Prewarm, Snapshot)
+from policies.types import (ACTIVE, DRAINING, LIVE_STATES, STOPPED, Activate, Evict, GPUView, InstanceView,
+                            LoadView, ModelView, Prewarm, ReplicaView, Snapshot)
 from sim.cluster import Cluster, ClusterSpec
 from sim.cost import PEER_SOURCES, CostModel
 from sim.engine import EngineSpec
@@ -40,6 +40,24 @@ class SimSpec:
     drain_s: float = 600.0  # after the workload ends, unfinished requests get this long, then drop
     load_window_s: float = 5.0  # the autoscaler's averaging window of in-flight load
     service_estimate_batch: int = 16  # batch assumed when turning history into in-flight load
+
+
+class _Areas(dict):
+    """One load sample: each model's in-flight area at time ``t``. It stores only the models busy
+    at ``t``; an idle model's area did not move until its next 0 -> 1 change (or until now), so a
+    lookup recovers it from the simulation's record of those changes."""
+
+    __slots__ = ("sim", "t")
+
+    def __init__(self, sim: "Simulation", t: float, busy: dict):
+        super().__init__(busy)
+        self.sim, self.t = sim, t
+
+    def __missing__(self, m: str) -> float:
+        for t, area in self.sim._wakes[m]:
+            if t >= self.t:
+                return area
+        return self.sim.area[m]
 
 
 class Simulation:
@@ -92,9 +110,33 @@ class Simulation:
                              for m, s in self.models.items()}
         self._all_models = frozenset(self.order)
         self._load_memo: dict[str, tuple] = {}
+        # Incremental load views: models with in-flight > 0 now (``_busy``), models whose view may
+        # differ from the cached one (``_load_active``: busy or busy inside the load window;
+        # ``_load_dirty``: live / pending-start counts changed), the cached views, and per model
+        # the (time, area) of each 0 -> 1 in-flight change since the oldest load sample.
+        self._busy: set[str] = set()
+        self._load_active: set[str] = set()
+        self._load_dirty: set[str] = set()
+        self._load_cache: dict[str, LoadView] = {}
+        for m in self.order:  # every model starts idle: in-flight 0, average 0.0, no instances
+            key = (0, 0.0, 0, 0, 0)
+            self._load_memo[m] = (key, LoadView(*key))
+            self._load_cache[m] = self._load_memo[m][1]
+        self._wakes: dict[str, deque] = {m: deque() for m in self.order}
+        self.live = {m: 0 for m in self.order}  # live instances (starting .. active) per model
+        # Incremental instance / replica views and host-cache sets (see "Snapshot caches").
+        self._inst_views: dict[int, InstanceView] = {}
+        self._inst_dirty: set[int] = set()
+        self._inst_tuple: tuple[InstanceView, ...] | None = None
+        self._rep_tuple: tuple[ReplicaView, ...] | None = None
+        self._host_cache_map: dict[int, frozenset[str]] | None = None
+        self._kv_dirty: set[int] = set()  # instances whose engine changed since the KV loop last looked
+        self._obs_version = 0  # predictor observations so far (predictions change only with them)
         self.initial_lines: list[str] = []  # the instances placed at time 0, for the report
         self._tp_variants: dict[tuple[str, int], ServedModel] = {}  # a model at another TP (MuxServe meshes)
         self._link_node = {link: n.idx for n in self.cluster.nodes for link in self.cluster.node_links(n.idx)}
+        self._link_bw = self.cluster.spec.link_bandwidth()
+        self._cache_nodes = [n for n in self.cluster.nodes if not n.host_cache.everything]
 
     # ---- ids and views --------------------------------------------------------------------------
     def _new_id(self) -> int:
@@ -133,72 +175,133 @@ class Simulation:
                 acc[n] += f.remaining
         return {n: int(v) for n, v in acc.items()}
 
+    def instance_changed(self, inst: Instance) -> None:
+        """``inst``'s view (state, in-flight count, idle time) or its engine's KV state may have changed."""
+        self._inst_dirty.add(inst.id)
+        self._kv_dirty.add(inst.id)
+
+    def state_changed(self, inst: Instance, old: str, new: str) -> None:
+        """Keep the live-instance counts behind the load views."""
+        d = (new in LIVE_STATES) - (old in LIVE_STATES)
+        if d:
+            self.live[inst.model.name] += d
+            self._load_dirty.add(inst.model.name)
+        self.instance_changed(inst)
+
+    def _instance_tuple(self) -> tuple[InstanceView, ...]:
+        if self._inst_dirty:
+            views, instances = self._inst_views, self.instances
+            for iid in self._inst_dirty:
+                inst = instances.get(iid)
+                if inst is not None and iid in views:
+                    views[iid] = inst.view()
+            self._inst_dirty.clear()
+            self._inst_tuple = None
+        if self._inst_tuple is None:
+            self._inst_tuple = tuple(self._inst_views.values())
+        return self._inst_tuple
+
+    def _replicas_changed(self) -> None:
+        self._rep_tuple = None
+
+    def _replica_tuple(self) -> tuple[ReplicaView, ...]:
+        if self._rep_tuple is None:
+            self._rep_tuple = tuple(r.view() for r in self.replicas.values())
+        return self._rep_tuple
+
+    def _host_cache_sets(self) -> dict[int, frozenset[str]]:
+        m = self._host_cache_map
+        if m is None or any(n.host_cache.changed for n in self._cache_nodes):
+            m = self._host_cache_map = {}
+            for n in self.cluster.nodes:
+                n.host_cache.changed = False
+                m[n.idx] = self._all_models if n.host_cache.everything else frozenset(n.host_cache.entries)
+        return dict(m)
+
     def snapshot(self) -> Snapshot:
         """A read-only picture of the cluster for a policy."""
         now = self.env.now
-        per_model: dict[str, int] = {}
-        instances = []
-        for i in self.instances.values():
-            if i.state != STOPPED:
-                instances.append(i.view())
-                if i.state in LIVE_STATES:
-                    per_model[i.model.name] = per_model.get(i.model.name, 0) + 1
-        load = self._load_views(now, per_model)
         pending = {}
         if self.bundle.meta.get("needs_node_pending", False):
             pending = self._node_pending()
         return Snapshot(
             time_s=now, gpus_per_node=self.cluster.spec.gpus_per_node, gpus=self._gpu_view_tuple(),
             models=dict(self._model_views),
-            instances=tuple(instances),
-            replicas=tuple(r.view() for r in self.replicas.values()),
-            load=load,
-            host_cache={n.idx: self._all_models if n.host_cache.everything else frozenset(n.host_cache.entries)
-                        for n in self.cluster.nodes},
+            instances=self._instance_tuple(),
+            replicas=self._replica_tuple(),
+            load=self._load_views(now),
+            host_cache=self._host_cache_sets(),
             node_pending_load_bytes=pending,
-            link_bandwidth=self.cluster.spec.link_bandwidth())
+            link_bandwidth=dict(self._link_bw))
 
-    def _load_views(self, now: float, live: dict[str, int]) -> dict[str, LoadView]:
-        """Per-model LoadViews; a model's view object is reused while its five numbers stay the same
-        (most models are idle at any instant). avg_inflight is the time-average over the load window."""
-        out = {}
-        memo = self._load_memo
-        inflight, area, area_t, held, pend = self.inflight, self.area, self.area_t, self.held, self.pending_start
+    def _load_views(self, now: float) -> dict[str, LoadView]:
+        """Per-model LoadViews; a model's view object is reused while its five numbers stay the same.
+        avg_inflight is the time-average over the load window. Only models busy now or inside the
+        window, or whose instance counts changed, are recomputed: a model idle through the whole
+        window has in-flight 0 and average exactly 0.0 (its area did not move since the oldest sample)."""
+        memo, out = self._load_memo, self._load_cache
+        inflight, area, area_t, held, pend, live = (self.inflight, self.area, self.area_t, self.held,
+                                                     self.pending_start, self.live)
         if self.load_samples:
-            t0, areas = self.load_samples[0]
+            t0 = self.load_samples[0][0]
             span = now - t0
         else:
-            span = 0.0
-        for m in self.order:
+            t0, span = now, 0.0
+        todo = self._load_active | self._load_dirty if self._load_dirty else self._load_active
+        self._load_dirty = set()
+        done = []
+        for m in todo:
             n = inflight[m]
             if span <= 0:
                 avg = float(n)
             else:
-                avg = (area[m] + n * (now - area_t[m]) - areas[m]) / span
-            key = (n, avg, len(held[m]), live.get(m, 0), pend[m])
+                avg = (area[m] + n * (now - area_t[m]) - self._area_at_oldest(m)) / span
+            key = (n, avg, len(held[m]), live[m], pend[m])
             hit = memo.get(m)
             if hit is None or hit[0] != key:
                 hit = memo[m] = (key, LoadView(*key))
             out[m] = hit[1]
-        return out
+            if n == 0 and area_t[m] <= t0:
+                done.append(m)
+        self._load_active.difference_update(done)
+        return dict(out)  # in model order: every key was set in __init__
+
+    def _area_at_oldest(self, m: str) -> float:
+        return self.load_samples[0][1][m]
 
     # ---- load tracking --------------------------------------------------------------------------
     def _bump(self, model: str, delta: int) -> None:
         now = self.env.now
-        self.area[model] += self.inflight[model] * (now - self.area_t[model])
+        n = self.inflight[model]
+        self.area[model] += n * (now - self.area_t[model])
         self.area_t[model] = now
-        self.inflight[model] += delta
-        if self.inflight[model] > self.window_peak[model]:
-            self.window_peak[model] = self.inflight[model]
+        if n == 0:
+            self._wakes[model].append((now, self.area[model]))
+        n = self.inflight[model] = n + delta
+        if n:
+            self._busy.add(model)
+        else:
+            self._busy.discard(model)
+        self._load_active.add(model)
+        if n > self.window_peak[model]:
+            self.window_peak[model] = n
 
     def _area_now(self, model: str, now: float) -> float:
         return self.area[model] + self.inflight[model] * (now - self.area_t[model])
 
     def _sample_load(self) -> None:
+        """Record the load areas of the models busy now (an idle model's area is recovered from its
+        next 0 -> 1 change, :meth:`_area_at_oldest`); drop samples older than the load window."""
         now = self.env.now
-        self.load_samples.append((now, {m: self._area_now(m, now) for m in self.order}))
-        while len(self.load_samples) > 1 and self.load_samples[1][0] <= now - self.spec.load_window_s:
-            self.load_samples.popleft()
+        self.load_samples.append((now, _Areas(self, now, {m: self._area_now(m, now) for m in self._busy})))
+        samples = self.load_samples
+        while len(samples) > 1 and samples[1][0] <= now - self.spec.load_window_s:
+            samples.popleft()
+        t0 = samples[0][0]
+        for m in self._load_active:  # forget 0 -> 1 changes before the oldest sample
+            w = self._wakes[m]
+            while w and w[0][0] < t0:
+                w.popleft()
 
     def _gpu_busy_delta(self, delta: int) -> None:
         now = self.env.now
@@ -237,6 +340,7 @@ class Simulation:
         if inst.counted_pending:
             inst.counted_pending = False
             self.pending_start[inst.model.name] -= 1
+            self._load_dirty.add(inst.model.name)
         self._route_held(inst.model.name)
 
     def on_instance_draining(self, inst: Instance) -> None:
@@ -252,6 +356,7 @@ class Simulation:
             self.cluster.gpus[g].replicas.add(rep.id)
             self._gpu_changed(g)
         self.replicas[rep.id] = rep
+        self._replicas_changed()
         inst.successor = rep
         self.recorder.event(self.env.now, "replica", rep.id, rep.model.name, rep.gpus, "pending",
                             f"kept from instance {inst.id}")
@@ -269,8 +374,11 @@ class Simulation:
             for g in rep.gpus:
                 self.cluster.gpus[g].mem.set(PREWARM, rep.id, rep.model.shard_bytes)
             rep.ready.succeed()
+            self._replicas_changed()
             self.recorder.event(self.env.now, "replica", rep.id, rep.model.name, rep.gpus, "ready", "kept")
         del self.instances[inst.id]
+        del self._inst_views[inst.id]
+        self._inst_tuple = None
         del self.by_model[inst.model.name][inst.id]
 
     def step_slowdown(self, inst: Instance, phase: str, batch: int, tokens: int | None = None) -> float:
@@ -353,6 +461,7 @@ class Simulation:
             self.cluster.gpus[g].replicas.add(rep.id)
             self._gpu_changed(g)
         self.replicas[rep.id] = rep
+        self._replicas_changed()
         return rep
 
     def apply_prewarm(self, p: Prewarm) -> None:
@@ -375,6 +484,7 @@ class Simulation:
         yield from self.load_weights(rep.model, rep.gpus, source, ("replica", rep.id), background=True, replica=rep)
         if not rep.evicted and rep.id in self.replicas:
             rep.ready.succeed()
+            self._replicas_changed()
             self.recorder.event(self.env.now, "replica", rep.id, rep.model.name, rep.gpus, "ready")
 
     def evict(self, rid: int, why: str = "") -> float:
@@ -385,6 +495,7 @@ class Simulation:
         if rep.adopter is not None:
             raise PlanError(f"Evict: replica {rid} is being taken over by instance {rep.adopter}")
         del self.replicas[rid]
+        self._replicas_changed()
         rep.evicted = True
         cancelled = False
         for f in rep.flows:
@@ -415,6 +526,7 @@ class Simulation:
             self.cluster.gpus[g].replicas.discard(rep.id)
             self._gpu_changed(g)
         self.replicas.pop(rep.id, None)
+        self._replicas_changed()
         self.recorder.event(self.env.now, "replica", rep.id, rep.model.name, rep.gpus, "activated", f"instance {inst.id}")
 
     # ---- plan checks ----------------------------------------------------------------------------
@@ -484,6 +596,10 @@ class Simulation:
             self.cluster.gpus[g].instances.add(inst_id)
             self._gpu_changed(g)
         self.instances[inst_id] = inst
+        self._inst_views[inst_id] = inst.view()
+        self._inst_tuple = None
+        self.live[act.model] += 1
+        self._load_dirty.add(act.model)
         self.by_model[act.model][inst_id] = inst
         self.recorder.gpus_of_instance[inst_id] = ",".join(map(str, act.gpus))
         c = self.counters[act.model]
@@ -491,6 +607,7 @@ class Simulation:
             c["instance_starts"] += 1
             self.pending_start[act.model] += 1
             inst.counted_pending = True
+            self._load_dirty.add(act.model)
             if rep is None:
                 c["cold_starts"] += 1
             elif rep.ready.triggered:
@@ -624,13 +741,20 @@ class Simulation:
                 self.prediction_log.append((m, w, p_avg, p_peak, avg, float(self.window_peak[m])))
                 pred.observe(m, w, avg, float(self.window_peak[m]))
                 self.window_peak[m] = self.inflight[m]
+            self._obs_version += 1
             w += 1
 
     def _placer_loop(self):
         placer, pred = self.bundle.placer, self.bundle.predictor
+        key, cached = None, {m: (0.0, 0.0) for m in self.order}
         while True:
+            # A prediction changes only with the window asked for and the observations made: ask
+            # the predictor once per (window, observation count), not at every tick.
             window = int(self.env.now // pred.window_s) if pred is not None else 0
-            preds = {m: pred.predict(m, window) if pred is not None else (0.0, 0.0) for m in self.order}
+            if pred is not None and key != (window, self._obs_version):
+                key = (window, self._obs_version)
+                cached = {m: pred.predict(m, window) for m in self.order}
+            preds = dict(cached)
             for action in placer.plan(self.snapshot(), preds):
                 if isinstance(action, Prewarm):
                     self.apply_prewarm(action)
@@ -644,10 +768,16 @@ class Simulation:
         """WarmServe's KV reservation (warmserve.md section 5): each period the bundle's policy says
         how many free KV blocks of each engine to lend to the GPU pool, or to take back."""
         policy = self.bundle.kv_policy
+        dirty = self._kv_dirty
         while True:
             yield self.env.timeout(policy.period_s)
-            for inst in list(self.instances.values()):
-                if inst.state != ACTIVE or inst.compute_share < 1.0:
+            # The policy is a pure function of an engine's block counts: an engine untouched since
+            # its last step that changed nothing (its freed count then 0) would get the same no-op.
+            todo = sorted(dirty)  # instance ids grow with creation: the order of self.instances
+            dirty.clear()
+            for iid in todo:
+                inst = self.instances.get(iid)
+                if inst is None or inst.state != ACTIVE or inst.compute_share < 1.0:
                     continue
                 e = inst.engine
                 step = policy.step(e.total_blocks, e.inflight, e.free_blocks, e.reserved, e.take_freed())
@@ -659,6 +789,7 @@ class Simulation:
     def _set_reserved(self, inst: Instance, blocks: int) -> None:
         e = inst.engine
         e.reserved = blocks
+        self._kv_dirty.add(inst.id)
         kv_bytes = (e.total_blocks - e.reserved) * inst.block_bytes
         for g in inst.gpus:
             self.cluster.gpus[g].mem.set(KV, inst.id, kv_bytes)
