@@ -26,6 +26,8 @@ class RunResult:
     gpus_visible: int = 0
     #: The instances present from time 0, one line each (model, GPUs, TP, share, cap).
     placement: tuple[str, ...] = ()
+    #: SimPy events the run scheduled (``warmsim bench`` reports them per request).
+    events: int = 0
 
 
 def _progress(cfg, total: int, desc: str):
@@ -74,4 +76,5 @@ def run_system(setup: Setup, scfg, cfg) -> RunResult:
     preds.insert(0, "system", bundle.name)
     gpus = len(sim.cluster.gpus)
     summary.insert(summary.columns.get_loc("mean_gpus_busy"), "gpus_visible", gpus)
-    return RunResult(bundle.name, summary, req, tl, preds, time.perf_counter() - t0, gpus, tuple(sim.initial_lines))
+    return RunResult(bundle.name, summary, req, tl, preds, time.perf_counter() - t0, gpus, tuple(sim.initial_lines),
+                     sim.events)

@@ -25,7 +25,9 @@ class Recorder:
         self.start_kind = np.zeros(n, dtype=np.int8)
         self.instance = np.full(n, -1, dtype=np.int32)
         self.preemptions = np.zeros(n, dtype=np.int32)
-        self.drop_reason: dict[int, str] = {}
+        self.drop_code = np.zeros(n, dtype=np.int16)  # index into drop_reasons; 0: not dropped
+        self.drop_reasons: list[str] = [""]
+        self._reason_code: dict[str, int] = {"": 0}
         self.gpus_of_instance: dict[int, str] = {}
         self.timeline: list[tuple] = []
         self.memory: list[tuple] = []
@@ -44,7 +46,11 @@ class Recorder:
             return
         self.finish[rid] = t
         self.status[rid] = DROPPED
-        self.drop_reason[rid] = reason
+        code = self._reason_code.get(reason)
+        if code is None:
+            code = self._reason_code[reason] = len(self.drop_reasons)
+            self.drop_reasons.append(reason)
+        self.drop_code[rid] = code
         self.done += 1
 
     def event(self, t: float, kind: str, ident: int, model: str, gpus: tuple, state: str, detail: str = "") -> None:
@@ -69,12 +75,23 @@ class Recorder:
             "finish_s": self.finish,
             "ttft_s": self.first_token - w.arrival_s,
             "status": pd.Categorical.from_codes(self.status, list(STATUS_NAMES.values())),
-            "drop_reason": [self.drop_reason.get(i, "") for i in range(len(w))],
+            "drop_reason": np.array(self.drop_reasons, dtype=object)[self.drop_code],
             "start_kind": pd.Categorical.from_codes(self.start_kind, list(START_NAMES.values())),
             "instance": inst,
-            "gpus": [self.gpus_of_instance.get(int(i), "") for i in inst],
+            "gpus": self._gpus_column(inst),
             "preemptions": self.preemptions,
         })
+
+    @property
+    def drop_reason(self) -> dict[int, str]:
+        """Why each dropped request was dropped, by request id."""
+        return {int(i): self.drop_reasons[c] for i, c in zip(np.flatnonzero(self.drop_code),
+                                                                self.drop_code[self.drop_code > 0])}
+
+    def _gpus_column(self, inst: np.ndarray) -> np.ndarray:
+        ids, inverse = np.unique(inst, return_inverse=True)
+        names = np.array([self.gpus_of_instance.get(int(i), "") for i in ids], dtype=object)
+        return names[inverse.reshape(-1)] if len(inst) else np.array([], dtype=object)
 
     def timeline_table(self) -> pd.DataFrame:
         ev = pd.DataFrame(self.timeline, columns=["time_s", "kind", "id", "model", "gpus", "state", "detail"])

@@ -844,6 +844,7 @@ class Simulation:
         else:
             env.run(until=env.any_of([self.finished, env.timeout(horizon)]))
         self.end_s = env.now
+        self.events = next(env._eid)  # events SimPy scheduled in the run (its event-id counter)
         for rid in np.flatnonzero(self.recorder.status == PENDING):
             self.on_drop(int(rid), "unfinished_at_end")
         self._gpu_busy_delta(0)
