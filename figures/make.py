@@ -279,7 +279,7 @@ def complete_runs(root: Path) -> list:
             continue
         runs.append(tables.read_run(d))
     if not runs:
-        raise UserError(f"--results {root}: no complete run directory (no summary.csv with its {MARKER} marker "
+        raise UserError(f"--results {root}: no run directory (no summary.csv with its {MARKER} marker "
                         "below it); run `warmsim figures` without --results, or `warmsim compare`, first")
     return runs
 
