@@ -42,6 +42,17 @@ def test_max_rps(tmp_path):
     assert p99["sllm"] == 0 and p99["static"] == 40
 
 
+def test_max_rps_is_the_largest_passing_rate_and_lists_lower_failures():
+    rows = [synthetic.summary(rps=r, scale=r / 10) for r in (5, 10, 20)]
+    sweep = pd.concat(rows, ignore_index=True)
+    low = (sweep.system == "muxserve") & (sweep.rps == 5)
+    sweep.loc[low, "slo_attainment"] = 0.5  # fails at 5, passes at 10 and 20
+    sweep.loc[(sweep.system == "muxserve") & (sweep.rps > 5), "slo_attainment"] = 1.0
+    best = fig_max_rps.max_rps(sweep, "slo", slo_min=0.99)
+    assert best["muxserve"] == 20
+    assert fig_max_rps.fails_below(sweep, best, "slo", slo_min=0.99)["muxserve"] == [5.0]
+
+
 def test_ablation_marks_failed_systems(tmp_path):
     systems = ["warmserve", "warmserve_disable_prewarm", "warmserve_window3"]
     out = tmp_path / "a.png"
