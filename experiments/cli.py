@@ -328,7 +328,8 @@ def _hydra(command: str, argv: list[str]) -> int:
 
     app = hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")(task)
     old = sys.argv
-    sys.argv = [f"warmsim-{command}"] + argv + pin + [f"hydra.job.name={command}"]
+    # options before the overrides: hydra's parser takes the overrides as one positional list
+    sys.argv = [f"warmsim-{command}"] + opts + overrides + pin + [f"hydra.job.name={command}"]
     try:
         app()
     finally:
