@@ -143,18 +143,27 @@ def _report_notes(summary: pd.DataFrame, results: list[RunResult], setup, notes)
     return ["## Cost-model notes", ""] + [f"- {n}" for n in notes] + [""] if notes else []
 
 
+def _report_systems(summary: pd.DataFrame, results: list[RunResult], setup, notes) -> list[str]:
+    """Which GPUs each system could use, and what each placed at time 0 (MuxServe's meshes)."""
+    total = setup.cluster.nodes * setup.cluster.gpus_per_node
+    lines = ["## Systems", ""]
+    for r in results:
+        seen = f"{r.gpus_visible} of {total} GPUs" if r.gpus_visible else f"{total} GPUs"
+        extra = " (as the artifact ran it: one node)" if r.gpus_visible and r.gpus_visible < total else ""
+        lines.append(f"- `{r.system}`: {seen}{extra}" + (", placed at time 0:" if r.placement else ""))
+        lines += [f"  - {p}" for p in r.placement]
+    return lines + [""]
+
+
+def _report_claims(summary: pd.DataFrame, results: list[RunResult], setup, notes) -> list[str]:
+    from experiments.claims import claims_markdown
+    return claims_markdown(summary)
+
+
 #: The sections of report.md, in order: each is ``f(summary, results, setup, notes) -> lines`` (an
-#: empty list leaves the section out). Add one with :func:`add_report_section`.
-REPORT_SECTIONS: list = [_report_header, _report_summary, _report_drops, _report_notes]
-
-
-def add_report_section(section, before=None) -> None:
-    """Add ``section`` (``f(summary, results, setup, notes) -> list of lines``) to report.md, at the
-    end or before the section function ``before``."""
-    if section in REPORT_SECTIONS:
-        return
-    REPORT_SECTIONS.insert(REPORT_SECTIONS.index(before) if before in REPORT_SECTIONS else len(REPORT_SECTIONS),
-                           section)
+#: empty list leaves the section out). A new section is one function and one entry here.
+REPORT_SECTIONS: tuple = (_report_header, _report_summary, _report_systems, _report_claims, _report_drops,
+                         _report_notes)
 
 
 def write_report(path: Path, summary: pd.DataFrame, results: list[RunResult], setup, notes=()) -> None:
