@@ -31,7 +31,7 @@ FIGURES: dict[str, set[str]] = {
 MAIN_SYSTEMS = "static,sllm,muxserve,warmserve"
 ABLATION_SYSTEMS = ("warmserve_disable_prewarm,warmserve_default_mode,warmserve_no_placement,warmserve_no_kv_reserve,warmserve_oracle,"
                     "warmserve_window3,warmserve_window40,warmserve_free_malloc")
-FULL_RATES = "5,10,20,40,60,80,100"
+FULL_RATES = "5,10,15,20,30,40,60,80"
 QUICK_RATES = "10,40,80,120"
 QUICK_DURATION_S = 300.0
 
@@ -55,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
                    help=f"short experiments: workload.duration_s={QUICK_DURATION_S:g}, rates {QUICK_RATES}")
     p.add_argument("--only", type=_csv(str), default=None, help=f"comma-separated subset of: {', '.join(FIGURES)}")
     p.add_argument("--workload", default="warmserve_conv", help="workload config (experiments/conf/workload/; default: warmserve_conv)")
-    p.add_argument("--rps", type=float, default=10.0, help="request rate (workload.rps, req/s) of the headline comparison (default: 10)")
+    p.add_argument("--rps", type=float, default=15.0, help="request rate (workload.rps, req/s) of the headline comparison (default: 15, the paper's headline point)")
     p.add_argument("--rates", type=_csv(float), default=None,
                    help=f"request rates of the load sweep (default {FULL_RATES}; --quick: {QUICK_RATES})")
     p.add_argument("--duration-s", type=float, default=None,
@@ -64,7 +64,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ablation-systems", type=_csv(str), default=ABLATION_SYSTEMS,
                    help="WarmServe variants of the ablation figure (WarmServe itself is always included; default: "
                         f"{ABLATION_SYSTEMS})")
-    p.add_argument("--ablation-rps", type=float, default=None, help="request rate of the ablation (default: --rps)")
+    p.add_argument("--ablation-rps", type=float, default=30.0,
+                   help="request rate of the ablation (default: 30, experiment=paper_ablation: starts are frequent and WarmServe still meets its SLO)")
     p.add_argument("--criterion", choices=["slo", "p99"], default="slo",
                    help="when a rate counts as served in max_rps: SLO attainment or P99 TTFT of all models "
                         "(default: slo)")
