@@ -7,6 +7,7 @@ The lead's CLI calls :func:`main` with the arguments after ``warmsim trace`` and
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -18,6 +19,24 @@ from traces import describe as describe_mod
 from traces import registry
 
 
+#: Shortest rate bin: finer bins make arrays of billions of entries on a day-long trace.
+MIN_BIN_S = 0.01
+
+
+def _seconds(lo: float, open_lo: bool):
+    """An argparse type: a finite number of seconds above ``lo`` (or at least ``lo``)."""
+    def parse(text: str) -> float:
+        try:
+            x = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        if not math.isfinite(x) or x < lo or (open_lo and x <= lo) or x > 1e10:
+            raise argparse.ArgumentTypeError(f"got {text}; allowed: a number of seconds "
+                                             f"{'>' if open_lo else '>='} {lo:g} and at most 1e10")
+        return x
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     p = UserArgumentParser(prog="warmsim trace", description="Describe or plot a trace (name or file).")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -26,9 +45,12 @@ def _parser() -> argparse.ArgumentParser:
                         ("plot", "write a PNG: arrival rate over time and token-length histograms")):
         s = sub.add_parser(name, help=help_)
         s.add_argument("trace", help="a trace name (see 'warmsim trace list') or a CSV/JSONL file")
-        s.add_argument("--start", type=float, default=0.0, help="window start, seconds from the trace start")
-        s.add_argument("--duration", type=float, default=None, help="window length in seconds (default: to the end)")
-        s.add_argument("--bin", type=float, default=None, help="rate bin in seconds (describe: 60; plot: span/300)")
+        s.add_argument("--start", type=_seconds(0.0, False), default=0.0,
+                       help="window start, seconds from the trace start")
+        s.add_argument("--duration", type=_seconds(0.0, True), default=None,
+                       help="window length in seconds (default: to the end)")
+        s.add_argument("--bin", type=_seconds(MIN_BIN_S, False), default=None,
+                       help=f"rate bin in seconds, at least {MIN_BIN_S:g} (describe: 60; plot: span/300)")
         s.add_argument("--sort", action="store_true", help="sort a file whose timestamps go backwards")
         if name == "plot":
             s.add_argument("--out", default=None,

@@ -51,6 +51,8 @@ CASES = [
     ("report --out is a directory", ["report", ".", "--out", "."], "is a directory"),
     ("calibrate --out under a file", ["calibrate", "--device", "fake", "--quick", "--out", "afile/p"], "--out afile/p"),
     ("figures --out under a file", ["figures", "--results", ".", "--out", "afile/f"], "--out"),
+    ("trace --bin 0", ["trace", "describe", "azure2023_conv", "--bin", "0"], "--bin: got 0"),
+    ("trace --start nan", ["trace", "describe", "azure2023_conv", "--start", "nan"], "--start: got nan"),
     # --- top-level keys
     ("seed=-1", [*RUN, "seed=-1"], "config key seed: got -1"),
     ("seed=abc", [*RUN, "seed=abc"], "config key seed: got 'abc'"),
@@ -123,3 +125,9 @@ def test_trace_plot_into_an_existing_directory_and_report_into_a_new_folder(tmp_
     p = warmsim("report", str(out), "--out", "new/folder/all.md", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "static" in (tmp_path / "new" / "folder" / "all.md").read_text()
+
+
+def test_hydra_options_may_follow_the_overrides(tmp_path):
+    p = warmsim("run", *TINY, "system=static", "--cfg", "job", cwd=tmp_path)
+    assert p.returncode == 0 and "gpus_per_node: 2" in p.stdout, p.stderr
+    assert not (tmp_path / "outputs").exists()  # printing the config runs nothing
