@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ def _num(cfg, key: str, where: str, positive=True) -> float:
         x = float(v)
     except (TypeError, ValueError):
         raise UserError(f"config key {where}.{key}: '{v}' is not a number") from None
+    if not math.isfinite(x) or (not positive and x < 0):  # (the CLI's schema, experiments/validate.py, says more)
+        raise UserError(f"config key {where}.{key}: got {v}; allowed: a finite number {'> 0' if positive else '>= 0'}")
     if positive and not x > 0:
         raise UserError(f"config key {where}.{key}: must be > 0, got {v}")
     return x
