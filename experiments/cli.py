@@ -106,7 +106,7 @@ def _split(command: str, argv: list[str]) -> tuple[list[str], list[str]]:
 def _check_overrides(command: str, overrides: list[str], multirun: bool):
     """Parse the overrides; reject unknown group choices (every value of a sweep), ``+key`` that adds
     a key nothing reads, and anything hydra cannot compose; returns the composed config of the first
-    job). One line, exit 2 for every problem."""
+    job) and the keys a sweep varies. One line, exit 2 for every problem."""
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
@@ -121,12 +121,14 @@ def _check_overrides(command: str, overrides: list[str], multirun: bool):
     except (HydraException, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"bad override: {first}") from None
-    first_job, adds = [], []
+    first_job, adds, swept = [], [], set()
     for a, o in zip(overrides, parsed):
         key = o.key_or_group
         if o.is_sweep_override() and not multirun:
             raise UserError(f"override {a}: a sweep (several values) needs `warmsim {command} -m`")
         values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        if o.is_sweep_override():
+            swept.add(o.get_key_element().lstrip("+~"))
         if key.split("@")[0] in groups and "/" not in key and not o.is_delete():
             known = group_choices(key)
             for v in values:
@@ -155,7 +157,7 @@ def _check_overrides(command: str, overrides: list[str], multirun: bool):
             continue  # an argument of a policy: the policy's constructor checks it
         raise UserError(f"override {a}: unknown config key '{key}' (a '+' override adds a key that nothing "
                         "reads; see experiments/conf/)")
-    return cfg
+    return cfg, swept
 
 
 def _check_config(cfg) -> None:
@@ -221,25 +223,28 @@ def _output_dir(command: str, overrides: list[str], multirun: bool) -> tuple[Pat
     return path, [f"{key}={path}"]
 
 
-def _job_label(hc) -> str:
-    over = " ".join(str(o) for o in hc.overrides.task if not str(o).startswith("hydra"))
+def _job_label(hc, swept=frozenset()) -> str:
+    """``job N (k=v ...)`` with the values the sweep varies (every override when none is known)."""
+    items = [str(o) for o in hc.overrides.task if not str(o).startswith("hydra")]
+    varied = [o for o in items if o.split("=", 1)[0].lstrip("+~") in swept]
+    over = " ".join(varied or items)
     return f"job {hc.job.num}" + (f" ({over})" if over else "")
 
 
-def _sweep_job(command: str, cfg, out: Path, hc) -> None:
+def _sweep_job(command: str, cfg, out: Path, hc, swept=frozenset()) -> None:
     """One job of a sweep: skipped when its complete results (same config) are there; a failure is
     recorded in ``FAILED.json`` and reported on one line, and the sweep goes on."""
     from omegaconf import OmegaConf
 
     from experiments.outputs import run_state
-    label = _job_label(hc)
+    label = _job_label(hc, swept)
     resolved = OmegaConf.to_yaml(cfg, resolve=True)
     conf = out / "config.yaml"
     if run_state(out) == "complete" and conf.is_file() and conf.read_text() == resolved:
         print(f"warmsim: {label}: complete results in {out}, skipped")
         return
     (out / FAILED).unlink(missing_ok=True)
-    record = {"overrides": [str(o) for o in hc.overrides.task]}
+    record = {"label": label, "overrides": [str(o) for o in hc.overrides.task]}
     try:
         _check_config(cfg)
         _body(command, cfg, out)
@@ -285,14 +290,14 @@ def _sweep_report(sweep_dir: Path, started: float) -> int:
             mark = d / ".hydra" / "overrides.yaml"
             if not mark.is_file() or mark.stat().st_mtime < started:
                 continue  # a job of an earlier sweep into the same directory, not run this time
-        over = " ".join(o for o in rec.get("overrides", []) if not o.startswith("hydra"))
-        failed.append((int(rec.get("status", 1)), f"{d.name}" + (f" ({over})" if over else ""),
+        label = rec.get("label") or f"job {d.name}"
+        failed.append((int(rec.get("status", 1)), label,
                        rec.get("error", "no results (the job stopped before writing them)")))
     if not failed:
         return 0
     print(f"warmsim: {len(failed)} of {len(jobs)} sweep job(s) failed:", file=sys.stderr)
     for _, label, err in failed:
-        print(f"  job {label}: {err}", file=sys.stderr)
+        print(f"  {label}: {err}", file=sys.stderr)
     return 2 if all(s == 2 for s, _, _ in failed) else 1
 
 
@@ -307,9 +312,9 @@ def _hydra(command: str, argv: list[str]) -> int:
     info = any(o.split("=", 1)[0] in _INFO_OPTIONS for o in opts)
     multirun = any(o in ("-m", "--multirun") for o in opts)
     pin: list[str] = []
-    outdir = None
+    outdir, swept = None, set()
     if not info:
-        cfg = _check_overrides(command, overrides, multirun)
+        cfg, swept = _check_overrides(command, overrides, multirun)
         if not multirun:
             _check_config(cfg)
         outdir, pin = _output_dir(command, overrides, multirun)
@@ -319,7 +324,7 @@ def _hydra(command: str, argv: list[str]) -> int:
         hc = HydraConfig.get()
         out = Path(hc.runtime.output_dir)
         if hc.mode == RunMode.MULTIRUN:
-            return _sweep_job(command, cfg, out, hc)
+            return _sweep_job(command, cfg, out, hc, swept)
         try:
             _check_config(cfg)
             _body(command, cfg, out)

@@ -136,3 +136,23 @@ def test_a_sweep_with_a_bad_job_runs_the_others_lists_the_failure_and_skips_comp
     p = warmsim(*args, cwd=tmp_path)
     assert p.returncode == 2 and "skipped" in p.stdout
     assert (tmp_path / "sw" / "0" / "summary.csv").stat().st_mtime_ns == first
+
+
+def test_the_sweep_status_is_2_when_every_failure_was_bad_input_and_1_otherwise(tmp_path, capsys):
+    import json
+
+    from experiments.cli import FAILED, _sweep_report
+    for name, status in (("0", None), ("1", 2), ("2", 1)):
+        d = tmp_path / name
+        (d / ".hydra").mkdir(parents=True)
+        (d / ".hydra" / "overrides.yaml").write_text("[]\n")
+        if status is None:
+            (d / outputs.MARKER).write_text("{}\n")
+        else:
+            (d / FAILED).write_text(json.dumps({"status": status, "error": f"err{name}", "label": f"job {name}"}))
+    assert _sweep_report(tmp_path, 0) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["warmsim: 2 of 3 sweep job(s) failed:", "  job 1: err1", "  job 2: err2"]
+    (tmp_path / "2" / FAILED).unlink()
+    (tmp_path / "2" / outputs.MARKER).write_text("{}\n")
+    assert _sweep_report(tmp_path, 0) == 2
