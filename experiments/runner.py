@@ -60,8 +60,8 @@ def run_system(setup: Setup, scfg, cfg) -> RunResult:
         bar.close()
     req = rec.requests_table()
     models = list(setup.workload.models)
-    summary = summarize(bundle.name, req, sim.counters, duration_s=setup.workload.duration_s, end_s=sim.end_s,
-                        gpu_seconds=sim.gpu_busy_area, prediction_log=sim.prediction_log,
+    summary = summarize(bundle.name, req, rec.counters, duration_s=setup.workload.duration_s, end_s=rec.end_s,
+                        gpu_seconds=rec.gpu_seconds, prediction_log=rec.prediction_log,
                         slo_ttft_s=float(cfg.slo.ttft_s), slo_tpot_s=float(cfg.slo.tpot_s),
                         unfinished_ttft_s=float(cfg.metrics.unfinished_ttft_s),
                         fast_ttft_s=float(cfg.metrics.fast_ttft_s), profile=setup.cost.name,
@@ -71,10 +71,10 @@ def run_system(setup: Setup, scfg, cfg) -> RunResult:
     req.insert(0, "system", bundle.name)
     tl = rec.timeline_table()
     tl.insert(0, "system", bundle.name)
-    preds = pd.DataFrame(sim.prediction_log, columns=["model", "window", "pred_avg", "pred_peak", "obs_avg",
+    preds = pd.DataFrame(rec.prediction_log, columns=["model", "window", "pred_avg", "pred_peak", "obs_avg",
                                                       "obs_peak"])
     preds.insert(0, "system", bundle.name)
     gpus = len(sim.cluster.gpus)
     summary.insert(summary.columns.get_loc("mean_gpus_busy"), "gpus_visible", gpus)
     return RunResult(bundle.name, summary, req, tl, preds, time.perf_counter() - t0, gpus, tuple(sim.initial_lines),
-                     sim.events)
+                     rec.events)

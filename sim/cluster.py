@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sim.flows import FlowNetwork, Link
 from sim.memory import GPUMemory
+from sim.sources import get_source
 
 GIB = 1 << 30
 
@@ -122,26 +123,7 @@ class Cluster:
         destination's receive side), else GPUDirect RDMA (the peer node's NIC out, this node's NIC in,
         this GPU's PCIe link).
         """
-        g = self.gpus[gpu]
-        node = self.nodes[g.node]
-        if source in ("peer_nvlink", "peer_rdma"):
-            if peer_gpu is None:
-                raise KeyError(f"{source} needs the peer GPU")
-            p = self.gpus[peer_gpu]
-            if (p.node == g.node) != (source == "peer_nvlink"):
-                raise KeyError(f"{source} from GPU {peer_gpu} to GPU {gpu}: wrong path for their nodes")
-            if source == "peer_nvlink":
-                return (p.nvlink_tx, g.nvlink_rx), float("inf")
-            return (self.nodes[p.node].nic_tx, node.nic, g.pcie), float("inf")
-        if source == "host_pinned":
-            return (node.host_mem, g.pcie), float("inf")
-        if source == "host_pageable":
-            return (node.host_mem, g.pcie), self.spec.pcie_pageable_bw
-        if source == "ssd":
-            return (node.ssd, g.pcie), float("inf")
-        if source == "remote":
-            return (node.nic, g.pcie), float("inf")
-        raise KeyError(source)
+        return get_source(source).path(self, gpu, peer_gpu)
 
     def node_links(self, node: int) -> set[Link]:
         n = self.nodes[node]

@@ -15,14 +15,16 @@ from typing import Protocol, runtime_checkable
 
 from sim.errors import UserError
 from sim.models import ServedModel
+from sim.sources import SOURCES as _SOURCE_TABLE
 
-#: Where a model's weights come from when an instance loads them. ``peer_nvlink`` / ``peer_rdma``
-#: copy them from the GPUs of a running instance of the same model (same node / another node).
-SOURCES = ("host_pinned", "host_pageable", "ssd", "remote", "prewarmed", "peer_nvlink", "peer_rdma")
+#: Where a model's weights come from when an instance loads them (the table in :mod:`sim.sources`).
+#: ``peer_nvlink`` / ``peer_rdma`` copy them from the GPUs of a running instance of the same model
+#: (same node / another node).
+SOURCES = tuple(_SOURCE_TABLE)
 #: The sources that copy from a running instance's GPUs.
-PEER_SOURCES = ("peer_nvlink", "peer_rdma")
+PEER_SOURCES = tuple(n for n, s in _SOURCE_TABLE.items() if s.peer)
 #: The storage tiers a policy may name as where weights come from (no replica, no peer needed).
-STORAGE_SOURCES = ("host_pinned", "host_pageable", "ssd", "remote")
+STORAGE_SOURCES = tuple(n for n, s in _SOURCE_TABLE.items() if s.storage)
 
 
 def check_source(source: str, what: str, allowed: tuple[str, ...] = STORAGE_SOURCES) -> None:

@@ -13,11 +13,15 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sim.cost import CostModel
 from sim.models import ServedModel
+
+if TYPE_CHECKING:
+    from sim.protocols import EngineHost
 
 
 #: Batch size from which the KV look-ahead uses numpy arrays instead of Python integers.
@@ -48,9 +52,10 @@ class Seq:
 
 
 class Engine:
-    """The serving loop of one instance. ``host`` is the simulation (clock, recorder, callbacks)."""
+    """The serving loop of one instance. ``host``: the run (clock, callbacks), a
+    :class:`sim.protocols.EngineHost`."""
 
-    def __init__(self, host, instance, model: ServedModel, cost: CostModel, spec: EngineSpec, kv_blocks: int):
+    def __init__(self, host: "EngineHost", instance, model: ServedModel, cost: CostModel, spec: EngineSpec, kv_blocks: int):
         self.host = host
         self.env = host.env
         self.inst = instance
@@ -100,7 +105,7 @@ class Engine:
     # ---- the loop -------------------------------------------------------------------------------
     def run(self):
         env = self.env
-        dirty = self.host._kv_dirty
+        dirty = self.host.kv_dirty
         iid = self.inst.id
         while True:
             dirty.add(iid)  # block counts may have changed since the last pass (KV reservation loop)

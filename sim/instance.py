@@ -4,19 +4,22 @@ stopped) and the engine it runs once active."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from policies.types import ACTIVE, DRAINING, INITIALISING, LOADING, STARTING, STOPPED, InstanceView
 from sim.engine import Engine
 from sim.memory import KV, WEIGHTS
 from sim.models import ServedModel
 from sim.recorder import START_COLD, START_PREWARMED, START_WARM
-from sim.startup import memory_prep_s
+
+if TYPE_CHECKING:
+    from sim.protocols import InstanceHost
 
 
 class Instance:
     """One instance of ``model`` on ``gpus``. Its memory is committed when it is created."""
 
-    def __init__(self, host, ident: int, model: ServedModel, gpus: tuple[int, ...], source: str,
+    def __init__(self, host: "InstanceHost", ident: int, model: ServedModel, gpus: tuple[int, ...], source: str,
                  replica=None, compute_share: float = 1.0, kv_bytes_per_gpu: int = 0, ready_at_start=False,
                  peer: "Instance | None" = None, max_num_seqs: int | None = None):
         self.host = host
@@ -95,40 +98,35 @@ class Instance:
             yield from self._serve()
             return
         h.record_instance(self)
-        if not h.bundle.device_prewarm:
+        if not h.device_prewarm:
             yield env.timeout(h.cost.process_start_s())
         self._set_state(LOADING)
+        ms = h.memswitch  # the memory-switch mechanism (sim.memswitch): None = no wait at that point
         if self.replica is not None:
             if not self.replica.ready.triggered:
                 yield self.replica.ready
             h.adopt_replica(self)
-            if h.bundle.memswitch == "free_malloc":
-                yield env.timeout(self.sync_free_s + self._kv_alloc_s())
+            wait = ms.on_adopt_s(h.cost, self.kv_bytes_per_gpu, self.sync_free_s, h.engine_prewarm)
+            if wait is not None:
+                yield env.timeout(wait)
         else:
             shard = self.model.shard_bytes
-            if h.bundle.memswitch == "free_malloc":
-                yield env.timeout(self.sync_free_s + h.cost.alloc_s(shard) + self._kv_alloc_s())
+            wait = ms.before_load_s(h.cost, shard, self.kv_bytes_per_gpu, self.sync_free_s, h.engine_prewarm)
+            if wait is not None:
+                yield env.timeout(wait)
             t0 = env.now
             yield from h.load_weights(self.model, self.gpus, self.source, tag=("instance", self.id), peer=self.peer)
             if self.peer is not None:
                 self.peer.hold_for_copy(-1)
                 self.peer = None
             yield env.timeout(h.cost.load_overhead_s(self.source, shard))
-            if h.bundle.memswitch == "vmm_pool":
-                yield env.timeout(memory_prep_s(h.cost, shard, "vmm_pool", env.now - t0))
+            wait = ms.after_load_s(h.cost, shard, env.now - t0)
+            if wait is not None:
+                yield env.timeout(wait)
         self._set_state(INITIALISING)
-        if not h.bundle.engine_prewarm:
+        if not h.engine_prewarm:
             yield env.timeout(h.cost.engine_init_s(self.model))
         yield from self._serve()
-
-    def _kv_alloc_s(self) -> float:
-        """KV-cache allocation outside engine initialisation: only a pre-spawned engine (engine
-        prewarm) allocates it at activation; otherwise engine_init_s already includes it. With the
-        VMM pool KV is mapped lazily (warmserve.md section 6) and costs nothing up front."""
-        h = self.host
-        if h.bundle.engine_prewarm and h.bundle.memswitch == "free_malloc":
-            return h.cost.alloc_s(self.kv_bytes_per_gpu)
-        return 0.0
 
     #: Seconds of synchronous cudaFree for replicas evicted to make room (free_malloc only).
     sync_free_s: float = 0.0

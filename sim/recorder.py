@@ -32,6 +32,13 @@ class Recorder:
         self.timeline: list[tuple] = []
         self.memory: list[tuple] = []
         self.done = 0
+        # Run-level counters (summary columns) and logs.
+        self.counters = {m: {"cold_starts": 0, "prewarm_hits": 0, "prewarm_hits_loading": 0, "evictions": 0,
+                             "prewarms": 0, "instance_starts": 0} for m in workload.models}
+        self.prediction_log: list[tuple] = []  # (model, window, pred avg, pred peak, obs avg, obs peak)
+        self.gpu_seconds = 0.0  # GPU-seconds with an instance on the GPU (set at the run's end)
+        self.end_s = 0.0  # when the run ended
+        self.events = 0  # SimPy events the run scheduled
 
     def first(self, rid: int, t: float) -> None:
         self.first_token[rid] = t

@@ -10,23 +10,18 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from sim.cost import CostModel
+from sim.memswitch import MEMSWITCHES, get_memswitch
 from sim.models import ServedModel
+from sim.sources import SOURCES
 
-#: Links a weight load from each source crosses: (node-level link shared by all shards, or None;
-#: per-GPU link). A peer copy over NVLink has a link pair per GPU pair and nothing shared; one over
-#: RDMA crosses both nodes' NICs (same capacity) and the destination GPU's PCIe link.
-SOURCE_PATHS: dict[str, tuple[str | None, str] | None] = {
-    "host_pinned": ("host_mem", "pcie_h2d_pinned"),
-    "host_pageable": ("host_mem", "pcie_h2d_pageable"),
-    "ssd": ("ssd_read", "pcie_h2d_pinned"),
-    "remote": ("nic", "pcie_h2d_pinned"),
-    "prewarmed": None,
-    "peer_nvlink": (None, "nvlink"),
-    "peer_rdma": ("nic", "pcie_h2d_pinned"),
-}
+#: Link kinds a weight load from each source crosses: (node-level link shared by all shards, or
+#: None; per-GPU link), from the source table (:mod:`sim.sources`). A peer copy over NVLink has a
+#: link pair per GPU pair and nothing shared; one over RDMA crosses both nodes' NICs (same
+#: capacity) and the destination GPU's PCIe link.
+SOURCE_PATHS: dict[str, tuple[str | None, str] | None] = {name: s.link_kinds for name, s in SOURCES.items()}
 
-#: Memory-switch mechanisms: how a GPU's memory is made ready for new weights.
-MEMSWITCH = ("free_malloc", "vmm_pool")
+#: Memory-switch mechanisms: how a GPU's memory is made ready for new weights (:mod:`sim.memswitch`).
+MEMSWITCH = tuple(MEMSWITCHES)
 
 
 @dataclass(frozen=True)
@@ -73,11 +68,7 @@ def memory_prep_s(cost: CostModel, nbytes: int, memswitch: str, transfer_s: floa
     handles in a background thread ahead of the copy, so only the part of the mapping longer than
     the copy shows.
     """
-    if memswitch == "free_malloc":
-        return cost.alloc_s(nbytes)
-    if memswitch == "vmm_pool":
-        return max(0.0, cost.vmm_map_s(nbytes) - transfer_s)
-    raise KeyError(memswitch)
+    return get_memswitch(memswitch).prep_s(cost, nbytes, transfer_s)
 
 
 def startup_breakdown(cost: CostModel, model: ServedModel, source: str, *, device_prewarmed: bool = False,
@@ -89,7 +80,7 @@ def startup_breakdown(cost: CostModel, model: ServedModel, source: str, *, devic
     """
     bw = bandwidth or cost.link_bandwidth
     transfer = isolated_transfer_s(model, source, bw)
-    loaded = source != "prewarmed"
+    loaded = SOURCE_PATHS[source] is not None
     return StartupBreakdown(
         process_s=0.0 if device_prewarmed else cost.process_start_s(),
         memory_s=memory_prep_s(cost, model.shard_bytes, memswitch, transfer) if loaded else 0.0,

@@ -1,0 +1,72 @@
+"""KV lending (WarmServe's KV reservation, warmserve.md section 5): idle KV blocks of running
+engines lent to the GPU pool for prewarming, and taken back (evicting replicas if needed) when an
+engine needs them.
+
+It owns the set of engines touched since the lending loop last looked: the policy is a pure
+function of an engine's block counts, so an engine untouched since a step that changed nothing
+would get the same no-op, and the loop visits only the touched ones.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from policies.types import ACTIVE
+from sim.memory import KV
+
+if TYPE_CHECKING:
+    from sim.instance import Instance
+    from sim.simulation import Simulation
+
+
+class KVLending:
+    """The KV-reservation loop of one run and the reclaims engines ask for."""
+
+    def __init__(self, sim: "Simulation"):
+        self.sim = sim
+        self.dirty: set[int] = set()  # instances whose engine changed since the loop last looked
+
+    def loop(self):
+        """Each period the bundle's policy says how many free KV blocks of each engine to lend to
+        the GPU pool, or to take back."""
+        sim = self.sim
+        policy = sim.bundle.kv_policy
+        dirty = self.dirty
+        while True:
+            yield sim.env.timeout(policy.period_s)
+            todo = sorted(dirty)  # instance ids grow with creation: the order of sim.instances
+            dirty.clear()
+            for iid in todo:
+                inst = sim.instances.get(iid)
+                if inst is None or inst.state != ACTIVE or inst.compute_share < 1.0:
+                    continue
+                e = inst.engine
+                step = policy.step(e.total_blocks, e.inflight, e.free_blocks, e.reserved, e.take_freed())
+                if step.reserve > 0:
+                    self.set_reserved(inst, e.reserved + step.reserve)
+                elif step.give_back > 0:
+                    self.reclaim(inst, step.give_back)
+
+    def set_reserved(self, inst: "Instance", blocks: int) -> None:
+        """Lend ``blocks`` of ``inst``'s KV blocks in all: its KV memory shrinks by them."""
+        e = inst.engine
+        e.reserved = blocks
+        self.dirty.add(inst.id)
+        kv_bytes = (e.total_blocks - e.reserved) * inst.block_bytes
+        for g in inst.gpus:
+            self.sim.cluster.gpus[g].mem.set(KV, inst.id, kv_bytes)
+
+    def reclaim(self, inst: "Instance", blocks: int) -> None:
+        """Take back up to ``blocks`` reserved KV blocks, evicting prewarmed replicas if needed."""
+        sim = self.sim
+        e = inst.engine
+        blocks = min(blocks, e.reserved)
+        need = blocks * inst.block_bytes
+        for g in inst.gpus:
+            gpu = sim.cluster.gpus[g]
+            for r in sorted(gpu.replicas, key=lambda r: -sim.replicas[r].created):
+                if gpu.mem.free_bytes >= need:
+                    break
+                sim.evict(r, f"KV reclaimed by instance {inst.id}")
+        room = min(sim.cluster.gpus[g].mem.free_bytes for g in inst.gpus) // inst.block_bytes
+        self.set_reserved(inst, e.reserved - min(blocks, room))

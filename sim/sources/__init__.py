@@ -1,0 +1,55 @@
+"""Weight sources: where the weights of a new instance or a prewarmed replica come from.
+
+One :class:`WeightSource` per name a policy or config may use, in one table, :data:`SOURCES`. A
+source says which links a load crosses (the flow network shares them), the link kinds of that path
+(for the start-up cost estimate of ``warmsim estimate``), whether a policy may name it as a storage
+tier, whether it copies from a running instance's GPUs (a peer) and whether it reads the node's
+pinned host-memory checkpoint cache. A new source is one new module here plus one entry in
+:data:`SOURCES` (``docs/extending.md``).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sim.sources.host import HOST_PAGEABLE, HOST_PINNED
+from sim.sources.peer import PEER_NVLINK, PEER_RDMA
+from sim.sources.prewarmed import PREWARMED
+from sim.sources.remote import REMOTE
+from sim.sources.ssd import SSD
+
+
+class WeightSource(Protocol):
+    """Where weights come from, and the path a load from there takes."""
+
+    #: The name policies and configs use (``Activate.source``, ``Prewarm.source``).
+    name: str
+    #: A storage tier a policy may name without a replica or a peer (``sim.cost.STORAGE_SOURCES``).
+    storage: bool
+    #: Copies from the GPUs of a running instance of the same model (``Activate.peer``).
+    peer: bool
+    #: Peer sources only: whether the peer must sit on the destination's node (None otherwise).
+    same_node: bool | None
+    #: The load needs the checkpoint in the node's pinned host-memory cache (every non-peer load
+    #: puts the checkpoint there afterwards, whatever its source).
+    reads_host_cache: bool
+    #: (node-level link kind shared by all shards or None, per-GPU link kind); None: nothing moves.
+    link_kinds: tuple[str | None, str] | None
+
+    def path(self, cluster, gpu: int, peer_gpu: int | None = None) -> tuple[tuple, float]:
+        """The links (``sim.flows.Link``) a load onto ``gpu`` crosses, and the flow's own rate
+        ceiling (``inf``: none); ``KeyError`` if the source cannot reach ``gpu`` that way."""
+        ...
+
+
+#: Every weight source by name, in the order ``sim.cost.SOURCES`` lists them.
+SOURCES: dict[str, WeightSource] = {s.name: s for s in (HOST_PINNED, HOST_PAGEABLE, SSD, REMOTE, PREWARMED,
+                                                        PEER_NVLINK, PEER_RDMA)}
+
+
+def get_source(name: str) -> WeightSource:
+    """The source called ``name`` (``KeyError`` naming it otherwise)."""
+    try:
+        return SOURCES[name]
+    except KeyError:
+        raise KeyError(name) from None

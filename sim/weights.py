@@ -1,0 +1,220 @@
+"""Weight movement and prewarmed replicas: loads through the flow network (from a storage tier or
+a peer instance), replicas placed in the background, evicted, taken over by an instance, or kept
+from a stopping instance; and the placement loop that asks the placer for them.
+
+It owns the link-level side of a load (which :mod:`sim.sources` entry gives the path, background
+copies counted on their GPUs, the host cache refreshed) and every change to ``sim.replicas``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from policies.types import Evict, Prewarm
+from sim.errors import PlanError
+from sim.memory import PREWARM, WEIGHTS
+from sim.models import ServedModel
+from sim.replica import Replica
+from sim.sources import SOURCES, get_source
+
+if TYPE_CHECKING:
+    from sim.instance import Instance
+    from sim.simulation import Simulation
+
+
+class Weights:
+    """Loads and replicas of one run."""
+
+    def __init__(self, sim: "Simulation"):
+        self.sim = sim
+
+    # ---- loads ----------------------------------------------------------------------------------
+    def load_weights(self, model: ServedModel, gpus: tuple[int, ...], source: str, tag, background=False,
+                     replica: Replica | None = None, peer: "Instance | None" = None):
+        """Move one shard of ``model`` onto each of ``gpus`` from ``source`` (a generator to yield from).
+
+        From a ``peer`` instance, shard ``i`` comes from the peer's GPU ``i``; the peer keeps its
+        weights (and its GPUs) until the copy ends, and its GPUs count a copy in progress.
+        """
+        src = get_source(source)
+        if src.link_kinds is None or (replica is not None and replica.evicted):
+            return
+        if peer is not None:
+            yield from self._load_from_peer(model, gpus, source, tag, peer)
+            return
+        sim = self.sim
+        cluster = sim.cluster
+        node = cluster.nodes[cluster.gpus[gpus[0]].node]
+        if src.reads_host_cache and model.name not in node.host_cache:
+            raise PlanError(f"{tag}: {model.name} is not in node {node.idx}'s host cache")
+        flows = []
+        for g in gpus:
+            links, cap = src.path(cluster, g)
+            if background and cluster.gpus[g].instances:
+                cap = min(cap, links[-1].capacity * (1.0 - sim.cost.interference().copy_slowdown))
+            flows.append(cluster.net.transfer(model.shard_bytes, links, tag, cap))
+            if background:
+                cluster.gpus[g].background_flows += 1
+        if replica is not None:
+            replica.flows = flows
+        try:
+            yield sim.env.all_of([f.done for f in flows])
+        finally:
+            # (After an eviction cancelled the copy, evict() already released the GPUs; this
+            # generator then never resumes and only closes when garbage-collected.)
+            if background and not (replica is not None and replica.copy_released):
+                for g in gpus:
+                    cluster.gpus[g].background_flows -= 1
+        node.host_cache.touch(model.name, model.weight_bytes)
+
+    def _load_from_peer(self, model: ServedModel, gpus: tuple[int, ...], source: str, tag, peer: "Instance"):
+        cluster = self.sim.cluster
+        src = get_source(source)
+        flows = []
+        for g, p in zip(gpus, peer.gpus):
+            links, cap = src.path(cluster, g, peer_gpu=p)
+            flows.append(cluster.net.transfer(model.shard_bytes, links, tag, cap))
+        for p in peer.gpus:
+            cluster.gpus[p].background_flows += 1  # the copy reads the serving GPUs' HBM
+        try:
+            yield self.sim.env.all_of([f.done for f in flows])
+        finally:
+            for p in peer.gpus:
+                cluster.gpus[p].background_flows -= 1
+
+    # ---- replicas -------------------------------------------------------------------------------
+    def _add_replica(self, model: ServedModel, gpus: tuple[int, ...]) -> Replica:
+        sim = self.sim
+        rep = Replica(sim.env, sim.new_id(), model, gpus)
+        for g in gpus:
+            sim.cluster.gpus[g].mem.set(PREWARM, rep.id, model.shard_bytes)
+            sim.cluster.gpus[g].replicas.add(rep.id)
+            sim.views.gpu_changed(g)
+        sim.replicas[rep.id] = rep
+        sim.views.replicas_changed()
+        return rep
+
+    def apply_prewarm(self, p: Prewarm) -> None:
+        """Verify and apply a prewarm: memory now, the load in the background."""
+        sim = self.sim
+        model = sim.check_group(p.model, p.gpus, "Prewarm")
+        src = SOURCES.get(p.source)
+        if src is not None and src.peer:
+            raise PlanError(f"Prewarm {p.model}: prewarming from a peer instance ({p.source}) is not modelled")
+        for g in p.gpus:
+            # (A GPU serving the same model may take a replica, as the authors' code allows.)
+            if any(sim.replicas[r].model.name == p.model for r in sim.cluster.gpus[g].replicas):
+                raise PlanError(f"Prewarm {p.model} on GPU {g}: that GPU already holds a replica of {p.model}")
+            if not sim.cluster.gpus[g].mem.fits(model.shard_bytes, PREWARM, None):
+                raise PlanError(f"Prewarm {p.model} on GPU {g}: needs {model.shard_bytes} B, "
+                                f"{sim.cluster.gpus[g].mem.free_bytes} B free")
+        rep = self._add_replica(model, p.gpus)
+        sim.recorder.counters[p.model]["prewarms"] += 1
+        sim.recorder.event(sim.env.now, "replica", rep.id, p.model, p.gpus, "loading", p.source)
+        sim.env.process(self._prewarm_load(rep, p.source))
+
+    def _prewarm_load(self, rep: Replica, source: str):
+        sim = self.sim
+        yield from self.load_weights(rep.model, rep.gpus, source, ("replica", rep.id), background=True, replica=rep)
+        if not rep.evicted and rep.id in sim.replicas:
+            rep.ready.succeed()
+            sim.views.replicas_changed()
+            sim.recorder.event(sim.env.now, "replica", rep.id, rep.model.name, rep.gpus, "ready")
+
+    def evict(self, rid: int, why: str = "") -> float:
+        """Drop replica ``rid``; returns the bytes freed per GPU."""
+        sim = self.sim
+        rep = sim.replicas.get(rid)
+        if rep is None:
+            raise PlanError(f"Evict: no replica {rid}")
+        if rep.adopter is not None:
+            raise PlanError(f"Evict: replica {rid} is being taken over by instance {rep.adopter}")
+        del sim.replicas[rid]
+        sim.views.replicas_changed()
+        rep.evicted = True
+        cancelled = False
+        for f in rep.flows:
+            if not f.done.triggered:
+                sim.cluster.net.cancel(f)
+                cancelled = True
+        if cancelled and not rep.copy_released:
+            # The background copy stops now: its GPUs no longer pay the copy interference. (Left to
+            # load_weights' ``finally``, this happened whenever the garbage collector closed the
+            # stalled generator, so results depended on GC timing.)
+            rep.copy_released = True
+            for g in rep.gpus:
+                sim.cluster.gpus[g].background_flows -= 1
+        for g in rep.gpus:
+            sim.cluster.gpus[g].mem.release(PREWARM, rep.id)
+            sim.cluster.gpus[g].replicas.discard(rep.id)
+            sim.views.gpu_changed(g)
+        sim.recorder.counters[rep.model.name]["evictions"] += 1
+        sim.recorder.event(sim.env.now, "replica", rep.id, rep.model.name, rep.gpus, "evicted", why)
+        return rep.model.shard_bytes
+
+    def adopt_replica(self, inst: "Instance") -> None:
+        """``inst`` takes its replica's weights over: prewarm memory becomes the instance's."""
+        sim = self.sim
+        rep = inst.replica
+        for g in rep.gpus:
+            mem = sim.cluster.gpus[g].mem
+            mem.release(PREWARM, rep.id)
+            mem.set(WEIGHTS, inst.id, inst.model.shard_bytes)
+            sim.cluster.gpus[g].replicas.discard(rep.id)
+            sim.views.gpu_changed(g)
+        sim.replicas.pop(rep.id, None)
+        sim.views.replicas_changed()
+        sim.recorder.event(sim.env.now, "replica", rep.id, rep.model.name, rep.gpus, "activated", f"instance {inst.id}")
+
+    def keep_on_drain(self, inst: "Instance") -> None:
+        """With ``keep_weights_on_stop``, the draining instance's weights are announced at once as a
+        replica that becomes ready when the instance stops, so placement counts them instead of
+        loading another copy. Its memory is still the instance's until then; its GPUs stay busy."""
+        sim = self.sim
+        if not sim.bundle.keep_weights_on_stop or inst.compute_share < 1.0:
+            return
+        if any(sim.replicas[r].model.name == inst.model.name for g in inst.gpus for r in sim.cluster.gpus[g].replicas):
+            return
+        rep = Replica(sim.env, sim.new_id(), inst.model, inst.gpus)
+        for g in inst.gpus:
+            sim.cluster.gpus[g].replicas.add(rep.id)
+            sim.views.gpu_changed(g)
+        sim.replicas[rep.id] = rep
+        sim.views.replicas_changed()
+        inst.successor = rep
+        sim.recorder.event(sim.env.now, "replica", rep.id, rep.model.name, rep.gpus, "pending",
+                           f"kept from instance {inst.id}")
+
+    def keep_on_stop(self, inst: "Instance") -> None:
+        """The stopped instance's kept weights (if still wanted) become its successor replica's."""
+        sim = self.sim
+        rep = inst.successor
+        if rep is not None and not rep.evicted:
+            for g in rep.gpus:
+                sim.cluster.gpus[g].mem.set(PREWARM, rep.id, rep.model.shard_bytes)
+            rep.ready.succeed()
+            sim.views.replicas_changed()
+            sim.recorder.event(sim.env.now, "replica", rep.id, rep.model.name, rep.gpus, "ready", "kept")
+
+    # ---- placement ------------------------------------------------------------------------------
+    def placer_loop(self):
+        """Every ``placer.period_s`` (first at time 0): the placer's prewarms and evictions. A
+        prediction changes only with the window asked for and the observations made, so the
+        predictor is asked once per (window, observation count), not at every tick."""
+        sim = self.sim
+        placer, pred = sim.bundle.placer, sim.bundle.predictor
+        key, cached = None, {m: (0.0, 0.0) for m in sim.order}
+        while True:
+            window = int(sim.env.now // pred.window_s) if pred is not None else 0
+            if pred is not None and key != (window, sim.load.observations):
+                key = (window, sim.load.observations)
+                cached = {m: pred.predict(m, window) for m in sim.order}
+            preds = dict(cached)
+            for action in placer.plan(sim.snapshot(), preds):
+                if isinstance(action, Prewarm):
+                    self.apply_prewarm(action)
+                elif isinstance(action, Evict):
+                    self.evict(action.replica, "placement")
+                else:
+                    raise PlanError(f"placer returned {action!r}")
+            yield sim.env.timeout(placer.period_s)
