@@ -212,6 +212,9 @@ def _output_dir(command: str, overrides: list[str], multirun: bool) -> tuple[Pat
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     given = _explicit(overrides, key)
     if given is not None:
+        if not given.strip() or given.strip() in ("null", "None"):
+            raise UserError(f"{key}: empty; give a directory (or leave it out for a fresh one under "
+                            f"{'multirun' if multirun else 'outputs'}/)")
         if "${" in given:
             return None, []
         _probe_dir(Path(given), key)

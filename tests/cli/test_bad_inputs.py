@@ -42,6 +42,7 @@ RUN = ["run", *TINY, "system=static"]
 CASES = [
     # --- output locations
     ("run dir under a file", [*RUN, "hydra.run.dir=afile/run"], "hydra.run.dir=afile/run"),
+    ("run dir empty", [*RUN, "hydra.run.dir="], "hydra.run.dir: empty"),
     ("run dir in /proc", [*RUN, "hydra.run.dir=/proc/warmsim-nope/run"], "hydra.run.dir"),
     ("sweep dir under a file", ["run", "-m", *TINY, "system=static,ondemand", "hydra.sweep.dir=afile/sw"],
      "hydra.sweep.dir=afile/sw"),
