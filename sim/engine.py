@@ -240,8 +240,18 @@ class Engine:
         self.busy = True
         timer = env.timeout(t_of(k))
         while True:
-            self.wake = env.event()
-            yield timer | self.wake
+            # ``timer | wake`` without a Condition object: one event that the first of the two
+            # triggers, scheduled exactly when the Condition would have been (same event order).
+            self.wake = wake = env.event()
+            either = env.event()
+
+            def first(_ev, either=either):
+                if not either.triggered:
+                    either.succeed()
+
+            timer.callbacks.append(first)
+            wake.callbacks.append(first)
+            yield either
             if timer.processed:
                 break
             if not self._head_admissible():
