@@ -7,7 +7,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -18,8 +17,11 @@ from sim.cluster import GIB, ClusterSpec
 from sim.cost import ConstantCostModel, CostModel, DecodeCoeffs, Interference
 from sim.engine import EngineSpec
 from sim.errors import UserError
+from sim.memswitch import MEMSWITCHES
 from sim.models import ServedModel
 from sim.simulation import SimSpec
+
+from policies.load_estimate import inflight_estimate, load_windows, peak_inflight, service_estimate_s  # noqa: F401
 
 from experiments import validate
 from experiments.validate import check_tp
@@ -133,60 +135,6 @@ def build_workload(cfg, models: dict[str, ServedModel]):
 
 
 # ---- system -------------------------------------------------------------------------------------
-def service_estimate_s(model: ServedModel, cost: CostModel, prompt: np.ndarray, output: np.ndarray,
-                       batch: int) -> np.ndarray:
-    """Rough per-request service time (prefill + output x decode step at ``batch``), for load estimates."""
-    mean_ctx = float(np.mean(prompt) + np.mean(output) / 2) if len(prompt) else 512.0
-    step = cost.decode_coeffs(model).step_s(batch, int(batch * mean_ctx))
-    prefill = cost.prefill_s(model, int(np.mean(prompt)) if len(prompt) else 512, 1)
-    return prefill + output.astype(np.float64) * step
-
-
-def inflight_estimate(model: ServedModel, cost: CostModel, arrival_s: np.ndarray, prompt: np.ndarray,
-                      output: np.ndarray, max_batch: int, window_s: float, n_windows: int,
-                      iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """(avg, peak) in-flight load per window when each request occupies its estimated service time.
-
-    The service time depends on the batch it runs in, which depends on the load: start from
-    ``max_batch`` and re-estimate with the mean in-flight load (at most ``max_batch``) until it
-    stops changing (a few fixed-point steps of Little's law)."""
-    from policies.load_profile import inflight_windows
-    batch = max_batch
-    for _ in range(iterations):
-        svc = service_estimate_s(model, cost, prompt, output, batch)
-        avg, peak = inflight_windows(arrival_s, svc, window_s, n_windows)
-        busy = avg[avg > 0]
-        nxt = int(min(max_batch, max(1, round(float(busy.mean()))))) if len(busy) else 1
-        if nxt == batch:
-            break
-        batch = nxt
-    return avg, peak
-
-
-def load_windows(workload, models, cost, batch: int, window_s: float):
-    """(truth, history): per model the (avg, peak) in-flight load per window of the workload itself,
-    and of each history day, as the predictors use them (see :func:`inflight_estimate`)."""
-    n_windows = max(1, int(np.ceil(workload.duration_s / window_s)))
-    truth, history = {}, {}
-    for j, name in enumerate(workload.models):
-        m = models[name]
-        idx = workload.model == j
-        prompts = workload.prompt_tokens[idx]
-        avg, peak = inflight_estimate(m, cost, workload.arrival_s[idx], prompts, workload.output_tokens[idx],
-                                      batch, window_s, n_windows)
-        truth[name] = np.stack([avg, peak], axis=1)
-        days = [np.stack(inflight_estimate(m, cost, day[:, 0], prompts, day[:, 1], batch, window_s, n_windows),
-                         axis=1) for day in workload.history.get(name, [])]
-        if days:
-            history[name] = np.stack(days)
-    return truth, history
-
-
-def peak_inflight(workload, models, cost, batch: int, window_s: float = 60.0) -> dict[str, float]:
-    truth, _ = load_windows(workload, models, cost, batch, window_s)
-    return {m: float(truth[m][:, 1].max()) if len(truth[m]) else 0.0 for m in workload.models}
-
-
 def system_config(name: str) -> DictConfig:
     """The composed ``system/<name>.yaml`` config (overlays resolved), or a UserError listing the
     known systems."""
@@ -245,8 +193,8 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
     if parts["activator"] is None and parts["initial"] is None:
         raise UserError(f"system {name}: needs an activator or an initial placement")
     bundle = Bundle(name=name, **parts, **mech)
-    if bundle.memswitch not in ("free_malloc", "vmm_pool"):
-        raise UserError(f"system {name}: mechanisms.memswitch must be free_malloc or vmm_pool")
+    if bundle.memswitch not in MEMSWITCHES:  # the mechanisms' table, sim/memswitch/
+        raise UserError(f"system {name}: mechanisms.memswitch must be {' or '.join(MEMSWITCHES)}")
     bundle.meta["needs_node_pending"] = bool(scfg.get("needs_node_pending", False))
     return bundle
 
