@@ -61,3 +61,34 @@ class InitialPlacer(Protocol):
 
     def place(self, snap: Snapshot, expected_rate: Mapping[str, float]) -> list[Activate]:
         """Instances to create ready at time 0, given each model's mean request rate (req/s)."""
+
+
+class KVStep(Protocol):
+    """One KV-lending decision for one engine (``policies.warmserve.kv_reserve.KVReserveStep``)."""
+
+    reserve: int  # blocks to lend to the GPU pool now
+    give_back: int  # lent blocks to take back now
+
+
+class KVPolicy(Protocol):
+    """Lends idle KV blocks of running engines to the GPU pool (WarmServe's KV reservation).
+
+    ``step`` must be a pure function of its arguments: the simulator calls it only for engines
+    whose block counts changed since their last step (an unchanged engine would get the same
+    answer, and a step that lent or took back nothing leaves nothing to repeat).
+    """
+
+    period_s: float
+
+    def step(self, total_blocks: int, running: int, free_blocks: int, reserved_blocks: int,
+             freed_blocks: int | None = None) -> KVStep:
+        """Blocks to lend or take back for one engine, from its block counts."""
+
+
+class SharingModel(Protocol):
+    """How a step slows on a GPU shared with other engines (MuxServe's colocation)."""
+
+    def factor(self, phase: str, share: float, batch: int, busy_neighbours: int = 0, *,
+               tokens: int | None = None) -> float:
+        """Step-time factor of a ``phase`` step of ``batch`` sequences at compute ``share`` with
+        ``busy_neighbours`` co-located engines mid-step (``tokens``: a prefill's prompt tokens)."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+from policies.base import (Activator, Autoscaler, InitialPlacer, KVPolicy, Predictor, PrewarmPlacer, Router,
+                           SharingModel)
 
 
 class ShareByInverse:
@@ -25,23 +27,23 @@ class Bundle:
     """
 
     name: str
-    router: Any
-    autoscaler: Any
-    activator: Any = None  # where new instances start (None: the system never starts instances)
-    initial: Any = None  # instances present from t=0
-    placer: Any = None  # prewarmed-replica placement
-    predictor: Any = None  # load prediction feeding the placer
+    router: Router
+    autoscaler: Autoscaler | None
+    activator: Activator | None = None  # where new instances start (None: the system never starts instances)
+    initial: InitialPlacer | None = None  # instances present from t=0
+    placer: PrewarmPlacer | None = None  # prewarmed-replica placement
+    predictor: Predictor | None = None  # load prediction feeding the placer
     device_prewarm: bool = False  # worker process and CUDA context exist on every GPU
     engine_prewarm: bool = False  # engines / TP communicators are pre-spawned
-    memswitch: str = "free_malloc"  # how GPU memory is re-purposed: free_malloc | vmm_pool
-    kv_policy: Any = None  # lends idle KV blocks of running engines to prewarming (None: off)
+    memswitch: str = "free_malloc"  # how GPU memory is re-purposed: a name in sim.memswitch.MEMSWITCHES
+    kv_policy: KVPolicy | None = None  # lends idle KV blocks of running engines to prewarming (None: off)
     keep_weights_on_stop: bool = False  # a stopped instance leaves its weights as a prewarmed replica
     evict_on_activate: bool = True  # activation drops other replicas overlapping its GPUs
     scale_on_miss: bool = True  # a request no instance can take triggers an instance start
-    prewarm_source: str = "host_pinned"
+    prewarm_source: str = "host_pinned"  # a name in sim.sources.SOURCES
     #: How a step slows on a GPU shared with other engines (MuxServe): an object with
     #: ``factor(phase, share, batch, busy_neighbours, tokens=...)``; ``None``: plain ``1 / share``.
-    sharing: Any = None
+    sharing: SharingModel | None = None
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
