@@ -67,7 +67,8 @@ def run_system(setup: Setup, scfg, cfg) -> RunResult:
                         fast_ttft_s=float(cfg.metrics.fast_ttft_s), profile=setup.cost.name,
                         measured=bool(setup.cost.measured), models=models,
                         warmup_s=float(cfg.metrics.get("warmup_s", 0.0)),
-                        prediction_window_s=bundle.predictor.window_s if bundle.predictor is not None else None)
+                        prediction_window_s=bundle.predictor.window_s if bundle.predictor is not None else None,
+                        gpus_visible=len(sim.cluster.gpus))
     req.insert(0, "system", bundle.name)
     tl = rec.timeline_table()
     tl.insert(0, "system", bundle.name)
@@ -75,6 +76,5 @@ def run_system(setup: Setup, scfg, cfg) -> RunResult:
                                                       "obs_peak"])
     preds.insert(0, "system", bundle.name)
     gpus = len(sim.cluster.gpus)
-    summary.insert(summary.columns.get_loc("mean_gpus_busy"), "gpus_visible", gpus)
     return RunResult(bundle.name, summary, req, tl, preds, time.perf_counter() - t0, gpus, tuple(sim.initial_lines),
                      rec.events)

@@ -11,7 +11,7 @@ from sim.recorder import COMPLETED, DROPPED
 COLUMNS = ["system", "model", "requests", "completed", "dropped", "ttft_p50_s", "ttft_p90_s", "ttft_p95_s",
            "ttft_p99_s", "ttft_mean_s", "tpot_mean_s", "slo_attainment", "ttft_under_fast", "throughput_rps",
            "cold_starts", "prewarm_hits", "prewarm_hits_loading", "requests_cold_start", "evictions", "prewarms",
-           "instance_starts", "preemptions", "mean_gpus_busy", "gpu_hours", "pred_acc_avg", "pred_acc_peak",
+           "instance_starts", "preemptions", "gpus_visible", "mean_gpus_busy", "gpu_hours", "pred_acc_avg", "pred_acc_peak",
            "pred_windows", "profile", "profile_measured"]
 
 
@@ -32,7 +32,7 @@ def summarize(system: str, req: pd.DataFrame, counters: dict, *, duration_s: flo
               gpu_seconds: float, prediction_log: list, slo_ttft_s: float, slo_tpot_s: float,
               unfinished_ttft_s: float, fast_ttft_s: float, profile: str, measured: bool,
               models: list[str], warmup_s: float = 0.0,
-              prediction_window_s: float | None = None) -> pd.DataFrame:
+              prediction_window_s: float | None = None, gpus_visible: int | None = None) -> pd.DataFrame:
     """One row per model plus ``ALL``. Dropped requests count with ``unfinished_ttft_s`` in TTFT stats.
 
     Requests arriving before ``warmup_s`` are left out of the request statistics (counts, TTFT,
@@ -40,7 +40,8 @@ def summarize(system: str, req: pd.DataFrame, counters: dict, *, duration_s: flo
 
     ``pred_windows`` counts the prediction windows that closed within the run (per model; ``ALL``:
     distinct windows), 0 when the window is longer than the run; blank for a system without a
-    predictor (``prediction_window_s`` None and an empty log)."""
+    predictor (``prediction_window_s`` None and an empty log). ``gpus_visible``: the GPUs the system
+    could use (a system may see only some nodes, e.g. MuxServe on one)."""
     acc = prediction_accuracy(prediction_log)
     has_pred = prediction_window_s is not None or bool(prediction_log)
     rows = []
@@ -77,6 +78,7 @@ def summarize(system: str, req: pd.DataFrame, counters: dict, *, duration_s: flo
             "requests_cold_start": int((r["start_kind"] == "cold").sum()),
             "evictions": c["evictions"], "prewarms": c["prewarms"], "instance_starts": c["instance_starts"],
             "preemptions": int(r["preemptions"].sum()),
+            "gpus_visible": gpus_visible,
             "mean_gpus_busy": gpu_seconds / end_s if (name == "ALL" and end_s > 0) else np.nan,
             "gpu_hours": gpu_seconds / 3600 if name == "ALL" else np.nan,
             "pred_acc_avg": pa[0], "pred_acc_peak": pa[1],
