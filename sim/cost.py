@@ -27,8 +27,11 @@ PEER_SOURCES = tuple(n for n, s in _SOURCE_TABLE.items() if s.peer)
 STORAGE_SOURCES = tuple(n for n, s in _SOURCE_TABLE.items() if s.storage)
 
 
-def check_source(source: str, what: str, allowed: tuple[str, ...] = STORAGE_SOURCES) -> None:
-    """:class:`UserError` naming ``what`` (e.g. ``FirstFitActivator.source``) unless ``source`` is allowed."""
+def check_source(source: str, what: str, allowed: tuple[str, ...] | None = None) -> None:
+    """:class:`UserError` naming ``what`` (e.g. ``FirstFitActivator.source``) unless ``source`` is allowed
+    (default: a storage tier of the source table, :mod:`sim.sources`, read at the call)."""
+    if allowed is None:
+        allowed = tuple(n for n, s in _SOURCE_TABLE.items() if s.storage)
     if source not in allowed:
         raise UserError(f"{what}: unknown weight source {source!r} (known: {', '.join(allowed)})")
 
