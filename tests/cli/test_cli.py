@@ -34,7 +34,7 @@ def test_compare_writes_the_summary_contract(tmp_path):
     allrows = s[s.model == "ALL"].set_index("system")
     assert allrows.loc["static", "cold_starts"] == 0
     assert allrows.loc["ondemand", "cold_starts"] >= 1
-    assert (s.profile == "h100_analytic").all() and not s.profile_measured.any()
+    assert (s.profile == "h100_eager_analytic").all() and not s.profile_measured.any()
 
 
 @pytest.mark.parametrize("override,needle", [
