@@ -52,7 +52,8 @@ def test_draws_every_figure_from_existing_runs(tmp_path):
     _run_dir(tmp_path / "runs" / "load" / "rps20", 20, synthetic.SYSTEMS)
     _run_dir(tmp_path / "runs" / "ablation", 10, ["warmserve_disable_prewarm", "warmserve_oracle"])
     out = tmp_path / "out"
-    assert make.main(["--results", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    assert make.main(["--results", str(tmp_path / "runs"), "--out", str(out), "--rps", "10",
+                      "--ablation-rps", "10"]) == 0
     for name in make.FIGURES:
         assert (out / f"{name}.png").stat().st_size > 5000, name
     nums = json.loads((out / "numbers.json").read_text())
@@ -63,8 +64,8 @@ def test_draws_every_figure_from_existing_runs(tmp_path):
 def test_rate_not_in_results_is_a_user_error(tmp_path):
     _run_dir(tmp_path / "a", 10, ["warmserve"])
     _run_dir(tmp_path / "b", 20, ["warmserve"])
-    with pytest.raises(UserError, match="no run at workload.rps=30"):
-        make.main(["--results", str(tmp_path), "--out", str(tmp_path / "o"), "--rps", "30", "--only", "tail_ttft"])
+    with pytest.raises(UserError, match="no run at workload.rps=40"):
+        make.main(["--results", str(tmp_path), "--out", str(tmp_path / "o"), "--rps", "40", "--only", "tail_ttft"])
 
 
 def test_quick_end_to_end_tail_ttft(tmp_path):
