@@ -12,7 +12,6 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from policies.bundle import Bundle, ShareByInverse
 from policies.context import RunContext
-from sim.catalog import get_shape
 from sim.cluster import GIB, ClusterSpec
 from sim.cost import ConstantCostModel, CostModel, DecodeCoeffs, Interference
 from sim.engine import EngineSpec
@@ -24,6 +23,7 @@ from sim.simulation import SimSpec
 from policies.load_estimate import inflight_estimate, load_windows, peak_inflight, service_estimate_s  # noqa: F401
 
 from experiments import validate
+from experiments.confpath import model_shape
 from experiments.validate import check_tp
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
@@ -31,8 +31,9 @@ MECHANISMS = {"device_prewarm", "engine_prewarm", "memswitch", "keep_weights_on_
 
 
 def group_choices(group: str) -> list[str]:
-    """Names of the configs in group ``group`` (files in ``experiments/conf/<group>/``)."""
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    """Names of the configs in group ``group`` (user config directories and ``experiments/conf/``)."""
+    from experiments.confpath import group_choices as choices
+    return choices(group)
 
 
 def _plain(node) -> Any:
@@ -71,7 +72,7 @@ def build_models(cfg) -> dict[str, ServedModel]:
     for i, e in enumerate(entries):
         if not isinstance(e, dict) or "name" not in e:
             raise UserError(f"config key models[{i}]: needs name, base and tp")
-        shape = get_shape(str(e.get("base", e["name"])))
+        shape = model_shape(str(e.get("base", e["name"])))
         tp = e.get("tp", 1)
         check_tp(shape, tp, f"config key models[{i}].tp")  # the same rule as `warmsim estimate`
         if e["name"] in out:
@@ -138,15 +139,11 @@ def build_workload(cfg, models: dict[str, ServedModel]):
 def system_config(name: str) -> DictConfig:
     """The composed ``system/<name>.yaml`` config (overlays resolved), or a UserError listing the
     known systems."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    if not (CONF_DIR / "system" / f"{name}.yaml").is_file():
+    from experiments.confpath import compose, find
+    if find("system", name) is None:
         raise UserError(f"unknown system '{name}' (config key systems / system; known: "
                         f"{', '.join(group_choices('system'))})")
-    if GlobalHydra.instance().is_initialized():
-        return compose(config_name="config", overrides=[f"system={name}"]).system
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return compose(config_name="config", overrides=[f"system={name}"]).system
+    return compose([f"system={name}"]).system
 
 
 def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, cfg) -> Bundle:

@@ -30,7 +30,8 @@ commands:
   figures [--out DIR] [--results DIR]  regenerate the figures from result tables
   report DIR [DIR ...]    one comparison table from many run directories (e.g. a hydra sweep)
 
-`warmsim COMMAND --help` describes each command.
+`warmsim COMMAND --help` describes each command. Own configs: ./warmsim_conf/, --config-dir DIR or
+WARMSIM_CONFIG_DIR (docs/configs.md); per-system knobs in compare: overrides.<system>.<key>=value.
 Overrides are hydra's: e.g. `warmsim compare systems=[ondemand,warmserve] workload=warmserve_conv seed=1`.
 Config groups: cluster, models, workload, cost, system, slo (see experiments/conf/)."""
 
@@ -77,8 +78,44 @@ def _fail(msg: str) -> int:
 
 
 def _conf_groups() -> list[str]:
-    from experiments.builder import CONF_DIR
-    return sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
+    from experiments.confpath import groups
+    return groups()
+
+
+#: Options that name a user config directory (experiments/confpath.py); warmsim handles them itself.
+CONFIG_DIR_OPTIONS = ("--config-dir", "-cd")
+
+
+def _config_dirs(argv: list[str]) -> list[str]:
+    """Take ``--config-dir DIR`` / ``-cd DIR`` / ``--config-dir=DIR`` and ``hydra.searchpath=[...]``
+    out of ``argv`` (in place); register them as user config directories, first wins."""
+    from experiments import confpath
+    dirs, rest, i = [], [], 0
+    while i < len(argv):
+        a = argv[i]
+        name, eq, val = a.partition("=")
+        if name in CONFIG_DIR_OPTIONS:
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise UserError(f"{name}: give a directory")
+                val = argv[i + 1]
+                i += 1
+            dirs.append(val)
+        elif name == "hydra.searchpath" and eq:
+            items = [x.strip().strip("'\"") for x in val.strip().strip("[]").split(",") if x.strip()]
+            for x in items:
+                if x.startswith("pkg://"):
+                    raise UserError(f"{a}: only file directories are supported (docs/configs.md)")
+                dirs.append(x[len("file://"):] if x.startswith("file://") else x)
+        else:
+            rest.append(a)
+        i += 1
+    argv[:] = rest
+    confpath.set_cli_dirs(dirs)
+    confpath.user_dirs()  # a bad WARMSIM_CONFIG_DIR is a one-line error here
+    confpath.export()
+    confpath.register()
+    return dirs
 
 
 def _split(command: str, argv: list[str]) -> tuple[list[str], list[str]]:
@@ -107,13 +144,12 @@ def _check_overrides(command: str, overrides: list[str], multirun: bool):
     """Parse the overrides; reject unknown group choices (every value of a sweep), ``+key`` that adds
     a key nothing reads, and anything hydra cannot compose; returns the composed config of the first
     job) and the keys a sweep varies. One line, exit 2 for every problem."""
-    from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from experiments.builder import CONF_DIR, group_choices
+    from experiments.confpath import compose, group_choices
 
     groups = set(_conf_groups())
     try:
@@ -138,16 +174,19 @@ def _check_overrides(command: str, overrides: list[str], multirun: bool):
             continue
         one = f"{o.get_key_element()}={values[0]}" if o.is_sweep_override() else a
         first_job.append(one)
-        if (o.is_add() or o.is_force_add()) and key.split("@")[0] not in groups:
+        if (o.is_add() or o.is_force_add()) and key.split("@")[0] not in groups and not key.startswith("overrides."):
             adds.append((a, key))
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            cfg = compose(config_name="config", overrides=first_job)
-            if adds:
-                base = compose(config_name="config", overrides=[x for x in first_job if not x.startswith("+")])
+        cfg = compose(first_job)
+        if adds:
+            base = compose([x for x in first_job if not x.startswith("+")])
     except (HydraException, OmegaConfBaseException, ValueError) as e:
+        from experiments.systems import hint_for
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"bad override: {first}") from None
+        hint = next((hint_for(a) for a in first_job if hint_for(a)), "") if command == "compare" else ""
+        raise UserError(f"bad override: {first}{hint}") from None
+    from experiments.systems import check_system_keys
+    check_system_keys(command, cfg, first_job)
     for a, key in adds:
         if OmegaConf.select(base, key, default=None) is not None:
             continue  # ++key on an existing key: a plain override
@@ -204,10 +243,9 @@ def _explicit(overrides: list[str], key: str) -> str | None:
 
 def _output_dir(command: str, overrides: list[str], multirun: bool) -> tuple[Path | None, list[str]]:
     """The run (or sweep) directory, checked writable, and the overrides that pin it for hydra."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from experiments.builder import CONF_DIR
+    from experiments.confpath import compose
 
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     given = _explicit(overrides, key)
@@ -219,9 +257,8 @@ def _output_dir(command: str, overrides: list[str], multirun: bool) -> tuple[Pat
             return None, []
         _probe_dir(Path(given), key)
         return Path(given), []
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        hc = compose(config_name="config", overrides=[f"hydra.job.name={command}"], return_hydra_config=True)
-        pattern = str(OmegaConf.select(hc, key))
+    hc = compose([f"hydra.job.name={command}"], return_hydra_config=True)
+    pattern = str(OmegaConf.select(hc, key))
     path = _claim_dir(Path(pattern), key)
     return path, [f"{key}={path}"]
 
@@ -311,7 +348,11 @@ def _hydra(command: str, argv: list[str]) -> int:
 
     from experiments.builder import CONF_DIR
 
+    argv = list(argv)
+    _config_dirs(argv)
     opts, overrides = _split(command, argv)
+    from experiments.systems import rewrite
+    overrides = rewrite(overrides)
     info = any(o.split("=", 1)[0] in _INFO_OPTIONS for o in opts)
     multirun = any(o in ("-m", "--multirun") for o in opts)
     pin: list[str] = []

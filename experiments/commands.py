@@ -7,7 +7,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from experiments.builder import build_setup, system_config
+from experiments.builder import build_setup
 from experiments.outputs import begin_run, comparison_table, write_run
 from experiments.runner import run_system
 from sim.errors import UserError
@@ -34,10 +34,8 @@ def _print_notes(notes: list[str], outdir: Path) -> None:
 
 def compare(cfg, outdir: Path) -> None:
     """Run every system in ``cfg.systems`` on one workload; print the table; write the run directory."""
-    names = list(cfg.systems or [])
-    if not names:
-        raise UserError("config key systems: empty; name at least one system")
-    scfgs = [cfg.system if cfg.system.get("name") == n else system_config(n) for n in names]
+    from experiments.systems import resolve
+    scfgs = resolve(cfg)
     begin_run(outdir)
     notes: list[str] = []
     with collected_warnings(notes):
@@ -52,12 +50,14 @@ def compare(cfg, outdir: Path) -> None:
 
 
 def run_one(cfg, outdir: Path) -> None:
-    """Run ``cfg.system`` alone."""
+    """Run ``cfg.system`` alone (with ``overrides.<its name>``)."""
+    from experiments.systems import resolve
+    scfg = resolve(cfg, [cfg.system.get("name")], strict=False)[0]
     begin_run(outdir)
     notes: list[str] = []
     with collected_warnings(notes):
         setup = build_setup(cfg)
-        result = run_system(setup, cfg.system, cfg)
+        result = run_system(setup, scfg, cfg)
     summary = write_run(outdir, [result], cfg, setup, notes)
     print(comparison_table(summary))
     print(f"\nresults: {outdir}")

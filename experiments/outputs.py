@@ -77,6 +77,11 @@ def run_state(d: Path) -> str:
     return "external"
 
 
+def _safe(name: str) -> str:
+    """A system name as a file name (no separators)."""
+    return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in str(name)) or "system"
+
+
 def begin_run(outdir: Path) -> None:
     """Mark ``outdir`` as being produced: drop an earlier run's marker, so that a run killed before
     its results are written never leaves a directory that looks complete."""
@@ -104,6 +109,11 @@ def write_run(outdir: Path, results: list[RunResult], cfg, setup, notes: list[st
             for k, v in setup.workload.meta.items()}
     files.append(("workload.json", lambda p: p.write_text(json.dumps(meta, indent=2, default=str))))
     files.append(("report.md", lambda p: write_report(p, summary, results, setup, notes)))
+    for r in results:  # each system's resolved config (after overrides.<system>.*)
+        if r.config is not None:
+            files.append((f"systems/{_safe(r.system)}.yaml",
+                          lambda p, c=r.config: p.write_text(OmegaConf.to_yaml(OmegaConf.create(c)))))
+    (outdir / "systems").mkdir(exist_ok=True)
     for name, write in files:
         atomic_write(outdir / name, write)
     mark = {"files": {name: _sha256(outdir / name) for name, _ in files}}

@@ -28,6 +28,8 @@ class RunResult:
     placement: tuple[str, ...] = ()
     #: SimPy events the run scheduled (``warmsim bench`` reports them per request).
     events: int = 0
+    #: The system's resolved config (written to ``systems/<name>.yaml``).
+    config: dict | None = None
 
 
 def _progress(cfg, total: int, desc: str):
@@ -50,6 +52,8 @@ def run_system(setup: Setup, scfg, cfg) -> RunResult:
     """Build ``scfg``'s bundle on ``setup``, replay the workload, summarise."""
     import time
     t0 = time.perf_counter()
+    from experiments.confpath import add_import_paths
+    add_import_paths()  # own policies by import path: modules in a user config directory
     bundle = build_bundle(scfg, setup.workload, setup.models, setup.cluster, setup.cost, cfg)
     tick, bar = _progress(cfg, len(setup.workload), bundle.name)
     sim = Simulation(setup.workload, setup.models, system_cluster(scfg, setup.cluster), setup.cost, bundle,
@@ -76,5 +80,7 @@ def run_system(setup: Setup, scfg, cfg) -> RunResult:
                                                       "obs_peak"])
     preds.insert(0, "system", bundle.name)
     gpus = len(sim.cluster.gpus)
+    from omegaconf import OmegaConf
+    scfg_plain = OmegaConf.to_container(scfg, resolve=True) if OmegaConf.is_config(scfg) else dict(scfg)
     return RunResult(bundle.name, summary, req, tl, preds, time.perf_counter() - t0, gpus, tuple(sim.initial_lines),
-                     rec.events)
+                     rec.events, scfg_plain)

@@ -329,7 +329,7 @@ def check_cost(node: Any) -> None:
 
 def check_models(entries: Any) -> None:
     """The ``models`` list: entries of name, base (a catalog model) and tp (dividing its heads)."""
-    from sim.catalog import get_shape
+    from experiments.confpath import model_shape
     if not isinstance(entries, Sequence) or isinstance(entries, str) or not entries:
         raise UserError(f"config key models: got {entries!r}; allowed: a non-empty list of {{name, base, tp}}")
     seen = set()
@@ -348,7 +348,7 @@ def check_models(entries: Any) -> None:
             raise UserError(f"config key {where}.base: got {base!r}; allowed: a model in experiments/conf/model/")
         tp = e.get("tp", 1)
         Knob("int", 1, MAX_TP, help="GPUs per instance").check(f"{where}.tp", tp)
-        check_tp(get_shape(base), int(tp), f"config key {where}.tp")
+        check_tp(model_shape(base), int(tp), f"config key {where}.tp")
 
 
 def check_tp(shape, tp: int, where: str, gpus_per_node: int | None = None) -> None:
@@ -409,7 +409,8 @@ def check_config(cfg, groups: Sequence[str] = ()) -> None:
         if k in c:
             knob.check(k, c[k])
     if "systems" in c:
-        check_systems(c["systems"], sorted(p.stem for p in (CONF_DIR / "system").glob("*.yaml")))
+        from experiments.confpath import group_choices
+        check_systems(c["systems"], group_choices("system"))
     for g, schema in GROUPS.items():
         if g in c:
             _check_group(g, c[g], schema)
@@ -437,12 +438,15 @@ def check_config(cfg, groups: Sequence[str] = ()) -> None:
 
 
 def _top_keys() -> set[str]:
-    """Top-level keys of the shipped config.yaml and the names of its config groups."""
+    """Top-level keys of config.yaml and the names of the config groups (shipped, and in the user
+    config directories of experiments/confpath.py)."""
     import yaml
 
-    keys = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
-    try:
-        keys |= {str(k) for k in (yaml.safe_load((CONF_DIR / "config.yaml").read_text()) or {}) if k != "defaults"}
-    except (OSError, Exception):  # noqa: BLE001 - an unreadable file adds no keys
-        pass
+    from experiments.confpath import groups, search_dirs
+    keys = set(groups())
+    for d in search_dirs():
+        try:
+            keys |= {str(k) for k in (yaml.safe_load((d / "config.yaml").read_text()) or {}) if k != "defaults"}
+        except (OSError, Exception):  # noqa: BLE001 - an unreadable (or absent) file adds no keys
+            pass
     return keys
