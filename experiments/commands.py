@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from experiments.builder import build_setup
-from experiments.outputs import begin_run, comparison_table, write_run
+from experiments.outputs import begin_run, comparison_table, workload_lines, write_run
 from experiments.runner import run_system
 from sim.errors import UserError
 
@@ -40,6 +40,7 @@ def compare(cfg, outdir: Path) -> None:
     notes: list[str] = []
     with collected_warnings(notes):
         setup = build_setup(cfg)
+        print("\n".join(workload_lines(setup)), flush=True)
         results = [run_system(setup, s, cfg) for s in scfgs]
     summary = write_run(outdir, results, cfg, setup, notes)
     print(f"profile: {setup.cost.name} ({'measured' if setup.cost.measured else 'analytic, not measured'}); "
@@ -57,6 +58,7 @@ def run_one(cfg, outdir: Path) -> None:
     notes: list[str] = []
     with collected_warnings(notes):
         setup = build_setup(cfg)
+        print("\n".join(workload_lines(setup)), flush=True)
         result = run_system(setup, scfg, cfg)
     summary = write_run(outdir, [result], cfg, setup, notes)
     print(comparison_table(summary))

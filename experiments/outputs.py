@@ -122,6 +122,55 @@ def write_run(outdir: Path, results: list[RunResult], cfg, setup, notes: list[st
     return summary
 
 
+#: Token-cap counters of ``Workload.meta["token_caps"]``: what each says, and the knob behind it.
+_CAPS = {"prompt_capped": ("prompts", "capped at {} tokens", "max_prompt_tokens"),
+         "prompt_raised_to_1": ("prompts", "raised to 1 token", None),
+         "output_raised_to_min": ("outputs", "raised to {} tokens", "min_output_tokens"),
+         "output_capped": ("outputs", "capped at {} tokens", "max_output_tokens")}
+
+
+def workload_notes(workload, models=None) -> list[str]:
+    """What building the workload changed, one line each: token caps and raised minimums (count and
+    share), requests that will be dropped for exceeding their model's context length, dropped rows,
+    unused trace columns and window changes (the builder's ``meta["notes"]``)."""
+    import numpy as np
+    meta = workload.meta
+    n = len(workload)
+    knobs = meta.get("knobs") or {}
+    out = []
+    for key, count in (meta.get("token_caps") or {}).items():
+        if not count or key not in _CAPS:
+            continue
+        what, how, knob = _CAPS[key]
+        how = how.format(knobs.get(knob, "?")) if knob else how
+        out.append(f"{count} of {n} {what} ({100 * count / max(n, 1):.1f}%) {how}"
+                   + (f" (workload.{knob})" if knob else ""))
+    if meta.get("dropped_rows"):
+        out.append(f"{meta['dropped_rows']} trace request(s) not in the workload (see workload.json)")
+    out += [str(x) for x in meta.get("notes") or []]
+    if models and n:
+        total = workload.prompt_tokens.astype(np.int64) + workload.output_tokens.astype(np.int64)
+        for j, name in enumerate(workload.models):
+            m = models.get(name)
+            if m is None:
+                continue
+            sel = workload.model == j
+            over = int((total[sel] > m.shape.max_model_len).sum())
+            if over:
+                out.append(f"{over} of {int(sel.sum())} requests of {name} ({100 * over / max(int(sel.sum()), 1):.1f}%) "
+                           f"exceed its context length ({m.shape.max_model_len} tokens, prompt + output) and will "
+                           "be dropped (exceeds_max_model_len); workload.max_prompt_tokens caps prompts")
+    return out
+
+
+def workload_lines(setup) -> list[str]:
+    """The run's first lines: the workload's size and source, then :func:`workload_notes`."""
+    w = setup.workload
+    src = w.meta.get("kind", "?") + (f", trace {w.meta['trace']}" if w.meta.get("trace") else "")
+    return [f"workload: {len(w)} requests over {w.duration_s:.0f} s ({src})"] + [
+        f"  note: {x}" for x in workload_notes(w, setup.models)]
+
+
 def _report_header(summary: pd.DataFrame, results: list[RunResult], setup, notes) -> list[str]:
     w = setup.workload
     return [
@@ -133,6 +182,13 @@ def _report_header(summary: pd.DataFrame, results: list[RunResult], setup, notes
         f"- Workload: {len(w)} requests over {w.duration_s:.0f} s; source: {w.meta.get('kind', w.meta.get('source', '?'))}",
         "- Wall time per system: " + ", ".join(f"{r.system} {r.wall_s:.1f} s" for r in results), "",
     ]
+
+
+def _report_workload(summary: pd.DataFrame, results: list[RunResult], setup, notes) -> list[str]:
+    lines = workload_notes(setup.workload, setup.models)
+    if not lines:
+        return []
+    return ["## What the workload builder changed", ""] + [f"- {x}" for x in lines] + [""]
 
 
 def _report_summary(summary: pd.DataFrame, results: list[RunResult], setup, notes) -> list[str]:
@@ -172,7 +228,7 @@ def _report_claims(summary: pd.DataFrame, results: list[RunResult], setup, notes
 
 #: The sections of report.md, in order: each is ``f(summary, results, setup, notes) -> lines`` (an
 #: empty list leaves the section out). A new section is one function and one entry here.
-REPORT_SECTIONS: tuple = (_report_header, _report_summary, _report_systems, _report_claims, _report_drops,
+REPORT_SECTIONS: tuple = (_report_header, _report_workload, _report_summary, _report_systems, _report_claims, _report_drops,
                          _report_notes)
 
 

@@ -193,7 +193,9 @@ WORKLOAD: dict[str, Knob] = {
     "tokens_from": Knob("str", null=True, help="a per-request trace for token lengths"),
     "alpha": _nonneg("popularity exponent", 100),
     "start_s": _nonneg("window start in seconds", 1e10),
-    "duration_s": _pos("workload length in seconds", MAX_SECONDS),
+    "duration_s": _pos("workload length in seconds; null = the whole trace (kinds mapped, trace)", MAX_SECONDS,
+                       null=True),
+    "unmapped": Knob("choice", choices=("error", "drop"), help="requests whose trace model maps to no served model"),
     "time_scale": _pos("trace seconds replayed per second", 1e4),
     "rate_scale": _pos("thinning (<1) or replication (>1) of the requests", 1000),
     "sort": Knob("bool", help="sort a file whose timestamps go backwards"),
@@ -282,9 +284,9 @@ def _check_group(key: str, node: Any, schema: Mapping[str, Knob]) -> Mapping:
 
 
 def _workload_defaults() -> dict[str, Mapping]:
-    from traces.kinds import mapped, servegen_kind, synthetic, warmserve
+    from traces.kinds import mapped, servegen_kind, synthetic, trace, warmserve
     return {"mapped": mapped.DEFAULTS, "servegen": servegen_kind.DEFAULTS, "synthetic": synthetic.DEFAULTS,
-            "warmserve": warmserve.DEFAULTS}
+            "warmserve": warmserve.DEFAULTS, "trace": trace.DEFAULTS}
 
 
 def check_workload(node: Any) -> Mapping:

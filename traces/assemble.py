@@ -101,3 +101,39 @@ def finish(
     meta.setdefault("requests_per_model", {m: int(c) for m, c in zip(models, per)})
     wl.validate()
     return wl
+
+
+def trace_window(name: str, start_s: float, duration_s: float | None, time_scale: float, sort: bool,
+                 rng: np.random.Generator):
+    """A per-request trace's window ``[start_s, start_s + duration_s * time_scale)`` and the output
+    duration, with notes on what was changed.
+
+    ``duration_s=None`` replays the whole trace from ``start_s``; a user file (a path, not a shipped
+    name) shorter than the window is replayed whole instead of failing (both noted). Returns
+    ``(table, duration_s, notes)``; the table's ``attrs`` keep the loader's (``ignored_columns``)."""
+    from traces import registry
+
+    notes: list[str] = []
+    spec = registry.resolve(name)
+    user_file = spec.name not in registry.trace_names()
+    if spec.kind == "requests" and (duration_s is None or user_file):
+        whole = registry.load_requests_file(spec, sort=sort)
+        span = float(whole["arrival_s"].iloc[-1]) + 1e-9 if len(whole) else 0.0
+        if start_s >= span:
+            registry.check_window(spec.name, span, start_s, None)  # the one-line error
+        left = (span - start_s) / time_scale
+        if duration_s is None:
+            duration_s = left
+            notes.append(f"duration_s=null: the whole trace from start_s={start_s:g} s is replayed ({left:.0f} s)")
+        elif duration_s > left + 1e-9:
+            notes.append(f"trace {name} has only {left:.0f} s after start_s={start_s:g} s, less than "
+                         f"duration_s={duration_s:g}: it is replayed whole ({left:.0f} s)")
+            duration_s = left
+    elif duration_s is None:
+        raise UserError(f"workload.duration_s: null (the whole trace) needs a per-request trace; {name} is a "
+                        f"{spec.kind} trace: give a duration")
+    df = registry.load_trace(name, start_s=start_s, duration_s=duration_s * time_scale, seed=rng, sort=sort)
+    ignored = list(df.attrs.get("ignored_columns") or [])
+    if ignored:
+        notes.append(f"columns of {name} not used: {', '.join(ignored)}")
+    return df, float(duration_s), notes

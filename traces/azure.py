@@ -98,6 +98,8 @@ def load_azure2023(path: str | Path, *, model: str | None = None, sort: bool = F
     )
     df.attrs["start_time"] = start if start is not None else float(t0)
     df.attrs["source"] = str(path)
+    used = {*AZURE2023_COLUMNS, "model"}
+    df.attrs["ignored_columns"] = [str(c) for c in raw.columns if c not in used]
     return df
 
 

@@ -5,7 +5,8 @@ Kinds (see each module in :mod:`traces.kinds` and ``experiments/conf/workload/*.
 * ``warmserve``: the WarmServe paper's recipe on the Azure 2024 week;
 * ``servegen``: ServeGen client series on N models;
 * ``mapped``: one single-service trace split onto N models by a power law;
-* ``synthetic``: Poisson / Gamma arrivals with optional diurnal modulation.
+* ``synthetic``: Poisson / Gamma arrivals with optional diurnal modulation;
+* ``trace``: a per-request trace replayed with its own ``model`` column (by name or ``model_map``).
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from sim.errors import UserError
-from traces.kinds import mapped, servegen_kind, synthetic, warmserve
+from traces.kinds import mapped, servegen_kind, synthetic, trace, warmserve
 from traces.workload import Workload
 
 KINDS = {"warmserve": warmserve.build, "servegen": servegen_kind.build, "mapped": mapped.build,
-         "synthetic": synthetic.build}
+         "synthetic": synthetic.build, "trace": trace.build}
 
 
 def build_workload(cfg: Mapping, models: Sequence[str], seed: int | np.random.Generator) -> Workload:

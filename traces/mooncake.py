@@ -87,5 +87,6 @@ def load_mooncake(path: str | Path, *, model: str | None = None, sort: bool = Fa
     )
     if "hash_ids" in raw.columns:
         df["hash_ids"] = raw["hash_ids"].to_numpy(object)[order]
-    df.attrs.update(start_time=float(t0), source=str(path))
+    df.attrs.update(start_time=float(t0), source=str(path),
+                    ignored_columns=[str(c) for c in raw.columns if c not in {*MOONCAKE_FIELDS, "model", "hash_ids"}])
     return df

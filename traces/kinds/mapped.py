@@ -13,8 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from traces import registry
-from traces.assemble import CAP_DEFAULTS, cap_tokens, caps_from, finish, power_law_shares
+from traces.assemble import CAP_DEFAULTS, cap_tokens, caps_from, finish, power_law_shares, trace_window
 from traces.knobs import Knobs
 from traces.workload import Workload
 
@@ -22,7 +21,7 @@ DEFAULTS = {
     "trace": "azure2023_conv",  # registry name or path of a per-request trace (CSV Azure-2023 style, JSONL)
     "alpha": 2.0,  # popularity exponent: model j share (j+1)^-alpha / sum
     "start_s": 0.0,  # window start in trace seconds
-    "duration_s": 1200.0,  # workload length in seconds (after time compression)
+    "duration_s": 1200.0,  # workload length in seconds (after time compression); null = the whole trace
     "time_scale": 1.0,  # compression: duration_s * time_scale trace seconds are replayed in duration_s
     "rate_scale": 1.0,  # <1 thins, >1 replicates (shifted copies) the requests
     "sort": False,  # sort a user file with backward timestamps instead of failing
@@ -56,12 +55,15 @@ def build(cfg: Mapping, models: Sequence[str], rng: np.random.Generator) -> Work
     name = k.text("trace")
     alpha = k.number("alpha", lo=0)
     start = k.number("start_s", lo=0)
-    duration = k.number("duration_s", lo=0, lo_open=True)
+    duration = k.number("duration_s", lo=0, lo_open=True, optional=True)
     time_scale = k.number("time_scale", lo=0, lo_open=True)
     rate_scale = k.number("rate_scale", lo=0, lo_open=True)
     max_p, min_o, max_o = caps_from(k)
-    span = duration * time_scale
-    df = registry.load_trace(name, start_s=start, duration_s=span, seed=rng, sort=bool(k.raw("sort")))
+    df, duration, notes = trace_window(name, start, duration, time_scale, bool(k.raw("sort")), rng)
+    names = df["model"].astype(str).unique() if len(df) else []
+    if len(names) > 1:
+        notes.append(f"the trace's model column ({len(names)} names) is not used: kind 'mapped' re-splits the "
+                     "requests by the power law (workload=trace replays the trace's own mapping)")
     t = (df["arrival_s"].to_numpy() - start) / time_scale
     t = np.minimum(t, np.nextafter(duration, 0))
     t, src = _replicate(t, rate_scale, duration, rng)
@@ -72,5 +74,5 @@ def build(cfg: Mapping, models: Sequence[str], rng: np.random.Generator) -> Work
     prompt, output, stats = cap_tokens(prompt, output, max_p, min_o, max_o)
     meta = {"kind": "mapped", "trace": name, "knobs": k.as_dict(), "shares": shares.tolist(),
             "trace_requests_in_window": int(len(df)), "token_caps": stats, "dropped_rows": 0,
-            "source": df.attrs.get("source")}
+            "source": df.attrs.get("source"), "notes": notes}
     return finish(t, model, prompt, output, models, duration, {}, meta)
