@@ -1,0 +1,322 @@
+"""MuxServe's mesh placer (policies/muxserve/mesh.py), formula by formula, by hand: argument bounds and
+their errors, the by-size tables, the LLM list (rates, KV per token, size, order), step times and the
+arguments the MPS table is asked with, batch limits, "meets the rate", the batch search, memory
+feasibility, a mesh's KV cache and throughput (as MuxServe's ``estimate_mesh_throughput``), the
+overload rule, and the engines' details. Written for the mutants that survived
+tests/policies/test_muxserve_mesh.py (docs/testing.md); its helpers build the snapshots.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from policies.muxserve.mesh import MuxServeMeshPlacer, _by_size, _LLM, _Mesh
+from policies.types import ModelView
+from sim.errors import UserError
+from tests.policies.test_muxserve_mesh import FlatCosts, NoSlowdown, mv, placer, snapshot
+
+GIB = 1 << 30
+MIB = 1 << 20
+
+
+def llm(name="x", rate=1.0, weight=0, kvpt=1, params_b=7.0, prefill_pct=80.0, sched_s=0.0):
+    return _LLM(name, rate, weight, kvpt, params_b, prefill_pct, sched_s)
+
+
+# ---- settings ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(max_gpus=0), r"muxserve: max_gpus must be >= 1, got 0"),
+    (dict(avg_prompt_len=0), r"muxserve: avg_prompt_len and avg_output_len must be >= 1"),
+    (dict(avg_output_len=0), r"muxserve: avg_prompt_len and avg_output_len must be >= 1"),
+    (dict(decode_mps_levels=()), r"muxserve: decode_mps_levels must be percentages in \(0, 100\], got \[\]"),
+    (dict(decode_mps_levels=(0, 50)), r"decode_mps_levels must be percentages in \(0, 100\], got \[0, 50\]"),
+    (dict(decode_mps_levels=(101,)), r"got \[101\]"),
+    (dict(max_batch=0), r"muxserve: max_batch must be >= 1, got 0"),
+    (dict(reserve_bytes_per_model=-1), r"muxserve: reserve_bytes_per_model, overload_threshold_pct and "
+                                       r"min_kv_tokens must be >= 0"),
+    (dict(overload_threshold_pct=-1), r"must be >= 0"),
+    (dict(min_kv_tokens=-1), r"must be >= 0"),
+])
+def test_bad_settings_are_one_clear_error(kw, msg):
+    with pytest.raises(UserError, match=msg):
+        MuxServeMeshPlacer(**kw)
+
+
+def test_the_smallest_valid_settings_are_accepted():
+    p = MuxServeMeshPlacer(max_gpus=1, avg_prompt_len=1, avg_output_len=1, decode_mps_levels=(1, 100),
+                           max_batch=1, reserve_bytes_per_model=0, overload_threshold_pct=0, min_kv_tokens=0)
+    assert p.max_batch == 1 and p.decode_mps_levels == (1, 100)
+
+
+def test_plan_needs_costs_and_sharing_and_a_known_node_size():
+    s = snapshot([mv("a", "llama-2-7b")])
+    for p in (MuxServeMeshPlacer(costs=FlatCosts()), MuxServeMeshPlacer(sharing=NoSlowdown())):
+        with pytest.raises(UserError, match=r"^muxserve: the mesh placer needs the run's costs and MPS table "
+                                            r"\(built by the builder\)$"):
+            p.plan(s, {"a": 1.0})
+    with pytest.raises(UserError, match=r"MuxServe cuts a node of 1, 2, 4, 6 or 8 GPUs into meshes; this one "
+                                        r"offers 3 \(cluster.gpus_per_node, system.initial.max_gpus\)"):
+        placer().plan(snapshot([mv("a", "llama-2-7b")], gpn=3), {"a": 1.0})
+
+
+def test_no_split_error_names_the_models_and_the_reserve():
+    # Two 13B models (26 GB each) on one 72 GiB GPU with 30 GB reserved per model: each fits alone
+    # (26 + 30 < 77.3 GB) but no split puts them both anywhere. Models in placement order (equal
+    # rate and size: by name, descending).
+    ms = [mv("a", "llama-2-13b"), mv("b", "llama-2-13b")]
+    with pytest.raises(UserError, match=r"no split of 1 GPUs into meshes holds every model \(b, a\) with 30\.0 GB "
+                                        r"reserved per model and KV for 2048 tokens"):
+        placer(reserve_bytes_per_model=30_000_000_000).plan(snapshot(ms), {"a": 1.0, "b": 1.0})
+
+
+# ---- tables and the LLM list ------------------------------------------------------------------------
+
+def test_by_size_takes_the_first_bound_at_or_above_and_the_last_row_past_them():
+    table = ((8.0, 80.0), (14.0, 90.0), (30.0, 95.0))
+    assert [_by_size(table, p) for p in (7.0, 8.0, 8.5, 14.0, 30.0)] == [80.0, 80.0, 90.0, 90.0, 95.0]
+    assert _by_size(table, 40.0) == 95.0
+
+
+def test_llm_rates_kv_and_size():
+    a = ModelView("a", 16_000_000_016, 1, 16_000_000_016, 100)  # 8.000000008 B params: over the 8 B row
+    b = ModelView("b", 14_000_000_000, 1, 14_000_000_000, 100)  # 7 B
+    p = placer(kv_bytes_per_token={"a": 512})
+    s = snapshot([a, b])
+    llms = {x.name: x for x in p._llms(s, {"a": 0.5})}
+    assert llms["b"].rate == 0.0 and llms["a"].rate == 0.5  # no expected rate: 0
+    assert llms["a"].kvpt == 512 and llms["b"].kvpt == 100  # the mapping first, else the model's
+    assert llms["a"].params_b == pytest.approx(8.000000008) and llms["a"].prefill_pct == 90.0
+    assert llms["b"].prefill_pct == 80.0
+    assert p._llms(s, {"a": 0.0, "b": 0.0})[0].rate == 0.0
+    for bad in (-1.0, math.inf, math.nan):
+        with pytest.raises(UserError, match=r"muxserve: expected rate of a must be a finite number >= 0, got"):
+            p._llms(s, {"a": bad})
+    assert placer(kv_bytes_per_token={"a": 1, "b": 1})._llms(s, {})[0].kvpt == 1
+    with pytest.raises(UserError, match=r"^muxserve: KV bytes per token of model 'a' unknown$"):
+        placer(kv_bytes_per_token={"a": 0})._llms(s, {})
+
+
+def test_llms_go_by_rate_times_size_descending():
+    # a: rate 10 at 14 B (scale 2): 20; b: rate 12 at 7 B (scale 1): 12; c: rate 1 at 7 B: 1.
+    ms = [ModelView("a", 28_000_000_000, 1, 28_000_000_000, 1), ModelView("b", 14_000_000_000, 1, 14_000_000_000, 1),
+          ModelView("c", 14_000_000_000, 1, 14_000_000_000, 1)]
+    got = [x.name for x in placer()._llms(snapshot(ms), {"a": 10.0, "b": 12.0, "c": 1.0})]
+    assert got == ["a", "b", "c"]
+
+
+# ---- step times, batches, rates -------------------------------------------------------------------------
+
+class RecCosts:
+    def __init__(self):
+        self.calls = []
+
+    def decode_s(self, model, tp, batch, ctx):
+        self.calls.append(("decode", model, tp, batch, ctx))
+        return 0.01 + 1e-6 * ctx
+
+    def prefill_s(self, model, tp, tokens, seqs):
+        self.calls.append(("prefill", model, tp, tokens, seqs))
+        return 1e-4 * tokens
+
+
+class RecSharing:
+    def __init__(self):
+        self.calls = []
+
+    def factor(self, phase, share, batch, busy_neighbours=0, *, tokens=None):
+        self.calls.append((phase, share, batch, busy_neighbours, tokens))
+        return 2.0 if phase == "decode" else 1.5
+
+
+def test_step_times_follow_get_latency():
+    # bs 4, prompt 161, output 337: context int(4 x (161 + 168.5)) = 1318 tokens.
+    # decode (0.01 + 1e-6 x 1318) x 2 (decode factor at 30 %) + 1e-4 x 4 = 0.022636 + 0.0004 = 0.023036
+    # prefill 1e-4 x 644 x 1.5 (prefill factor at 80 %, 644 tokens) = 0.0966
+    c, sh = RecCosts(), RecSharing()
+    p = MuxServeMeshPlacer(costs=c, sharing=sh)
+    t_dec, t_pre = p._times(llm(sched_s=1e-4), 2, 30, 4)
+    assert (t_dec, t_pre) == (pytest.approx(0.023036), pytest.approx(0.0966))
+    assert c.calls == [("decode", "x", 2, 4, 1318), ("prefill", "x", 2, 644, 4)]
+    assert sh.calls == [("decode", 0.3, 4, 0, None), ("prefill", 0.8, 4, 0, 644)]
+    sh.calls.clear()
+    p._times(llm(prefill_pct=120.0), 1, 50, 1)  # a prefill percentage over 100 counts as 100
+    assert sh.calls[1] == ("prefill", 1.0, 1, 0, 161)
+    # throughput bs / (t_decode x 337 + t_prefill + extra)
+    assert p._tpt(llm(sched_s=1e-4), 2, 30, 4, prefill_extra=0.5) == pytest.approx(4 / (0.023036 * 337 + 0.0966 + 0.5))
+
+
+def test_batch_limit_is_the_kv_cache_over_a_mean_sequence_within_1_and_max_batch():
+    p = placer()  # a mean sequence is 161 + 337 = 498 tokens
+    x = llm(kvpt=1000)
+    assert p._max_bs(x, 1_500_000) == 3  # 1.5 MB / 498 kB
+    assert p._max_bs(x, 400_000) == 1 and p._max_bs(x, 10**12) == 256
+
+
+def test_meeting_the_rate_allows_half_a_request_or_a_tenth():
+    p = placer()
+    assert p._satisfies(10.0, 10.4) and not p._satisfies(10.0, 10.5)  # + min(0.5, 1.0)
+    assert p._satisfies(2.0, 2.1) and not p._satisfies(2.0, 2.2)  # + min(0.5, 0.2)
+
+
+class Plateau(MuxServeMeshPlacer):
+    """Throughput 2 x min(bs, 3): it stops growing at batch 3."""
+
+    def _tpt(self, llm, g, decode_pct, bs, prefill_extra=0.0):
+        return 2.0 * min(bs, 3)
+
+
+def test_batch_search_finds_the_smallest_batch_meeting_the_rate():
+    p = Plateau(costs=FlatCosts(), sharing=NoSlowdown(), avg_prompt_len=1, avg_output_len=1)
+    cache = 5 * 2  # 5 sequences of 2 tokens at 1 byte per token
+    assert p._estimate(llm(rate=6.0), 1, 50, cache) == (True, 6.0, 3)   # 2 x 3 = 6 meets 6 exactly
+    assert p._estimate(llm(rate=2.0), 1, 50, cache) == (True, 2.0, 1)
+    assert p._estimate(llm(rate=5.0), 1, 50, cache) == (True, 5.0, 3)
+    assert p._estimate(llm(rate=7.0), 1, 50, cache) == (False, 6.0, 5)  # never met: the KV-limited batch
+
+
+# ---- memory --------------------------------------------------------------------------------------------
+
+def test_fits_counts_shards_reserves_and_minimum_kv_per_gpu():
+    # TP2: weight 4 GiB + 1 -> shard 2 GiB + 2 MiB (rounded up to 2 MiB); reserve 1 GiB; min KV 2048
+    # tokens x ceil((2 MiB + 2) / 2) = 2048 x (1 MiB + 1) -> 2 GiB + 2 MiB. Per GPU: 5 GiB + 4 MiB.
+    p = placer(reserve_bytes_per_model=GIB)
+    w, k = 4 * GIB + 1, 2 * MIB + 2
+    need = 5 * GIB + 4 * MIB
+    assert p._fits([w], [k], 2, need) and not p._fits([w], [k], 2, need - 1)
+    # One KV token of ceil((4 MiB + 1) / 2) = 2 MiB + 1 bytes per GPU -> 4 MiB; nothing else.
+    q = placer(reserve_bytes_per_model=0, min_kv_tokens=1)
+    assert q._fits([], [4 * MIB + 1], 2, 4 * MIB) and not q._fits([], [4 * MIB + 1], 2, 4 * MIB - 1)
+    # Two models: both reserves count.
+    assert p._fits([0, 0], [0, 0], 1, 2 * GIB) and not p._fits([0, 0], [0, 0], 1, 2 * GIB - 1)
+
+
+def test_mesh_cache_is_the_mesh_memory_left_after_weights_and_reserves():
+    p = placer(reserve_bytes_per_model=1000)
+    m = _Mesh(2)
+    # 2 GPUs x 10,000 - (3000 + 1000) - 2 x 2 x 1000 = 12,000
+    assert p._mesh_cache(m, [llm(weight=3000), llm(weight=1000)], 10_000) == 12_000
+    assert p._mesh_cache(m, [llm(weight=30_000)], 10_000) == 0.0
+
+
+def test_can_place_checks_memory_then_the_overload_threshold():
+    p = placer(reserve_bytes_per_model=0, min_kv_tokens=0, overload_threshold_pct=20.0)
+    m = _Mesh(1, [(llm("a"), 50)])
+    new = llm("b")
+    assert p._can_place(m, new, 50, 10)       # 50 left >= 50
+    assert p._can_place(m, new, 70, 10)       # 50 + 20 >= 70
+    assert not p._can_place(m, new, 71, 10)   # 71 > 70
+    assert not p._can_place(_Mesh(1, [(llm("a", weight=8), 50)]), llm("b", weight=3), 10, 10)  # 11 B > 10
+
+
+# ---- a mesh's throughput (estimate_mesh_throughput) -----------------------------------------------------
+
+class Linear(MuxServeMeshPlacer):
+    """Decode 1 s a step, prefill ``coef[model] x bs`` s; prompt and output 1 token each."""
+
+    coef = {"x": 0.5, "y": 0.5, "z": 0.0}
+
+    def _times(self, llm, g, decode_pct, bs):
+        return 1.0, self.coef[llm.name] * bs
+
+
+def linear():
+    return Linear(costs=FlatCosts(), sharing=NoSlowdown(), avg_prompt_len=1, avg_output_len=1,
+                  reserve_bytes_per_model=0, min_kv_tokens=0)
+
+
+def test_an_empty_mesh_has_no_throughput():
+    assert linear()._mesh_tpt(_Mesh(1), 30) == 0.0
+
+
+def test_mesh_throughput_splits_kv_by_rate_and_weighs_throughputs_by_rate():
+    # x (rate 1) and y (rate 2), 1 byte per token, 30 bytes: KV split 10 / 20 -> at most 5 / 10
+    # sequences of 2 tokens. Alone, x meets 1/s at batch 2 (2 / (1 + 1) = 1); y never meets 2/s
+    # (bs / (1 + bs/2) < 2): batch 10. Together the prefills add up: 1 + 5 = 6 s:
+    #   x 2 / (1 + 6) = 2/7, y 10 / 7; rate-weighted mean (2/7 + 20/7) / 3 = 22/21.
+    # x lags (2/7 < 1) and grows to 3: (3/7.5 + 2 x 10/7.5) / 3 = 23/22.5 < 22/21, then 4: 1.0; then
+    # both are at their limits. Best: 22/21.
+    p = linear()
+    m = _Mesh(1, [(llm("x", 1.0), 50), (llm("y", 2.0), 50)])
+    assert p._mesh_tpt(m, 30) == pytest.approx(22 / 21)
+
+
+def test_mesh_throughput_grows_the_lagging_batch_one_step_at_a_time():
+    # z (rate 1, no prefill cost) next to y (rate 2): z alone meets 1/s at batch 1; y at its limit 10.
+    # Prefill 5 s a round: z's throughput b / 6 grows with its batch: b = 1, 2, 3, 4 give
+    # (b/6 + 2 x 10/6) / 3 = (b + 20) / 18; at b = 5 both are at their limits and the search ends
+    # (that batch is not evaluated, as in MuxServe). Best: 24/18.
+    p = linear()
+    m = _Mesh(1, [(llm("z", 1.0), 50), (llm("y", 2.0), 50)])
+    assert p._mesh_tpt(m, 30) == pytest.approx(24 / 18)
+
+
+def test_a_mesh_whose_models_all_start_at_their_kv_limit_scores_zero_as_in_muxserve():
+    # y alone on 20 bytes: batch limit 10, never meets 2/s, so it starts at 10: MuxServe's loop ends
+    # before evaluating anything and the mesh throughput stays 0.
+    assert linear()._mesh_tpt(_Mesh(1, [(llm("y", 2.0), 50)]), 20) == 0.0
+
+
+def test_mesh_throughput_with_no_rate_splits_kv_evenly():
+    # Both rates 0: KV split 15 / 15 -> limit 7 each; both meet 0 at batch 1; mean over zero rate: 0.
+    p = linear()
+    m = _Mesh(1, [(llm("x", 0.0), 50), (llm("y", 0.0), 50)])
+    assert p._mesh_tpt(m, 30) == 0.0
+
+
+# ---- candidates and engines ------------------------------------------------------------------------------
+
+def test_candidates_try_mesh_sizes_1_2_4_8_and_keep_the_first_best_percentage():
+    # FlatCosts: decode 0.001 / tp, so throughput bs / (0.337 / tp) <= 256 / 0.337 x tp: the rate
+    # 1e9 is never met; every percentage gives the same throughput, so the first tried (10 %) stays,
+    # marked not satisfied; KV is plenty, so the batch is max_batch (256).
+    p = placer(decode_mps_levels=(20, 10), reserve_bytes_per_model=0)
+    x = llm(rate=1e9, weight=GIB, kvpt=1000)
+    p._candidates(x, 20 * GIB, 8)
+    assert sorted(x.cand) == [1, 2, 4, 8] and x.min_mesh == 1
+    assert all(c[0] == 10 and c[1] == 256 and c[3] is False for c in x.cand.values())
+    assert x.cand[2][2] == pytest.approx(256 / 0.337 * 2)
+    y = llm(rate=1.0, weight=GIB, kvpt=1000)
+    p._candidates(y, 20 * GIB, 4)
+    assert sorted(y.cand) == [1, 2, 4] and y.cand[1] == (10, 1, 1.0, True)  # met at 10 %, batch 1
+
+
+class InverseShare:
+    """A step at compute share s takes 1/s as long: a higher percentage is always faster."""
+
+    def factor(self, phase, share, batch, busy_neighbours=0, *, tokens=None):
+        return 1.0 / share
+
+
+def test_candidates_skip_percentages_over_90_and_the_prefill_one():
+    # Prefill 80 %: of 80, 90, 91, 95 only 90 may be tried (the rate is never met).
+    p = placer(sharing=InverseShare(), decode_mps_levels=(95, 91, 90, 80), reserve_bytes_per_model=0)
+    x = llm(rate=1e9, weight=GIB, kvpt=1000, prefill_pct=80.0)
+    p._candidates(x, 20 * GIB, 1)
+    assert x.cand[1][0] == 90
+
+
+def test_candidate_cache_is_the_mesh_memory_after_weight_and_reserves():
+    # 1 GPU of 10 GiB, weight 2 GiB, reserve 1 GiB: 7 GiB of KV; 1 MiB per token x 498 tokens per
+    # sequence -> 14 sequences (7168 / 498); the rate is never met, so the batch is that limit.
+    p = placer(reserve_bytes_per_model=GIB, min_kv_tokens=0)
+    x = llm(rate=1e9, weight=2 * GIB, kvpt=MIB)
+    p._candidates(x, 10 * GIB, 1)
+    assert x.cand[1][1] == 14
+
+
+def test_no_candidate_error_gives_the_reserve_in_gb():
+    p = placer()
+    with pytest.raises(UserError, match=r"model 'x' fits no mesh of 1, 2, 4 or 8 GPUs within the 1 GPU\(s\) "
+                                        r"MuxServe may use \(weights \+ 7\.6 GB reserve \+ KV for 2048 tokens"):
+        p._candidates(llm(weight=80 * GIB), 72 * GIB, 1)
+
+
+def test_engine_details_and_source():
+    (act, d), = placer().plan(snapshot([mv("a", "llama-2-7b")]), {"a": 10.0})
+    assert act.source == "prewarmed" and act.tp == 1 and act.gpus == (0,)
+    assert d == {"mesh": 1, "decode_pct": d["decode_pct"], "prefill_pct": 80.0, "share": 1.0,
+                 "max_num_seqs": 4, "rate": 10.0, "satisfied": True}
+    assert d["decode_pct"] == 10
