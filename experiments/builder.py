@@ -245,6 +245,7 @@ def build_setup(cfg) -> Setup:
     check_fit(models, cluster, engine)
     s = cfg.sim
     sim = SimSpec(_num(s, "retry_s", "sim"), _num(s, "request_timeout_s", "sim"), _num(s, "drain_s", "sim", False),
-                  _num(s, "load_window_s", "sim"), int(_num(s, "service_estimate_batch", "sim")))
+                  _num(s, "load_window_s", "sim"), int(_num(s, "service_estimate_batch", "sim")),
+                  bool(s.get("check_invariants", False)))
     workload = build_workload(cfg, models)
     return Setup(workload, models, cluster, cost, engine, sim)

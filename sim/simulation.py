@@ -22,6 +22,7 @@ start-up, so at equal times an arrival precedes a control tick scheduled later; 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,11 @@ from sim.views import SnapshotViews
 from sim.weights import Weights
 
 
+#: Environment variable that turns the invariant checker on in every run (the test suite sets it);
+#: ``sim.check_invariants=true`` does the same for one run.
+CHECK_ENV = "WARMSIM_CHECK_INVARIANTS"
+
+
 @dataclass(frozen=True)
 class SimSpec:
     """Run-level knobs."""
@@ -55,6 +61,7 @@ class SimSpec:
     drain_s: float = 600.0  # after the workload ends, unfinished requests get this long, then drop
     load_window_s: float = 5.0  # the autoscaler's averaging window of in-flight load
     service_estimate_batch: int = 16  # batch assumed when turning history into in-flight load
+    check_invariants: bool = False  # run sim.invariants.InvariantChecker inside the run (slower; for debugging)
 
 
 class Simulation:
@@ -215,6 +222,11 @@ class Simulation:
             env.process(self.weights.placer_loop())
         if b.kv_policy is not None:
             env.process(self.kv.loop())
+        checker = None
+        if self.spec.check_invariants or os.environ.get(CHECK_ENV, "") not in ("", "0"):
+            from sim.invariants import InvariantChecker
+            checker = InvariantChecker(self)
+            checker.install()
         horizon = self.workload.duration_s + self.spec.drain_s
         if len(self.workload) == 0:
             self.requests.arrivals_done = True
@@ -227,6 +239,8 @@ class Simulation:
             self.on_drop(int(rid), "unfinished_at_end")
         self.load.close(env.now)
         rec.gpu_seconds = self.load.gpu_busy_area
+        if checker is not None:
+            checker.finish()
         return rec
 
     def _sample_loop(self):

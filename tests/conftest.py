@@ -1,0 +1,8 @@
+"""Suite-wide settings: every simulation in the tests runs with the invariant checker on
+(``sim/invariants.py``), including those the CLI tests start as subprocesses."""
+
+import os
+
+from sim.simulation import CHECK_ENV
+
+os.environ[CHECK_ENV] = "1"
