@@ -1,4 +1,5 @@
-"""The bodies of ``warmsim compare`` and ``warmsim run`` (inside hydra's run directory)."""
+"""The bodies of ``warmsim compare`` and ``warmsim run`` (inside hydra's run directory): a thin layer
+over :func:`experiments.api.simulate` that prints the workload's lines first and the table last."""
 
 from __future__ import annotations
 
@@ -6,11 +7,6 @@ import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-
-from experiments.builder import build_setup
-from experiments.outputs import begin_run, comparison_table, workload_lines, write_run
-from experiments.runner import run_system
-from sim.errors import UserError
 
 
 @contextmanager
@@ -32,35 +28,27 @@ def _print_notes(notes: list[str], outdir: Path) -> None:
               f"see {outdir / 'report.md'}", file=sys.stderr)
 
 
+def _echo(text: str) -> None:
+    print(text, flush=True)
+
+
 def compare(cfg, outdir: Path) -> None:
     """Run every system in ``cfg.systems`` on one workload; print the table; write the run directory."""
-    from experiments.systems import resolve
-    scfgs = resolve(cfg)
-    begin_run(outdir)
-    notes: list[str] = []
-    with collected_warnings(notes):
-        setup = build_setup(cfg)
-        print("\n".join(workload_lines(setup)), flush=True)
-        results = [run_system(setup, s, cfg) for s in scfgs]
-    summary = write_run(outdir, results, cfg, setup, notes)
-    print(f"profile: {setup.cost.name} ({'measured' if setup.cost.measured else 'analytic, not measured'}); "
-          f"workload: {len(setup.workload)} requests, {setup.workload.duration_s:.0f} s")
-    print(comparison_table(summary))
+    from experiments.api import simulate
+    res = simulate(cfg, None, outdir, echo=_echo)
+    cost = res.summary["profile"].iloc[0]
+    measured = bool(res.summary["profile_measured"].iloc[0])
+    print(f"profile: {cost} ({'measured' if measured else 'analytic, not measured'}); "
+          f"workload: {res.workload_requests} requests, {res.duration_s:.0f} s")
+    print(res.table())
     print(f"\nresults: {outdir}")
-    _print_notes(notes, outdir)
+    _print_notes(res.cost_notes, outdir)
 
 
 def run_one(cfg, outdir: Path) -> None:
     """Run ``cfg.system`` alone (with ``overrides.<its name>``)."""
-    from experiments.systems import resolve
-    scfg = resolve(cfg, [cfg.system.get("name")], strict=False)[0]
-    begin_run(outdir)
-    notes: list[str] = []
-    with collected_warnings(notes):
-        setup = build_setup(cfg)
-        print("\n".join(workload_lines(setup)), flush=True)
-        result = run_system(setup, scfg, cfg)
-    summary = write_run(outdir, [result], cfg, setup, notes)
-    print(comparison_table(summary))
+    from experiments.api import simulate
+    res = simulate(cfg, [cfg.system.get("name")], outdir, echo=_echo, strict=False)
+    print(res.table())
     print(f"\nresults: {outdir}")
-    _print_notes(notes, outdir)
+    _print_notes(res.cost_notes, outdir)

@@ -107,6 +107,7 @@ def write_run(outdir: Path, results: list[RunResult], cfg, setup, notes: list[st
     files.append(("config.yaml", lambda p: p.write_text(OmegaConf.to_yaml(cfg, resolve=True))))
     meta = {k: (v if isinstance(v, (int, float, str, bool, list, dict, type(None))) else str(v))
             for k, v in setup.workload.meta.items()}
+    meta["changes"] = workload_notes(setup.workload, setup.models)  # what the builder changed, as printed
     files.append(("workload.json", lambda p: p.write_text(json.dumps(meta, indent=2, default=str))))
     files.append(("report.md", lambda p: write_report(p, summary, results, setup, notes)))
     for r in results:  # each system's resolved config (after overrides.<system>.*)
