@@ -57,3 +57,45 @@ def test_same_input_gives_bit_identical_results(rows, system):
     a = build(rows, system, 80).run().requests_table()
     b = build(rows, system, 80).run().requests_table()
     assert a.equals(b)
+
+
+# ---- every default system, built from its shipped config, with the invariant checker on --------------
+DEFAULT_SYSTEMS = ("static", "sllm", "muxserve", "warmserve")
+PAPER_MODELS = ("llama-2-7b-a", "llama-2-7b-b", "llama-2-13b", "llama-2-70b")
+_SETUP = {}
+
+
+def _paper_setup():
+    """The paper's cluster and models with the constant cost model (built once)."""
+    if not _SETUP:
+        from hydra import compose, initialize_config_dir
+
+        from experiments.builder import CONF_DIR, build_setup
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            cfg = compose(config_name="config", overrides=["cost=constant", "workload.duration_s=60",
+                                                           "cluster.gpu_hbm_gib=48", "sim.check_invariants=true"])
+            _SETUP["cfg"], _SETUP["setup"] = cfg, build_setup(cfg)
+    return _SETUP["cfg"], _SETUP["setup"]
+
+
+paper_traces = st.lists(
+    st.tuples(st.floats(0, 60, allow_nan=False), st.integers(1, 1024), st.integers(1, 1023), st.integers(0, 3)),
+    min_size=1, max_size=80)
+
+
+#: 40 random workloads spread over the four default systems (about 10 each).
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=paper_traces, system=st.sampled_from(DEFAULT_SYSTEMS))
+def test_every_default_system_keeps_the_invariants(rows, system):
+    from experiments.builder import build_bundle, system_cluster, system_config
+    cfg, setup = _paper_setup()
+    rows = sorted(rows)
+    w = workload([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], models=PAPER_MODELS,
+                 model_idx=[r[3] for r in rows], duration=60)
+    scfg = system_config(system)
+    bundle = build_bundle(scfg, w, setup.models, setup.cluster, setup.cost, cfg)
+    assert setup.sim.check_invariants
+    s = Simulation(w, setup.models, system_cluster(scfg, setup.cluster), setup.cost, bundle, setup.engine,
+                   setup.sim)
+    rec = s.run()  # the checker raises InvariantViolation on any broken invariant
+    assert rec.done == len(w)
