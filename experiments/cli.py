@@ -28,7 +28,8 @@ commands:
   estimate key=value ...  predicted cold-start breakdown and first-request TTFT from a profile
   bench [--quick]         speed and memory figures of the simulator and trace loaders
   figures [--out DIR] [--results DIR]  regenerate the figures from result tables
-  report DIR [DIR ...]    one comparison table from many run directories (e.g. a hydra sweep)
+  report DIR [DIR ...] [--html]   one comparison table from many run directories (e.g. a hydra sweep)
+  timeline RUN_DIR [--system S] [--out trace.json]   Chrome trace-event JSON for ui.perfetto.dev
 
 `warmsim COMMAND --help` describes each command. Own configs: ./warmsim_conf/, --config-dir DIR or
 WARMSIM_CONFIG_DIR (docs/configs.md); per-system knobs in compare: overrides.<system>.<key>=value.
@@ -44,6 +45,7 @@ COMMANDS = {
     "estimate": ("calibrate.cli", "estimate_main"),
     "bench": ("experiments.bench", "main"),
     "report": ("experiments.report", "main"),
+    "timeline": ("experiments.timeline", "main"),
     "figures": ("figures.make", "main"),
 }
 #: hydra's own options that ``compare`` / ``run`` pass through: option -> takes a value.

@@ -53,10 +53,14 @@ def intervals(events: pd.DataFrame, end_s: float, live_until) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["id", "model", "gpus", "start", "ready", "end"])
 
 
-def draw(timeline: pd.DataFrame, out_path, *, system: str = "warmserve", gpus_per_node: int = 8,
+def draw(timeline: pd.DataFrame, out_path, *, system: str | None = None, gpus_per_node: int = 8,
          n_gpus: int | None = None, end_s: float | None = None, points: int = 800,
          title_extra: str = "") -> dict:
-    """Stacked memory per node over time, then the per-GPU instance / replica timeline."""
+    """Stacked memory per node over time, then the per-GPU instance / replica timeline, for any
+    system (``system``: one of the timeline's, default its first); labels come from the caller (the
+    run's rate in ``title_extra``)."""
+    if system is None:
+        system = str(timeline["system"].iloc[0]) if "system" in timeline and len(timeline) else "?"
     tl = timeline[timeline["system"] == system] if "system" in timeline else timeline
     mem = tl[tl["kind"] == "memory"]
     inst, rep = tl[tl["kind"] == "instance"], tl[tl["kind"] == "replica"]
@@ -67,6 +71,7 @@ def draw(timeline: pd.DataFrame, out_path, *, system: str = "warmserve", gpus_pe
         top = max(gpu_ids, default=0) + 1
         n_gpus = -(-top // gpus_per_node) * gpus_per_node
     end = float(end_s if end_s is not None else tl["time_s"].max() if len(tl) else 1.0)
+    end = end if end > 0 else 1.0  # a system whose every event is at t=0 (static placement)
     grid = np.linspace(0.0, end, points)
     m = memory_grid(mem, n_gpus, grid)
     n_nodes = -(-n_gpus // gpus_per_node)

@@ -179,15 +179,18 @@ def draw_prediction(ctx: Context, out: Path) -> dict:
 
 def draw_memory_timeline(ctx: Context, out: Path) -> dict:
     from figures import fig_memory_timeline
+    from experiments.timeline import rate_label
     runs = ctx.at(ctx.args.rps)
-    run = tables.provider(runs, "warmserve")
+    run = tables.provider(runs, "warmserve") or (runs[0] if runs else None)  # any system draws; WarmServe first
     if run is None:
-        raise _Skip(f"no warmserve run at rate {ctx.args.rps:g}")
+        raise _Skip(f"no run at rate {ctx.args.rps:g}")
+    system = "warmserve" if "warmserve" in run.systems else run.systems[0]
     cl = run.cfg.get("cluster") or {}
     n = int(cl["nodes"]) * int(cl["gpus_per_node"]) if "nodes" in cl and "gpus_per_node" in cl else None
-    return fig_memory_timeline.draw(run.table("timeline"), out, system="warmserve",
+    rate = rate_label(run.path)  # the run's own rate (its config), not the --rps default
+    return fig_memory_timeline.draw(run.table("timeline"), out, system=system,
                                     gpus_per_node=run.gpus_per_node, n_gpus=n,
-                                    title_extra=f" at {ctx.args.rps:g} req/s" + ctx.suffix.replace("\n", " "))
+                                    title_extra=(f" at {rate}" if rate else "") + ctx.suffix.replace("\n", " "))
 
 
 def draw_gpu_cost(ctx: Context, out: Path) -> dict:
