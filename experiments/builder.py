@@ -223,6 +223,28 @@ def system_cluster(scfg, cluster: ClusterSpec) -> ClusterSpec:
     return replace(cluster, host_cache_bytes=int(gib * GIB))
 
 
+def build_faults(cfg, cluster: ClusterSpec) -> tuple[tuple, str]:
+    """The run's faults (``faults`` group) checked against the cluster, and what happens to the
+    requests a lost instance held."""
+    from sim.faults import parse_faults
+    f = cfg.get("faults")
+    if f is None:
+        return (), "retry"
+    f = _plain(f)
+    if not isinstance(f, dict):
+        raise UserError(f"config key faults: must be a mapping with events and on_failure, got {f!r}")
+    unknown = set(f) - {"events", "on_failure"}
+    if unknown:
+        raise UserError(f"config key faults: unknown key(s) {sorted(unknown)} (known: events, on_failure)")
+    events = f.get("events") or []
+    if not isinstance(events, list):
+        raise UserError(f"config key faults.events: must be a list of faults, got {events!r}")
+    on_failure = f.get("on_failure", "retry")
+    if on_failure not in ("retry", "drop"):
+        raise UserError(f"config key faults.on_failure: '{on_failure}' is not one of retry, drop")
+    return parse_faults(events, cluster.nodes, cluster.gpus_per_node), on_failure
+
+
 @dataclass
 class Setup:
     """Everything one run needs, built from one config."""
@@ -246,6 +268,6 @@ def build_setup(cfg) -> Setup:
     s = cfg.sim
     sim = SimSpec(_num(s, "retry_s", "sim"), _num(s, "request_timeout_s", "sim"), _num(s, "drain_s", "sim", False),
                   _num(s, "load_window_s", "sim"), int(_num(s, "service_estimate_batch", "sim")),
-                  bool(s.get("check_invariants", False)))
+                  bool(s.get("check_invariants", False)), *build_faults(cfg, cluster))
     workload = build_workload(cfg, models)
     return Setup(workload, models, cluster, cost, engine, sim)

@@ -222,6 +222,31 @@ def _report_systems(summary: pd.DataFrame, results: list[RunResult], setup, note
     return lines + [""]
 
 
+def _report_faults(summary: pd.DataFrame, results: list[RunResult], setup, notes) -> list[str]:
+    """Each fault and its effect per system: what it took, and the P99 TTFT of the requests that arrived
+    in the minute before it and in the minute after it."""
+    if not any(r.faults for r in results):
+        return []
+    lines = ["## Faults", "", "| system | time (s) | fault | instances lost | replicas lost | requests retried | "
+             "requests dropped | P99 TTFT 60 s before | P99 TTFT 60 s after |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        req = r.requests
+        for t, what, inst, reps, retried, dropped in r.faults:
+            def p99(lo: float, hi: float) -> str:
+                sel = req[(req.arrival_s >= lo) & (req.arrival_s < hi)]
+                if not len(sel):
+                    return "-"
+                ttft = sel.ttft_s.where(sel.status != "dropped", float("inf"))  # a dropped request never answered
+                q = ttft.quantile(0.99, interpolation="higher")  # "higher": no inf - inf
+                lost = int((sel.status == "dropped").sum())
+                return (f"{q:.3f} s" if q != float("inf") else "dropped") + (f" ({lost} dropped)" if lost else "")
+            lines.append(f"| {r.system} | {t:g} | {what} | {inst} | {reps} | {retried} | {dropped} | "
+                         f"{p99(t - 60, t)} | {p99(t, t + 60)} |")
+    return lines + ["", "In the P99 columns a dropped request counts as never answered. A system without an activator (static, "
+                    "MuxServe) cannot replace what it lost: its requests for the lost models wait at the router "
+                    "until `sim.request_timeout_s`.", ""]
+
+
 def _report_claims(summary: pd.DataFrame, results: list[RunResult], setup, notes) -> list[str]:
     from experiments.claims import claims_markdown
     return claims_markdown(summary)
@@ -229,7 +254,7 @@ def _report_claims(summary: pd.DataFrame, results: list[RunResult], setup, notes
 
 #: The sections of report.md, in order: each is ``f(summary, results, setup, notes) -> lines`` (an
 #: empty list leaves the section out). A new section is one function and one entry here.
-REPORT_SECTIONS: tuple = (_report_header, _report_workload, _report_summary, _report_systems, _report_claims, _report_drops,
+REPORT_SECTIONS: tuple = (_report_header, _report_workload, _report_summary, _report_systems, _report_faults, _report_claims, _report_drops,
                          _report_notes)
 
 

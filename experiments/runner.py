@@ -30,6 +30,8 @@ class RunResult:
     events: int = 0
     #: The system's resolved config (written to ``systems/<name>.yaml``).
     config: dict | None = None
+    #: The faults of the run and what each took: (time, fault, instances, replicas, retried, dropped).
+    faults: tuple = ()
 
 
 def _progress(cfg, total: int, desc: str):
@@ -83,4 +85,4 @@ def run_system(setup: Setup, scfg, cfg) -> RunResult:
     from omegaconf import OmegaConf
     scfg_plain = OmegaConf.to_container(scfg, resolve=True) if OmegaConf.is_config(scfg) else dict(scfg)
     return RunResult(bundle.name, summary, req, tl, preds, time.perf_counter() - t0, gpus, tuple(sim.initial_lines),
-                     rec.events, scfg_plain)
+                     rec.events, scfg_plain, tuple(rec.fault_log))

@@ -40,6 +40,8 @@ class GPUView:
     prewarm_bytes: int = 0
     instances: tuple[int, ...] = ()
     replicas: tuple[int, ...] = ()
+    #: The GPU failed (a fault): it counts as busy and has no free memory; nothing goes there again.
+    failed: bool = False
 
     @property
     def free_bytes(self) -> int:
@@ -125,8 +127,10 @@ class Snapshot:
         return out
 
     def busy_gpus(self) -> frozenset[int]:
-        """GPUs that hold an instance that has not stopped (draining ones included)."""
-        return frozenset(g for inst in self.instances if inst.state != STOPPED for g in inst.gpus)
+        """GPUs that hold an instance that has not stopped (draining ones included), and failed GPUs."""
+        busy = {g for inst in self.instances if inst.state != STOPPED for g in inst.gpus}
+        busy.update(g.id for g in self.gpus if g.failed)
+        return frozenset(busy)
 
     def free_gpus_by_node(self) -> list[list[int]]:
         """Per node, in id order, its GPUs that hold no instance that has not stopped."""

@@ -137,7 +137,7 @@ class Activations:
                 c["prewarm_hits"] += 1
             else:
                 c["prewarm_hits_loading"] += 1
-        sim.env.process(inst.lifecycle())
+        inst.process = sim.env.process(inst.lifecycle())
         return inst
 
     def try_start(self, model: str) -> bool:

@@ -104,6 +104,7 @@ class GPU:
         self.instances: set[int] = set()
         self.replicas: set[int] = set()
         self.background_flows = 0  # prewarm loads copying onto this GPU now
+        self.failed = False  # the GPU failed (sim.faults): nothing runs or is placed on it again
 
 
 class Cluster:

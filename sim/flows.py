@@ -68,6 +68,13 @@ class FlowNetwork:
         self._remove(flow)
         self._reschedule()
 
+    def set_capacity(self, capacities: dict) -> None:
+        """Give links new capacities (a degraded or restored link); flows in flight re-share at once."""
+        self._advance()
+        for link, cap in capacities.items():
+            link.capacity = float(cap)
+        self._reschedule()
+
     def bytes_pending(self, links: set[Link]) -> float:
         """Bytes still to move by flows crossing any of ``links``."""
         self._advance()

@@ -4,6 +4,8 @@ stopped) and the engine it runs once active."""
 from __future__ import annotations
 
 from dataclasses import replace
+
+import simpy
 from typing import TYPE_CHECKING
 
 from policies.types import ACTIVE, DRAINING, INITIALISING, LOADING, STARTING, STOPPED, InstanceView
@@ -90,7 +92,20 @@ class Instance:
             self.pending.append(rid)
 
     # ---- lifecycle ------------------------------------------------------------------------------
+    #: The SimPy process running :meth:`lifecycle` (set when the simulation starts it).
+    process = None
+    #: The instance was lost to a fault (sim.faults); it may stop from any state.
+    failed = False
+
     def lifecycle(self):
+        """The start sequence, then serving; a fault that loses the instance interrupts it anywhere."""
+        try:
+            yield from self._lifecycle()
+        except simpy.Interrupt as exc:
+            if exc.cause != "lost":
+                raise
+
+    def _lifecycle(self):
         """The start sequence; charged from the cost model, transfers through the flow network."""
         h = self.host
         env = h.env

@@ -72,7 +72,8 @@ class InvariantChecker:
         state_changed = sim.state_changed
 
         def on_state(inst, old: str, new: str) -> None:
-            if new != old and new not in TRANSITIONS.get(old, frozenset()):
+            lost = new == STOPPED and getattr(inst, "failed", False)  # a fault may stop it from any state
+            if new != old and not lost and new not in TRANSITIONS.get(old, frozenset()):
                 self.fail(f"instance {inst.id} ({inst.model.name}) went from {old} to {new}", instance=inst.id,
                           gpus=inst.gpus)
             state_changed(inst, old, new)

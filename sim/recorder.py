@@ -39,9 +39,13 @@ class Recorder:
         self.gpu_seconds = 0.0  # GPU-seconds with an instance on the GPU (set at the run's end)
         self.end_s = 0.0  # when the run ended
         self.events = 0  # SimPy events the run scheduled
+        self.fault_log: list[tuple] = []  # (time, fault, instances lost, replicas lost, requests retried, dropped)
 
     def first(self, rid: int, t: float) -> None:
-        self.first_token[rid] = t
+        """The request's first token; a retried request (its instance lost to a fault) keeps the first
+        token its first attempt produced, the one the user saw."""
+        if self.first_token[rid] != self.first_token[rid]:  # NaN: none yet
+            self.first_token[rid] = t
 
     def complete(self, rid: int, t: float) -> None:
         self.finish[rid] = t

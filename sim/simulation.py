@@ -62,6 +62,8 @@ class SimSpec:
     load_window_s: float = 5.0  # the autoscaler's averaging window of in-flight load
     service_estimate_batch: int = 16  # batch assumed when turning history into in-flight load
     check_invariants: bool = False  # run sim.invariants.InvariantChecker inside the run (slower; for debugging)
+    faults: tuple = ()  # sim.faults.Fault events of the run, by time
+    on_failure: str = "retry"  # requests a lost instance held: retry (back to the router) | drop
 
 
 class Simulation:
@@ -227,6 +229,9 @@ class Simulation:
             from sim.invariants import InvariantChecker
             checker = InvariantChecker(self)
             checker.install()
+        if self.spec.faults:
+            from sim.faults import Faults
+            env.process(Faults(self, tuple(self.spec.faults), self.spec.on_failure).run())
         horizon = self.workload.duration_s + self.spec.drain_s
         if len(self.workload) == 0:
             self.requests.arrivals_done = True

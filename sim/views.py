@@ -74,7 +74,7 @@ class SnapshotViews:
             for idx in self._gpu_dirty:
                 g = gpus[idx]
                 views[idx] = GPUView(idx, g.node, g.mem.capacity_bytes, g.mem.used_bytes, g.mem.kind_bytes(PREWARM),
-                                     tuple(sorted(g.instances)), tuple(sorted(g.replicas)))
+                                     tuple(sorted(g.instances)), tuple(sorted(g.replicas)), g.failed)
             self._gpu_dirty.clear()
             self._gpu_tuple = tuple(views)
         return self._gpu_tuple
