@@ -1,5 +1,11 @@
-"""``warmsim report DIR [DIR ...]``: one comparison table from many run directories (a hydra sweep,
-or several compares), read from their ``summary.csv`` files only.
+"""``warmsim report DIR [DIR ...] [--html PAGE]``: one comparison table from many run directories (a
+hydra sweep, or several compares), read from their ``summary.csv`` files only.
+
+Sweep parameters (the override keys whose values differ between runs, from each run's
+``.hydra/overrides.yaml``; the seed excepted) become columns; rows are sorted by them, then system;
+runs that differ only in their seed are averaged: each metric's mean and 95% confidence interval
+(Student t over the seeds, ``n`` the number of seeds). ``--html`` writes one self-contained page
+(``experiments/report_html.py``).
 
 A run directory counts only when complete (its ``COMPLETE`` marker, written last, exists); an
 interrupted, failed or still running one is skipped with a one-line note."""
@@ -16,18 +22,132 @@ from experiments.outputs import MARKER, TABLE, atomic_write, run_state
 from sim.errors import UserArgumentParser, UserError
 
 
-def _overrides(run_dir: Path) -> str:
-    """The hydra overrides that made this run (``.hydra/overrides.yaml``), as one string."""
+def override_items(run_dir: Path) -> list[str] | None:
+    """The hydra overrides that made this run (``.hydra/overrides.yaml``), hydra's own left out;
+    ``[]`` when there is no record, None when it is unreadable."""
     f = run_dir / ".hydra" / "overrides.yaml"
     if not f.is_file():
-        return ""
+        return []
     try:
         items = yaml.safe_load(f.read_text()) or []
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return "?"
+        return None
     if not isinstance(items, list):
-        return "?"
-    return " ".join(str(o) for o in items if not str(o).startswith("hydra."))
+        return None
+    return [str(o) for o in items if not str(o).startswith(("hydra.", "hydra/"))]
+
+
+def _overrides(run_dir: Path) -> str:
+    """The overrides as one string (``?`` when unreadable)."""
+    items = override_items(run_dir)
+    return "?" if items is None else " ".join(items)
+
+
+def run_params(run_dir: Path) -> dict[str, str]:
+    """``key -> value`` of the run's overrides (``+``/``~`` prefixes dropped), plus its ``seed`` from
+    config.yaml when the overrides do not set it."""
+    out: dict[str, str] = {}
+    for o in override_items(run_dir) or []:
+        k, sep, v = o.partition("=")
+        if sep:
+            out[k.lstrip("+~")] = v
+    if "seed" not in out and (run_dir / "config.yaml").is_file():
+        try:
+            out["seed"] = str((yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("seed", 0))
+        except (OSError, yaml.YAMLError):
+            pass
+    return out
+
+
+#: Metrics averaged over seeds (numeric summary columns, in summary.csv's order).
+SEED = "seed"
+
+
+def sweep_params(table: pd.DataFrame) -> list[str]:
+    """Override keys whose values differ between the runs of ``table`` (seed excepted), first seen first."""
+    params: dict[str, set] = {}
+    runs = table.drop_duplicates("run")["run"]
+    per_run = {r: run_params(Path(r)) for r in runs}
+    keys = list(dict.fromkeys(k for p in per_run.values() for k in p))
+    for k in keys:
+        params[k] = {p.get(k) for p in per_run.values()}
+    cols = set(table.columns)  # `system=a,b` of `warmsim run -m`: the system column already tells
+    return [k for k in keys if k != SEED and k not in cols and len(params[k]) > 1]
+
+
+def _sort_value(v):
+    try:
+        return (0, float(v), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(v))
+
+
+def with_params(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``table`` with a column per sweep parameter and ``seed``, sorted by the parameters, system, model."""
+    params = sweep_params(table)
+    per_run = {r: run_params(Path(r)) for r in table["run"].unique()}
+    ident = [tuple(per_run[r].get(k, "") for k in [*params, SEED]) for r in per_run]
+    if len(set(ident)) < len(ident):  # runs that the overrides cannot tell apart: one row each
+        per_run = {r: {**p, "run": r} for r, p in per_run.items()}
+        params = ["run", *params]
+    t = table.copy()
+    for k in [p for p in [*params, SEED] if p != "run"]:
+        t.insert(2, k, [per_run[r].get(k, "") for r in t["run"]])
+    order_sys = {s: i for i, s in enumerate(dict.fromkeys(t["system"]))}
+    key = [tuple(_sort_value(v) for v in row) for row in t[params].itertuples(index=False)] if params else [()] * len(t)
+    t["_k"] = key
+    t["_s"] = t["system"].map(order_sys)
+    t["_m"] = (t["model"] == "ALL").astype(int)
+    t["_seed"] = [_sort_value(v) for v in t[SEED]]
+    t = t.sort_values(["_k", "_s", "_m", "model", "_seed"], kind="stable").drop(columns=["_k", "_s", "_m", "_seed"])
+    return t.reset_index(drop=True), params
+
+
+def aggregate(table: pd.DataFrame, params: list[str]) -> pd.DataFrame:
+    """One row per (parameters, system, model): ``n`` seeds, and for each numeric metric its mean
+    (``<metric>``) and the half-width of its 95% confidence interval (``<metric>_ci``; NaN for one seed)."""
+    from scipy import stats
+    metrics = [c for c in table.columns if c not in ("run", "overrides", "system", "model", SEED, *params)
+               and pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])]
+    keys = [*params, "system", "model"]
+    rows = []
+    for k, g in table.groupby(keys, sort=False, dropna=False):
+        row = dict(zip(keys, k if isinstance(k, tuple) else (k,)))
+        n = len(g)
+        row["n"] = n
+        row["seeds"] = ",".join(str(x) for x in g[SEED])
+        for m in metrics:
+            x = g[m].to_numpy(dtype=float)
+            x = x[~pd.isna(x)]
+            row[m] = float(x.mean()) if len(x) else float("nan")
+            row[f"{m}_ci"] = (float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / len(x) ** 0.5)
+                              if len(x) > 1 else float("nan"))
+        for c in ("profile", "profile_measured"):
+            if c in g:
+                row[c] = g[c].iloc[0]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def shown_aggregate(agg: pd.DataFrame, params: list[str], all_models: bool) -> pd.DataFrame:
+    """The printed table: parameters, system (model), n, and each short-headed metric as
+    ``mean ± ci`` (the mean alone for one seed)."""
+    cols = [*params, "system"] + (["model"] if all_models else []) + ["n"]
+    out = agg[cols].copy()
+    for c, short in TABLE:
+        if c == "system" or c not in agg:
+            continue
+        mean, ci = agg[c], agg.get(f"{c}_ci")
+        out[short] = [_pm(a, b) for a, b in zip(mean, ci if ci is not None else [float("nan")] * len(mean))]
+    return out
+
+
+def _pm(mean: float, ci: float) -> str:
+    if mean != mean:
+        return "-"
+    digits = 3 if abs(mean) < 100 else 1
+    s = f"{mean:.{digits}f}"
+    return s if ci != ci else f"{s}±{ci:.{digits}f}"
 
 
 def collect(dirs: list[Path], note=None) -> pd.DataFrame:
@@ -105,16 +225,27 @@ def main(argv: list[str]) -> int:
     p = UserArgumentParser(prog="warmsim report", description=__doc__.split("\n\n")[0])
     p.add_argument("dirs", nargs="+", type=Path, help="run or sweep directories (searched recursively)")
     p.add_argument("--out", type=Path, default=None,
-                   help="write the merged table here (.csv: every column; .md: the printed table); "
-                        "a missing folder is created")
+                   help="write the merged table here (.csv: every run's rows and columns, with the sweep "
+                        "parameters; .md: the printed table); a missing folder is created")
     p.add_argument("--all-models", action="store_true", help="one row per model, not only the ALL rows")
+    p.add_argument("--html", type=Path, nargs="?", const=Path("report.html"), default=None, metavar="PAGE",
+                   help="also write one self-contained HTML page (default report.html): tables, figures, "
+                        "per-model tails, the paper-claims table, cost profile, commands to reproduce")
     args = p.parse_args(argv)
     out = _out_path(args.out) if args.out is not None else None
-    table = collect(args.dirs)
-    if not args.all_models:
-        table = table[table["model"] == "ALL"]
-    shown = shown_table(table)
+    html = _out_path(args.html) if args.html is not None else None
+    full, params = with_params(collect(args.dirs))
+    table = full if args.all_models else full[full["model"] == "ALL"]
+    agg = aggregate(table, params)
+    shown = shown_aggregate(agg, params, args.all_models)
     print(_fmt(shown))
+    if html is not None:
+        from experiments.report_html import write_html
+        try:
+            write_html(html, full, params, [str(d) for d in args.dirs], argv)
+        except OSError as e:
+            raise UserError(f"warmsim report: --html {html}: cannot write ({e.strerror or e})") from None
+        print(f"\nwrote {html} (self-contained: open it in any browser, no network needed)")
     if out is not None:
         try:
             if out.suffix == ".md":

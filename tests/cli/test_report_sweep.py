@@ -1,0 +1,55 @@
+"""``warmsim report`` over a sweep (issue 14): sweep parameters as columns, rows sorted, mean and 95%
+CI over seeds per metric and system; ``--html`` one self-contained page."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments.report import aggregate
+
+TINY = ["cluster=tiny", "models=tiny1", "workload=synthetic", "workload.duration_s=120",
+        "workload.tokens_from=null", "workload.prompt_tokens=200", "workload.output_tokens=20"]
+
+
+def warmsim(*args, cwd):
+    return subprocess.run([shutil.which("warmsim"), *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_aggregate_takes_the_mean_and_a_student_t_interval_over_seeds():
+    t = pd.DataFrame({"run": list("abcd"), "overrides": "", "rate": ["1", "1", "1", "2"], "seed": ["0", "1", "2", "0"],
+                      "system": "static", "model": "ALL", "ttft_p99_s": [1.0, 2.0, 3.0, 5.0]})
+    agg = aggregate(t, ["rate"])
+    one = agg[agg["rate"] == "1"].iloc[0]
+    assert one["n"] == 3 and one["ttft_p99_s"] == pytest.approx(2.0)
+    assert one["ttft_p99_s_ci"] == pytest.approx(4.302653 * 1.0 / np.sqrt(3), rel=1e-5)  # t(0.975, 2) * sd / sqrt(n)
+    two = agg[agg["rate"] == "2"].iloc[0]
+    assert two["n"] == 1 and np.isnan(two["ttft_p99_s_ci"])
+
+
+def test_a_three_seed_two_rate_sweep_gives_one_row_per_system_and_rate(tmp_path):
+    sw = tmp_path / "sw"
+    p = warmsim("compare", "-m", *TINY, "systems=[static,ondemand]", "workload.total_rate=2,1", "seed=0,1,2",
+                f"hydra.sweep.dir={sw}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    p = warmsim("report", str(sw), "--out", str(tmp_path / "all.md"), "--html", str(tmp_path / "r.html"), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    head = lines[0].split()
+    assert head[:3] == ["workload.total_rate", "system", "n"] and "ttft_p99" in head
+    rows = [ln.split() for ln in lines[1:5]]
+    assert [(r[0], r[1], r[2]) for r in rows] == [("1", "static", "3"), ("1", "ondemand", "3"),
+                                                  ("2", "static", "3"), ("2", "ondemand", "3")]
+    assert all("±" in r[head.index("ttft_p99")] for r in rows)
+    page = (tmp_path / "r.html").read_text()
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page) and "<script" not in page and "<link" not in page
+    assert page.count("data:image/png;base64,") >= 4  # metrics vs rate, per-model tails
+    for needle in ("Summary (all models)", "Per-model tails", "Paper claims", "Cost profile", "not measured",
+                   "Commands to reproduce", "warmsim compare -m", "±"):
+        assert needle in page, needle
+    assert "workload.total_rate" in (tmp_path / "all.md").read_text()
