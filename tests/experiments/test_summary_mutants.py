@@ -56,6 +56,7 @@ def test_the_columns_are_the_contract_in_order_with_system_model_and_profile():
     assert list(df.model) == ["a", "b", "ALL"]
     assert list(df.system) == ["sys"] * 3
     assert list(df.profile) == ["h100_eager_analytic"] * 3 and list(df.profile_measured) == [True] * 3
+    assert list(summary(gpus_visible=8).gpus_visible) == [8] * 3  # the GPUs the system may use
 
 
 def test_event_counters_are_per_model_and_summed_in_the_all_row():

@@ -45,3 +45,18 @@ def test_a_replica_with_the_same_score_is_not_outranked():
                      np.array([[9.0, 6.0]]))
     assert choose_group(scan, 5.0) == (0, 1)
     assert choose_group(scan, 5.5) == (0, 0)
+
+
+def test_a_grown_table_keeps_each_replica_on_its_node_with_its_score():
+    # One slot per node to start with: the second replica on node 1 grows the table.
+    t = ReplicaTable(2, 2, slots=1)
+    t.add(1, 0b01, 1, 0, 5.0)
+    t.add(1, 0b10, 1, 1, 7.0)
+    t.add(0, 0b01, 1, 1, 2.0)
+    scan = scan_groups(t, np.full((2, 2), 100), 10, 1, 2, subset_masks(2, 1))
+    assert scan.nodes.tolist() == [0, 1]
+    assert scan.max_score.tolist() == [[2.0, 0.0], [5.0, 7.0]]
+    assert scan.sum_score.tolist() == [[2.0, 0.0], [5.0, 7.0]]
+    # A replica of model 1 sits on node 0's GPU 0 and node 1's GPU 1: model 1 may not go there.
+    same = scan_groups(t, np.full((2, 2), 100), 10, 1, 1, subset_masks(2, 1))
+    assert same.ok.tolist() == [[False, True], [True, False]]

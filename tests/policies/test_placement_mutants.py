@@ -112,3 +112,25 @@ def test_round_robin_demand_counts_burst_replicas():
     for loop in (True, False):
         assert placed(RoundRobinPlacer(artifact_loop=loop).plan(s, {"a": (32.0, 96.0)})) == [
             ("a", (0,)), ("a", (1,)), ("a", (2,))]
+
+
+def test_candidates_with_equal_scores_go_by_model_name():
+    # Same size, so the same cold start c. a wants 4 replicas (scores c, c e^-1/4, c e^-1/2, c e^-3/4),
+    # b wants 2 (c, c e^-1/2): a's third and b's second score exactly c e^-1/2 (-2/4 == -1/2).
+    s = snap([model("a", GIB), model("b", GIB)], gpn=8)
+    _, todo = EvictAwarePlacer().candidates(s, {"a": (128.0, 128.0), "b": (64.0, 64.0)})
+    assert [m for _, m in todo] == ["a", "b", "a", "a", "b", "a"]
+
+
+def test_round_robin_variant_keeps_turning_after_a_model_is_served():
+    # Our variant: a wants 1, b wants 2: a, b, then a is done and b takes the next turn.
+    s = snap([model("a", GIB), model("b", GIB)], gpn=4)
+    assert placed(RoundRobinPlacer(artifact_loop=False).plan(s, {"a": (32.0, 32.0), "b": (64.0, 64.0)})) == [
+        ("a", (0,)), ("b", (0,)), ("b", (1,))]
+
+
+def test_round_robin_commits_use_up_memory():
+    # One 80 GiB GPU, three 30 GiB models: a and b fit (60 GiB), c does not (90 > 80).
+    s = snap([model(m, 30 * GIB) for m in "abc"], gpn=1)
+    preds = {m: (32.0, 32.0) for m in "abc"}
+    assert placed(RoundRobinPlacer(artifact_loop=False).plan(s, preds)) == [("a", (0,)), ("b", (0,))]

@@ -322,6 +322,19 @@ def test_steps_done_is_the_whole_steps_finished_by_elapsed():
             (elapsed, per, quad, k)
 
 
+@pytest.mark.parametrize("elapsed,per,quad,want", [
+    (4.3, 0.1, 0.0, 43),          # 4.3 / 0.1 = 42.99999999999999: the estimate is one short
+    (0.1, 0.1, 0.0004, 1),        # the quadratic formula gives 0.99999...: one short
+    (0.2004, 0.1, 0.0004, 2),     # t(2) = 0.2 + 0.0004 exactly, the formula gives 1.999...
+    (1.7, 0.1, 0.0, 16),          # 1.7 / 0.1 = 17.0 but t(17) = 1.7000000000000002 > 1.7: one over
+])
+def test_steps_done_corrects_the_closed_form_estimate_at_float_boundaries(elapsed, per, quad, want):
+    if (elapsed, per, quad) == (0.2004, 0.1, 0.0004):
+        elapsed = 2 * 0.1 + 0.0004 * 2 * 1 / 2  # t(2) as the engine computes it
+    assert steps_done_brute(elapsed, per, quad, 100) == want
+    assert Engine._steps_done(elapsed, per, quad, 100) == want
+
+
 def lookahead_brute(ctxs, held, free, bs, k):
     return max(n for n in range(k + 1) if sum(-(-(c + n) // bs) - b for c, b in zip(ctxs, held)) <= free)
 
