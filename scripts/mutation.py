@@ -76,9 +76,16 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
                     "tests/policies/test_activation_mutants.py"]),
     "kv_lending": (["sim/kv_lending.py"],
                    ["tests/sim/test_reserve_evict.py", "tests/sim/test_kv_lending_mutants.py"]),
+    "evict": (["sim/weights.py"],
+              ["tests/sim/test_reserve_evict.py", "tests/sim/test_replicas.py", "tests/sim/test_kv_lending_mutants.py",
+               "tests/sim/test_evict_mutants.py"]),
     "mesh": (["policies/muxserve/mesh.py"],
              ["tests/policies/test_muxserve_mesh.py", "tests/policies/test_mesh_mutants.py"]),
 }
+
+# Modules mutated only in part: mutmut names (globs) of the functions to run. sim/weights.py holds the
+# weight loads and the placement loop too; the eviction of a replica is its ``evict``.
+ONLY: dict[str, list[str]] = {"evict": ["sim.weights.xǁWeightsǁevict__mutmut_*"]}
 
 # Mutants that cannot change behaviour, with the reason (mutmut's name -> why). Each is explained in
 # docs/testing.md; they are left out of the score's denominator.
@@ -168,6 +175,19 @@ _eq("sim.kv_lending.xǁKVLendingǁreclaim", "24",
     "room is below the blocks asked for only if every replica was evicted and the pool is still short, "
     "which cannot happen: lent KV memory can only be taken by prewarmed replicas (engines that share a "
     "GPU do not lend); so min(blocks, room) is blocks, an int, either way")
+# sim/weights.py (evict)
+_eq("sim.weights.xǁWeightsǁevict", "11", "cancelled None instead of False: only read as a truth value")
+# policies/muxserve/mesh.py
+_M = "policies.muxserve.mesh.xǁMuxServeMeshPlacerǁ"
+_eq(_M + "_can_place", "18",
+    "remaining == pct fails the first test but passes the second (remaining + threshold >= pct, the "
+    "threshold being >= 0)")
+_eq(_M + "_max_bs", "14", "int() of a positive quotient truncates like floor division")
+_eq(_M + "_mesh_tpt", "24",
+    "the even KV split is used only when every rate is 0; then every mesh throughput is 0 whatever "
+    "the batches")
+_eq("policies.muxserve.mesh.xǁShareTableǁfactor", "1",
+    "a default in a typing.Protocol stub: the body never runs (the placer calls the real MPS table)")
 # policies/warmserve/predictor.py
 _P = "policies.warmserve.predictor.x"
 _DT = "dtype left to numpy: the values are Python floats or already float64, so the arrays are float64 anyway"
@@ -322,7 +342,7 @@ def run(name: str, only: list[str], sample: int | None, seed: int, max_children:
         shutil.rmtree(work / "mutants" / "tests", ignore_errors=True)
         shutil.copytree(ROOT / "tests", work / "mutants" / "tests",
                         ignore=shutil.ignore_patterns("__pycache__", ".hypothesis", ".pytest_cache"))
-    names = list(only)
+    names = list(only) or ONLY.get(name, [])
     if sample:
         every = mutant_names(work)
         names = sorted(random.Random(seed).sample(every, min(sample, len(every))))

@@ -15,6 +15,7 @@ import pytest
 from policies.muxserve.mesh import MuxServeMeshPlacer, _by_size, _LLM, _Mesh
 from policies.types import ModelView
 from sim.errors import UserError
+from sim.models import CHUNK_BYTES as CHUNK
 from tests.policies.test_muxserve_mesh import FlatCosts, NoSlowdown, mv, placer, snapshot
 
 GIB = 1 << 30
@@ -29,14 +30,14 @@ def llm(name="x", rate=1.0, weight=0, kvpt=1, params_b=7.0, prefill_pct=80.0, sc
 
 @pytest.mark.parametrize("kw,msg", [
     (dict(max_gpus=0), r"muxserve: max_gpus must be >= 1, got 0"),
-    (dict(avg_prompt_len=0), r"muxserve: avg_prompt_len and avg_output_len must be >= 1"),
-    (dict(avg_output_len=0), r"muxserve: avg_prompt_len and avg_output_len must be >= 1"),
+    (dict(avg_prompt_len=0), r"^muxserve: avg_prompt_len and avg_output_len must be >= 1$"),
+    (dict(avg_output_len=0), r"^muxserve: avg_prompt_len and avg_output_len must be >= 1$"),
     (dict(decode_mps_levels=()), r"muxserve: decode_mps_levels must be percentages in \(0, 100\], got \[\]"),
     (dict(decode_mps_levels=(0, 50)), r"decode_mps_levels must be percentages in \(0, 100\], got \[0, 50\]"),
     (dict(decode_mps_levels=(101,)), r"got \[101\]"),
     (dict(max_batch=0), r"muxserve: max_batch must be >= 1, got 0"),
-    (dict(reserve_bytes_per_model=-1), r"muxserve: reserve_bytes_per_model, overload_threshold_pct and "
-                                       r"min_kv_tokens must be >= 0"),
+    (dict(reserve_bytes_per_model=-1), r"^muxserve: reserve_bytes_per_model, overload_threshold_pct and "
+                                       r"min_kv_tokens must be >= 0$"),
     (dict(overload_threshold_pct=-1), r"must be >= 0"),
     (dict(min_kv_tokens=-1), r"must be >= 0"),
 ])
@@ -312,6 +313,12 @@ def test_no_candidate_error_gives_the_reserve_in_gb():
     with pytest.raises(UserError, match=r"model 'x' fits no mesh of 1, 2, 4 or 8 GPUs within the 1 GPU\(s\) "
                                         r"MuxServe may use \(weights \+ 7\.6 GB reserve \+ KV for 2048 tokens"):
         p._candidates(llm(weight=80 * GIB), 72 * GIB, 1)
+    # GB are 1e9 bytes, one decimal: 7.65e9 bytes print as 7.7 GB.
+    with pytest.raises(UserError, match=r"\(weights \+ 7\.7 GB reserve"):
+        placer(reserve_bytes_per_model=7_650_000_000)._candidates(llm(weight=80 * GIB), 72 * GIB, 1)
+    ms = [mv("a", "llama-2-13b"), mv("b", "llama-2-13b")]  # as in the no-split case above
+    with pytest.raises(UserError, match=r"with 30\.1 GB reserved per model"):
+        placer(reserve_bytes_per_model=30_050_000_000).plan(snapshot(ms), {"a": 1.0, "b": 1.0})
 
 
 def test_engine_details_and_source():
@@ -320,3 +327,39 @@ def test_engine_details_and_source():
     assert d == {"mesh": 1, "decode_pct": d["decode_pct"], "prefill_pct": 80.0, "share": 1.0,
                  "max_num_seqs": 4, "rate": 10.0, "satisfied": True}
     assert d["decode_pct"] == 10
+
+
+def test_mesh_throughput_with_rates_below_one_request_per_second():
+    # x 0.25/s and y 0.5/s, 30 bytes: KV by rate 10 / 20 (limits 5 / 10); both meet their rates at
+    # batch 1: prefill 0.5 + 0.5, throughputs 1 / 2 each; rate-weighted (0.5 x 0.25 + 0.5 x 0.5) / 0.75.
+    m = _Mesh(1, [(llm("x", 0.25), 50), (llm("y", 0.5), 50)])
+    assert linear()._mesh_tpt(m, 30) == pytest.approx(0.5)
+
+
+def test_mesh_throughput_multiplies_the_decode_step_by_the_output_length():
+    # Output 2 tokens: a sequence is 3 tokens (limit 30 // 3 = 10); x meets 1/s at batch 4:
+    # 4 / (1 x 2 + 0.5 x 4) = 1.
+    p = Linear(costs=FlatCosts(), sharing=NoSlowdown(), avg_prompt_len=1, avg_output_len=2,
+               reserve_bytes_per_model=0, min_kv_tokens=0)
+    assert p._mesh_tpt(_Mesh(1, [(llm("x", 1.0), 50)]), 30) == pytest.approx(1.0)
+
+
+def test_engines_go_largest_mesh_first_with_kv_split_by_block_size():
+    # Pool 10 chunks (2 MiB) per GPU, no reserve. Mesh of 2 GPUs: y (6 chunks + 1 byte: shard
+    # ceil(/2) = 3 chunks + 1 -> 4 chunks) and z (2 chunks: shard 1): 10 - 5 = 5 chunks left per GPU,
+    # split by KV bytes per token per GPU, ceil(3 / 2) = 2 and ceil(2 / 2) = 1: y 5 x 2/3 -> 3 chunks,
+    # z 5 x 1/3 -> 1 chunk (rounded down to chunks). Mesh of 1 GPU: x (1 chunk), 9 chunks of KV.
+    # The 2-GPU mesh takes GPUs 0-1, the 1-GPU mesh GPU 2. Shares: max(prefill 80, decode) over the
+    # mesh's sum: x 80/80; y and z 80/160.
+    C = CHUNK
+    x = llm("x", 1.0, weight=C, kvpt=1)
+    y = llm("y", 2.0, weight=6 * C + 1, kvpt=3)
+    z = llm("z", 3.0, weight=2 * C, kvpt=2)
+    x.cand, y.cand, z.cand = {1: (30, 4, 1.0, True)}, {2: (30, 8, 2.0, True)}, {2: (40, 6, 2.5, False)}
+    p = placer(reserve_bytes_per_model=0)
+    out = p._engines([_Mesh(1, [(x, 30)]), _Mesh(2, [(y, 30), (z, 40)])], [0, 1, 2], 10 * C)
+    got = [(a.model, a.gpus, a.tp, a.kv_bytes_per_gpu, a.compute_share, a.max_num_seqs, a.source) for a, _ in out]
+    assert got == [("y", (0, 1), 2, 3 * C, 0.5, 8, "prewarmed"), ("z", (0, 1), 2, C, 0.5, 6, "prewarmed"),
+                   ("x", (2,), 1, 9 * C, 1.0, 4, "prewarmed")]
+    assert out[1][1] == {"mesh": 2, "decode_pct": 40, "prefill_pct": 80.0, "share": 0.5, "max_num_seqs": 6,
+                         "rate": 3.0, "satisfied": False}
