@@ -273,7 +273,67 @@ def _job_label(hc, swept=frozenset()) -> str:
     return f"job {hc.job.num}" + (f" ({over})" if over else "")
 
 
+#: Set by the CLI for a sweep's jobs (inherited by launcher processes): start time and job count.
+SWEEP_ENV = ("WARMSIM_SWEEP_STARTED", "WARMSIM_SWEEP_TOTAL")
+
+
+def _sweep_total(overrides: list[str], hc_params: dict) -> int:
+    """Jobs a sweep runs: the product of the value counts of its sweep overrides and of the
+    experiment's ``hydra.sweeper.params`` (a command-line override of the same key wins)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    counts: dict[str, int] = {}
+    parser = OverridesParser.create()
+    for k, v in (hc_params or {}).items():
+        try:
+            o = parser.parse_overrides([f"{k}={v}"])[0]
+            counts[str(k)] = len(list(o.sweep_string_iterator())) if o.is_sweep_override() else 1
+        except Exception:  # noqa: BLE001 - an unparsable param counts as one value
+            counts[str(k)] = 1
+    for o in parser.parse_overrides(overrides):
+        key = o.get_key_element().lstrip("+~")
+        counts[key] = len(list(o.sweep_string_iterator())) if o.is_sweep_override() else 1
+    total = 1
+    for c in counts.values():
+        total *= max(1, c)
+    return total
+
+
+def _sweep_progress(out: Path) -> None:
+    """One line after each job: jobs done of the sweep's total (complete or failed directories
+    under the sweep directory, written since it started, whichever process ran them), elapsed, ETA."""
+    from experiments.outputs import MARKER
+    from figures.jobs import progress_line
+    try:
+        started, total = float(os.environ[SWEEP_ENV[0]]), int(os.environ[SWEEP_ENV[1]])
+    except (KeyError, ValueError):
+        return
+    root = out.parent
+    done = 0
+    for d in root.iterdir():
+        for mark in (d / MARKER, d / FAILED):
+            try:
+                if mark.stat().st_mtime >= started - 1:
+                    done += 1
+                    break
+            except OSError:
+                continue
+    done = min(done, total) if total else done
+    print(f"warmsim: sweep: {progress_line(done, max(total, done), time.time() - started)}", file=sys.stderr,
+          flush=True)
+
+
 def _sweep_job(command: str, cfg, out: Path, hc, swept=frozenset()) -> None:
+    """One job of a sweep (then a progress line): see :func:`_sweep_job_body`."""
+    try:
+        _sweep_job_body(command, cfg, out, hc, swept)
+    finally:
+        try:
+            _sweep_progress(out)
+        except OSError:
+            pass
+
+
+def _sweep_job_body(command: str, cfg, out: Path, hc, swept=frozenset()) -> None:
     """One job of a sweep: skipped when its complete results (same config) are there; a failure is
     recorded in ``FAILED.json`` and reported on one line, and the sweep goes on."""
     from omegaconf import OmegaConf
@@ -365,6 +425,16 @@ def _hydra(command: str, argv: list[str]) -> int:
             _check_config(cfg)
         outdir, pin = _output_dir(command, overrides, multirun)
     started = time.time()
+    if multirun and not info:
+        try:
+            from experiments.confpath import compose
+            hc = compose([o for o in overrides if "," not in o.partition("=")[2] or o.startswith("hydra")],
+                         return_hydra_config=True)
+            params = dict(hc.hydra.sweeper.get("params") or {})
+        except Exception:  # noqa: BLE001 - progress is best effort
+            params = {}
+        os.environ[SWEEP_ENV[0]] = str(started)
+        os.environ[SWEEP_ENV[1]] = str(_sweep_total(overrides, params))
 
     def task(cfg):
         hc = HydraConfig.get()

@@ -115,18 +115,31 @@ def run_one(job: Job, argv0: list[str], reuse: bool) -> Job:
     return job
 
 
+def progress_line(done: int, total: int, elapsed_s: float) -> str:
+    """``done/total jobs, elapsed, ETA`` (the ETA from the mean time per finished job)."""
+    def fmt(s: float) -> str:
+        return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h"
+    eta = elapsed_s / done * (total - done) if done else float("nan")
+    return (f"{done}/{total} jobs done, {fmt(elapsed_s)} elapsed"
+            + (f", ETA {fmt(eta)}" if done < total and eta == eta else ""))
+
+
 def run_all(jobs: list[Job], *, parallel: int, reuse: bool = False, echo=print) -> list[Job]:
     """Run ``jobs`` with ``parallel`` workers; ``echo`` gets one line per finished job."""
+    import time
     argv0 = warmsim_argv()
     n = len(jobs)
     done = 0
+    t0 = time.perf_counter()
 
     def one(job: Job) -> Job:
         nonlocal done
         run_one(job, argv0, reuse)
         done += 1
         state = "reused" if job.reused else ("ok" if job.rc == 0 else f"FAILED (exit {job.rc}, see {job.log})")
-        echo(f"  [{done}/{n}] {job.name}: {state}" + ("" if job.reused else f" in {job.wall_s:.1f} s"))
+        elapsed = time.perf_counter() - t0
+        echo(f"  [{done}/{n}] {job.name}: {state}" + ("" if job.reused else f" in {job.wall_s:.1f} s")
+             + f"; {progress_line(done, n, elapsed)}")
         return job
 
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:

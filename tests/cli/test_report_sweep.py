@@ -37,6 +37,9 @@ def test_a_three_seed_two_rate_sweep_gives_one_row_per_system_and_rate(tmp_path)
     p = warmsim("compare", "-m", *TINY, "systems=[static,ondemand]", "workload.total_rate=2,1", "seed=0,1,2",
                 f"hydra.sweep.dir={sw}", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
+    progress = [ln for ln in p.stderr.splitlines() if ln.startswith("warmsim: sweep: ")]
+    assert progress[0].startswith("warmsim: sweep: 1/6 jobs done") and "ETA" in progress[0]
+    assert progress[-1].startswith("warmsim: sweep: 6/6 jobs done")
     p = warmsim("report", str(sw), "--out", str(tmp_path / "all.md"), "--html", str(tmp_path / "r.html"), cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
@@ -53,3 +56,11 @@ def test_a_three_seed_two_rate_sweep_gives_one_row_per_system_and_rate(tmp_path)
                    "Commands to reproduce", "warmsim compare -m", "±"):
         assert needle in page, needle
     assert "workload.total_rate" in (tmp_path / "all.md").read_text()
+
+
+def test_the_sweep_total_counts_overrides_and_the_experiment_s_sweeper_params():
+    from experiments.cli import _sweep_total
+    params = {"workload.trace": "conv,code", "workload.rps": "5,10,15,20", "workload.alpha": "0.5,2.0"}
+    assert _sweep_total(["experiment=paper_main"], params) == 16
+    assert _sweep_total(["experiment=paper_main", "workload.rps=5,10", "seed=0,1,2"], params) == 24
+    assert _sweep_total(["system=static,ondemand"], {}) == 2
