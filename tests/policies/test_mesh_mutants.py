@@ -363,3 +363,56 @@ def test_engines_go_largest_mesh_first_with_kv_split_by_block_size():
                    ("x", (2,), 1, 9 * C, 1.0, 4, "prewarmed")]
     assert out[1][1] == {"mesh": 2, "decode_pct": 40, "prefill_pct": 80.0, "share": 0.5, "max_num_seqs": 6,
                          "rate": 3.0, "satisfied": False}
+
+
+# ---- the greedy mesh choice (smart_placement) ----------------------------------------------------------
+
+class MaxRate(MuxServeMeshPlacer):
+    """A mesh's throughput is its GPU count times its largest rate (0 when empty)."""
+
+    def _mesh_tpt(self, mesh, pool):
+        return mesh.ngpus * max((x.rate for x, _ in mesh.models), default=0.0)
+
+
+def greedy():
+    return MaxRate(costs=FlatCosts(), sharing=NoSlowdown(), reserve_bytes_per_model=0, min_kv_tokens=0)
+
+
+def with_cand(x, sizes, batch=1):
+    x.cand = {g: (10, batch, 0.0, True) for g in sizes}
+    return x
+
+
+def names(mesh):
+    return [x.name for x, _ in mesh.models]
+
+
+def test_greedy_goes_to_the_largest_rise_ties_to_the_first_mesh_by_tag_then_free_memory():
+    # Two 1-GPU meshes of 1 GiB. z (rate 0, 10 bytes) rises both by 0: the first, m1. Now m1 has less
+    # free memory: c (rate 1) rises both by 1 and goes to m2 (tag 0 = 0, more free memory); m2's tag
+    # -1. d (rate 2): m1 rises by 2, m2 by 1: m1 (tag -2). e (rate 0.5) rises both by 0: the first by
+    # tag, m2 (-1 > -2). Tracked throughputs: m1 0 + 2, m2 1 + 0.
+    m1, m2 = _Mesh(1), _Mesh(1)
+    llms = [with_cand(llm("z", 0.0, weight=10), [1], batch=200), with_cand(llm("c", 1.0), [1], batch=200),
+            with_cand(llm("d", 2.0), [1], batch=200), with_cand(llm("e", 0.5), [1], batch=200)]
+    out = greedy()._smart(llms, [m1, m2], GIB)
+    assert (names(m1), names(m2)) == (["z", "d"], ["c", "e"])
+    assert (m1.tpt, m2.tpt) == (2.0, 1.0) and (m1.tag, m2.tag) == (-2.0, -1.5)
+    assert out == [m2, m1]  # by tag, descending
+
+
+def test_greedy_ties_go_to_the_smaller_mesh_and_meshes_without_a_candidate_are_skipped():
+    # Meshes of 2 and 1 GPUs. z (rate 0) rises both by 0: the smaller. c (rate 1) rises the 2-GPU mesh
+    # by 2, the other by 1: the 2-GPU one, tag -1/2. y (rate 0.5, 14 B: rate scale 2) has a candidate
+    # for 2 GPUs only: rises it by 2 x 1 - 2 = 0; its tag -0.5 - 0.5 x 2 / 2 = -1.
+    big, small = _Mesh(2), _Mesh(1)
+    llms = [with_cand(llm("z", 0.0), [1, 2]), with_cand(llm("c", 1.0), [1, 2]),
+            with_cand(llm("y", 0.5, params_b=14.0), [2])]
+    greedy()._smart(llms, [big, small], GIB)
+    assert (names(big), names(small)) == (["c", "y"], ["z"])
+    assert big.tag == -1.0 and big.tpt == 2.0
+
+
+def test_greedy_gives_up_when_a_model_fits_no_mesh():
+    # The decode percentage is checked (10 % fits); a model without a candidate for any mesh size fails.
+    assert greedy()._smart([with_cand(llm("a", 1.0), [4])], [_Mesh(1), _Mesh(2)], GIB) is None
