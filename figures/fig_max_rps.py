@@ -72,8 +72,13 @@ def draw(sweep: pd.DataFrame, out_path, *, criterion: str = "slo", p99_limit_s: 
             if below.get(s):
                 lab += f" (fails at {', '.join(f'{r:g}' for r in below[s])})"
         kw = dict(style.system_line(s), ms=4.5, lw=1.6, alpha=0.9)
-        a1.plot(g["rps"], g["ttft_p99_s"], label=lab, **kw)
-        a2.plot(g["rps"], g["slo_attainment"], label=lab, **kw)
+        if "ttft_p99_s_ci" in g and g["ttft_p99_s_ci"].notna().any():  # several seeds: mean and 95% CI
+            a1.errorbar(g["rps"], g["ttft_p99_s"], yerr=g["ttft_p99_s_ci"].fillna(0.0), capsize=3, label=lab, **kw)
+            a2.errorbar(g["rps"], g["slo_attainment"], yerr=g["slo_attainment_ci"].fillna(0.0), capsize=3,
+                        label=lab, **kw)
+        else:
+            a1.plot(g["rps"], g["ttft_p99_s"], label=lab, **kw)
+            a2.plot(g["rps"], g["slo_attainment"], label=lab, **kw)
     a1.set_yscale("log")
     a1.axhline(p99_limit_s, color="k", ls="--", lw=1)
     a1.set_xlabel("total request rate (req/s)")
@@ -95,7 +100,9 @@ def draw(sweep: pd.DataFrame, out_path, *, criterion: str = "slo", p99_limit_s: 
     style.caption(fig, f"Max rate: the largest swept rate meeting {criterion_text(criterion, p99_limit_s, slo_min)}{slo}; "
                        f"lower rates where a system fails are listed. Dashed lines: the thresholds. WarmServe/MuxServe "
                        f"max-rate ratio: {ratio_text} (paper: up to {PAPER_FACTOR}x). Swept rates: "
-                       f"{', '.join(f'{r:g}' for r in rates)}.")
+                       f"{', '.join(f'{r:g}' for r in rates)}."
+                       + (f" Means over {int(allrows['seeds'].max())} seeds, bars: 95% CI."
+                          if "seeds" in allrows and allrows["seeds"].max() > 1 else ""))
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     style.save(fig, out_path)
     return {"criterion": criterion_text(criterion, p99_limit_s, slo_min), "max_rps": best, "fails_below": below,

@@ -90,11 +90,22 @@ class Context:
     def suffix(self) -> str:
         r = self.runs[0]
         dur = f", {r.duration_s / 60:g} min" if r.duration_s == r.duration_s else ""
-        return f"\n({r.workload}{dur}, seed {r.seed})"
+        seeds = sorted({x.seed for x in self.runs})
+        seed = f"seed {r.seed}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}: sweeps averaged"
+        return f"\n({r.workload}{dur}, {seed})"
+
+    @property
+    def one_seed(self) -> list:
+        """Runs of one seed (``--seed`` when present, else the lowest) for the single-run figures;
+        sweeps use every seed (mean and 95% CI)."""
+        seeds = sorted({r.seed for r in self.runs})
+        want = self.args.seed if getattr(self.args, "seed", None) in seeds else (seeds[0] if seeds else None)
+        return [r for r in self.runs if r.seed == want]
 
     def at(self, rps: float):
-        return tables.runs_at(self.runs, rps if any(r.rps == rps for r in self.runs) or
-                              any(r.rps == r.rps for r in self.runs) else None)
+        runs = self.one_seed
+        return tables.runs_at(runs, rps if any(r.rps == rps for r in runs) or
+                              any(r.rps == r.rps for r in runs) else None)
 
 
 def _present(runs, systems):

@@ -89,10 +89,12 @@ def find_runs(root: Path) -> list[Run]:
 
 
 def main_group(runs: list[Run]) -> list[Run]:
-    """The runs of the most common comparable group; the others are ignored (with a note)."""
+    """The runs of the most common setup (workload and length; every seed); the others are ignored
+    (with a note). Sweeps average over the seeds (:func:`sweep_summary`); single-run figures take
+    one seed (``warmsim figures --seed``)."""
     groups: dict[tuple, list[Run]] = {}
     for r in runs:
-        groups.setdefault(r.group, []).append(r)
+        groups.setdefault(r.group[:2], []).append(r)
     best = max(groups.values(), key=len)
     for g, rs in groups.items():
         if rs is not best:
@@ -133,11 +135,34 @@ def gather(runs: list[Run], name: str, systems: list[str] | None = None) -> pd.D
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+#: Columns of :func:`sweep_summary` that get a 95% confidence interval (``<column>_ci``) over seeds.
+CI_COLUMNS = ("ttft_p99_s", "slo_attainment", "mean_gpus_busy", "gpu_hours")
+
+
 def sweep_summary(runs: list[Run], systems: list[str]) -> pd.DataFrame:
-    """summary rows of ``systems`` at every request rate found (one run per system and rate)."""
+    """summary rows of ``systems`` at every request rate found, averaged over the runs (seeds) at
+    that rate: numeric columns are means, ``seeds`` counts the runs, ``<column>_ci`` is the half-width
+    of the 95% confidence interval (Student t; NaN for one seed) of :data:`CI_COLUMNS`."""
+    from scipy import stats
     parts = []
     for rps in sorted({r.rps for r in runs if r.rps == r.rps}):
-        part = gather([r for r in runs if r.rps == rps], "summary", systems)
-        if len(part):
-            parts.append(part)
+        at = [r for r in runs if r.rps == rps]
+        for s in systems:
+            rows = [r.table("summary") for r in at if s in r.systems]
+            if not rows:
+                continue
+            t = pd.concat([x[x["system"] == s] for x in rows], ignore_index=True)
+            out = []
+            for model, g in t.groupby("model", sort=False):
+                row = {c: (g[c].mean() if pd.api.types.is_numeric_dtype(g[c]) and not pd.api.types.is_bool_dtype(g[c])
+                           else g[c].iloc[0]) for c in g.columns}
+                n = len(g)
+                for c in CI_COLUMNS:
+                    if c in g:
+                        x = g[c].dropna().to_numpy(dtype=float)
+                        row[f"{c}_ci"] = (float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / len(x) ** 0.5)
+                                          if len(x) > 1 else float("nan"))
+                row.update(model=model, seeds=n, rps=rps)
+                out.append(row)
+            parts.append(pd.DataFrame(out))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
