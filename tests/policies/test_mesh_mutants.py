@@ -416,3 +416,11 @@ def test_greedy_ties_go_to_the_smaller_mesh_and_meshes_without_a_candidate_are_s
 def test_greedy_gives_up_when_a_model_fits_no_mesh():
     # The decode percentage is checked (10 % fits); a model without a candidate for any mesh size fails.
     assert greedy()._smart([with_cand(llm("a", 1.0), [4])], [_Mesh(1), _Mesh(2)], GIB) is None
+
+
+def test_a_plan_with_no_expected_load_still_places_every_model():
+    # Every rate 0 (no load expected): both splits of 2 GPUs, (2) and (1, 1), score 0; a tie goes to
+    # the first in MuxServe's order: one mesh of 2 GPUs holding both.
+    ms = [mv("a", "llama-2-7b"), mv("b", "llama-2-7b")]
+    got = placer().plan(snapshot(ms, gpn=2), {})
+    assert [(a.model, a.gpus) for a, _ in got] == [("a", (0, 1)), ("b", (0, 1))]
