@@ -106,13 +106,12 @@ _eq(_E + "_steps_done", "2 4 5 6 7 8 11 12 13 18 19 20 21 23 26 28",
 _eq(_E + "_steps_done", "39 40 51 53",
     "the first correction loop may now step below the answer, the second loop climbs back to it "
     "(exact result, more iterations)")
-_eq(_E + "_steps_done", "42 44 46 47 48 49",
-    "changes the quadratic term of the first (downward) correction loop, which only runs when the "
-    "estimate overshoots; an overshoot happens only with quad = 0 (searched: none with quad > 0), "
-    "where the term is 0")
+_eq(_E + "_steps_done", "44 47",
+    "overstates t(n) in the downward correction loop: it may step below the answer, and the upward "
+    "loop (with the true t) climbs back to it")
 _eq(_E + "_steps_done", "50",
-    "'>=' vs '>' in the downward loop differs only if the estimate overshoots onto t(n) == elapsed "
-    "exactly, which the upward loop would then undo")
+    "'>=' vs '>' in the downward loop: if it steps once too far (t(n) == elapsed), the upward loop "
+    "climbs back (exact result)")
 _eq(_E + "_steps_before_kv_full", "3",
     "exactly 64 running sequences take the numpy path instead of the Python one; both are exact "
     "integer arithmetic (tested equal to brute force at 64 and 65)")
@@ -186,6 +185,9 @@ _eq(_M + "_max_bs", "14", "int() of a positive quotient truncates like floor div
 _eq(_M + "_mesh_tpt", "24",
     "the even KV split is used only when every rate is 0; then every mesh throughput is 0 whatever "
     "the batches")
+_eq(_M + "plan", "49 51",
+    "every split's score is scaled by the same positive constant (or is 0 for every split when no model "
+    "has a rate): the best split is the same")
 _eq("policies.muxserve.mesh.xǁShareTableǁfactor", "1",
     "a default in a typing.Protocol stub: the body never runs (the placer calls the real MPS table)")
 # policies/warmserve/predictor.py
@@ -250,6 +252,21 @@ _eq(_F + "_remove", "2",
 PACKAGES = ["sim", "policies", "experiments", "traces", "calibrate", "figures"]
 
 
+def _mutant_key(k: str):
+    head, _, num = k.rpartition("__mutmut_")
+    return head, int(num) if num.isdigit() else 0
+
+
+def _short(keys: list[str]) -> str:
+    """``Class.function`` 1, 2, 3 from mutmut names."""
+    groups: dict[str, list[str]] = {}
+    for k in keys:
+        head, num = _mutant_key(k)
+        func = head.rsplit(".", 1)[-1].lstrip("x").replace("ǁ", ".").strip(".")
+        groups.setdefault(func, []).append(str(num))
+    return "; ".join(f"`{f}` {', '.join(ns)}" for f, ns in groups.items())
+
+
 def _status(code):
     from mutmut.stats import status_by_exit_code
     return status_by_exit_code[code]
@@ -261,7 +278,9 @@ def prepare(name: str) -> Path:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    archive = subprocess.run(["git", "archive", "--format=tar", "HEAD", *PACKAGES, "pyproject.toml"],
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True, capture_output=True,
+                            text=True).stdout.strip()
+    archive = subprocess.run(["git", "archive", "--format=tar", commit, *PACKAGES, "pyproject.toml"],
                              cwd=ROOT, check=True, capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(work, filter="data")
@@ -279,6 +298,7 @@ def prepare(name: str) -> Path:
         nxt = rest.find("\n[")
         text = head + (rest[nxt + 1:] if nxt >= 0 else "")
     (work / "pyproject.toml").write_text(text.rstrip() + "\n" + "\n".join(lines) + "\n")
+    (work / "COMMIT").write_text(commit + "\n")  # the source tree mutated (tests: the working tree's)
     return work
 
 
@@ -320,13 +340,14 @@ def row(name: str, res: dict[str, str]) -> dict:
 
 
 def table(names: list[str]) -> str:
-    head = ("| module | mutants | run | killed | survived | timeout | no tests | other | equivalent | score "
-            "| killed or timeout |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| module | commit | mutants | run | killed | survived | timeout | no tests | other | equivalent | score "
+            "| killed or timeout |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     alive = []
     for name in names:
         r = row(name, results(name))
-        lines.append(f"| {name} | {r['mutants']} | {r['run']} | {r['killed']} | {r['survived']} | {r['timeout']} | "
+        c = WORK / name / "COMMIT"
+        lines.append(f"| {name} | {c.read_text().strip() if c.exists() else '?'} | {r['mutants']} | {r['run']} | {r['killed']} | {r['survived']} | {r['timeout']} | "
                      f"{r['no_tests']} | {r['other']} | {r['equivalent']} | {r['score']:.1%} | {r['detected']:.1%} |")
         alive += [f"- {name}: `{k}` ({results(name)[k]})" for k in r["alive"]]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
@@ -338,10 +359,10 @@ def table(names: list[str]) -> str:
 
 def run(name: str, only: list[str], sample: int | None, seed: int, max_children: int) -> None:
     work = prepare(name) if not only or not (WORK / name / "mutants").exists() else WORK / name
-    if only:  # rerun: refresh the tests from the working tree, keep mutmut's state
-        shutil.rmtree(work / "mutants" / "tests", ignore_errors=True)
-        shutil.copytree(ROOT / "tests", work / "mutants" / "tests",
-                        ignore=shutil.ignore_patterns("__pycache__", ".hypothesis", ".pytest_cache"))
+    if only:  # rerun: refresh the tests from the working tree (mutmut copies tests/ into mutants/), keep its state
+        for d in (work / "tests", work / "mutants" / "tests"):
+            shutil.rmtree(d, ignore_errors=True)
+            shutil.copytree(ROOT / "tests", d, ignore=shutil.ignore_patterns("__pycache__", ".hypothesis", ".pytest_cache"))
     names = list(only) or ONLY.get(name, [])
     if sample:
         every = mutant_names(work)
@@ -365,6 +386,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sample", type=int, help="run a random sample of this many mutants per module")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--show", action="store_true", help="print the diff of every mutant not killed")
+    ap.add_argument("--explain", action="store_true",
+                    help="print, per module, the equivalent mutants grouped by reason and the others not killed (markdown)")
     ap.add_argument("--max-children", type=int, default=2)
     a = ap.parse_args(argv)
     names = a.modules or list(MODULES)
@@ -374,6 +397,21 @@ def main(argv=None) -> int:
     if a.list:
         for n in names:
             print(f"{n}: {' '.join(MODULES[n][0])}\n    tests: {' '.join(MODULES[n][1])}")
+        return 0
+    if a.explain:
+        for n in names:
+            res = results(n)
+            if not res:
+                continue
+            print(f"\n### {n} (`{' '.join(MODULES[n][0])}`)\n")
+            by_reason: dict[str, list[str]] = {}
+            for k in sorted(res, key=_mutant_key):
+                if k in EQUIVALENT and res[k] != "not checked":
+                    by_reason.setdefault(EQUIVALENT[k], []).append(k)
+            for why, ks in by_reason.items():
+                print(f"- equivalent, {_short(ks)}: {why}")
+            for k in row(n, res)["alive"]:
+                print(f"- **{res[k]}**, {_short([k])}: ")
         return 0
     if a.show:
         for n in names:

@@ -11,6 +11,7 @@ test says otherwise; costs: prefill ``0.01 + 0.001 x prompt tokens`` s, decode s
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -270,6 +271,8 @@ def test_preemption_frees_the_newest_sequence_blocks_and_counts_them_as_freed():
     h, e = engine([40, 10, 10], [40, 40, 1], [0.0] * 3, kv_blocks=6)
     h.env.run()
     assert events(h, "preempt") == [(0.28, "preempt", 1, 4, 3)]
+    # The recompute does not report a first token again: each request reports exactly one.
+    assert events(h, "first") == [(0.07, "first", 0), (0.07, "first", 1), (0.07, "first", 2)]
     assert events(h, "done") == [(0.07, "done", 2), (0.46, "done", 0), (0.672, "done", 1)]
     assert e.used_blocks == 0 and e.take_freed() == 3 + 5 + 4 and e.take_freed() == 0
 
@@ -333,6 +336,21 @@ def test_steps_done_corrects_the_closed_form_estimate_at_float_boundaries(elapse
         elapsed = 2 * 0.1 + 0.0004 * 2 * 1 / 2  # t(2) as the engine computes it
     assert steps_done_brute(elapsed, per, quad, 100) == want
     assert Engine._steps_done(elapsed, per, quad, 100) == want
+
+
+@pytest.mark.parametrize("per,quad,n0", [
+    (0.186720359628823, 0.009925434121760652, 1),
+    (0.9560782376173601, 0.009478274870593493, 5),
+    (0.7362340190794547, 0.006697304014402209, 21),
+])
+def test_steps_done_corrects_an_estimate_one_step_over_just_before_a_boundary(per, quad, n0):
+    # One ulp before the end of step n0 only n0 - 1 steps are done; the quadratic formula rounds up
+    # to n0 for these coefficients (found by search), and the downward correction must undo it.
+    elapsed = math.nextafter(n0 * per + quad * n0 * (n0 - 1) / 2, 0)
+    a, b = quad / 2, per - quad / 2
+    assert int((-b + math.sqrt(b * b + 4 * a * elapsed)) / (2 * a)) == n0  # the raw estimate overshoots
+    assert steps_done_brute(elapsed, per, quad, 100) == n0 - 1
+    assert Engine._steps_done(elapsed, per, quad, 100) == n0 - 1
 
 
 def lookahead_brute(ctxs, held, free, bs, k):
