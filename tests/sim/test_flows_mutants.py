@@ -93,3 +93,20 @@ def test_bytes_pending_counts_flows_crossing_the_given_links():
     assert n.bytes_pending({C}) == pytest.approx(30.0)
     assert n.bytes_pending({A, B}) == pytest.approx(30.0)
     assert n.bytes_pending({Link("D", 1.0)}) == 0
+
+
+def test_a_degraded_link_re_shares_flows_in_flight():
+    # 20 B over a 10 B/s link: after 1 s (10 B left) the link drops to 2 B/s: 5 s more -> 6 s.
+    env, n = net()
+    L = Link("L", 10.0)
+    f = n.transfer(20, (L,))
+    done = []
+    f.done.callbacks.append(lambda _e: done.append(env.now))
+
+    def degrade():
+        yield env.timeout(1.0)
+        n.set_capacity({L: 2})
+
+    env.process(degrade())
+    env.run()
+    assert L.capacity == 2.0 and f.rate == 2.0 and done == [pytest.approx(6.0)]
