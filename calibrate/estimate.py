@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from calibrate.costmodel import ProfileCostModel
-from sim.catalog import get_shape
 from sim.errors import UserError
 from sim.models import ServedModel
 from sim.startup import MEMSWITCH, SOURCE_PATHS, StartupBreakdown, startup_breakdown
@@ -97,10 +96,8 @@ def usage() -> str:
 
 def _cluster_and_engine(name: str | None):
     """The cluster and engine `warmsim compare` would use (its default config, or ``cluster=NAME``)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from experiments.builder import CONF_DIR, _num, group_choices
+    from experiments.builder import _num, group_choices
+    from experiments.confpath import compose
     from experiments.validate import GROUPS
     from sim.cluster import GIB, ClusterSpec
     from sim.engine import EngineSpec
@@ -108,11 +105,7 @@ def _cluster_and_engine(name: str | None):
     if name is not None and name not in group_choices("cluster"):
         raise UserError(f"estimate: cluster={name!r} unknown (known: {', '.join(group_choices('cluster'))})")
     overrides = [] if name is None else [f"cluster={name}"]
-    if GlobalHydra.instance().is_initialized():
-        cfg = compose(config_name="config", overrides=overrides)
-    else:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            cfg = compose(config_name="config", overrides=overrides)
+    cfg = compose(overrides)  # user config directories too (experiments/confpath.py)
     for key in ("gpus_per_node", "gpu_hbm_gib", "memory_fraction"):
         GROUPS["cluster"][key].check(f"cluster.{key}", cfg.cluster[key])
     c, e = cfg.cluster, cfg.engine
@@ -163,7 +156,8 @@ class Estimate:
 
 def estimate(req: EstimateRequest, cost: ProfileCostModel | None = None) -> Estimate:
     """Compute the estimate for ``req`` (loading its profile unless ``cost`` is given)."""
-    model = ServedModel(req.model, get_shape(req.model), req.tp)
+    from experiments.confpath import model_shape
+    model = ServedModel(req.model, model_shape(req.model), req.tp)  # a user model/NAME.yaml too
     check_request(req, model)
     cost = cost or ProfileCostModel.load(req.gpu_profile)
     bd = startup_breakdown(cost, model, req.source, device_prewarmed=req.device_prewarmed,

@@ -79,11 +79,13 @@ class Run:
         return comparison_table(self.summary)
 
 
-def config(*overrides: str, config_dir: str | Path | list | None = None, multirun: bool = False):
+def config(*overrides: str, config_dir: str | Path | list | None = None, multirun: bool = False,
+           command: str = "compare"):
     """The composed config for hydra ``overrides`` (e.g. ``"workload.rps=10"``), checked as the CLI
     checks them (unknown groups, keys and values are a :class:`UserError` naming them).
     ``config_dir``: user config directories in front of the shipped ones (as ``--config-dir``;
-    ``./warmsim_conf`` and ``WARMSIM_CONFIG_DIR`` are read as well)."""
+    ``./warmsim_conf`` and ``WARMSIM_CONFIG_DIR`` are read as well). ``command="run"`` checks them as
+    ``warmsim run`` does (``system.<key>`` then sets the one system run)."""
     from experiments import cli, confpath
     from experiments.systems import rewrite
     if len(overrides) == 1 and isinstance(overrides[0], (list, tuple)):
@@ -93,7 +95,7 @@ def config(*overrides: str, config_dir: str | Path | list | None = None, multiru
     confpath.export()
     confpath.register()
     over = rewrite([str(o) for o in overrides])
-    cfg, _ = cli._check_overrides("compare", over, multirun)
+    cfg, _ = cli._check_overrides(command, over, multirun)
     cli._check_config(cfg)
     return cfg
 
@@ -144,13 +146,13 @@ def simulate(cfg, systems: list[str] | None, outdir: Path, *, echo=None, strict:
     return res
 
 
-def _cfg(cfg_or_overrides, config_dir=None):
+def _cfg(cfg_or_overrides, config_dir=None, command="compare"):
     if cfg_or_overrides is None:
-        return config(config_dir=config_dir)
+        return config(config_dir=config_dir, command=command)
     if isinstance(cfg_or_overrides, str):
-        return config(cfg_or_overrides, config_dir=config_dir)
+        return config(cfg_or_overrides, config_dir=config_dir, command=command)
     if isinstance(cfg_or_overrides, (list, tuple)):
-        return config(*cfg_or_overrides, config_dir=config_dir)
+        return config(*cfg_or_overrides, config_dir=config_dir, command=command)
     return cfg_or_overrides
 
 
@@ -164,8 +166,9 @@ def compare(cfg=None, systems: list[str] | None = None, out: str | Path | None =
 
 def run(cfg=None, system: str | None = None, out: str | Path | None = None,
         config_dir: str | Path | None = None) -> Run:
-    """``warmsim run``: one system (``system``, default ``cfg.system.name``)."""
-    cfg = _cfg(cfg, config_dir)
+    """``warmsim run``: one system (``system``, default ``cfg.system.name``); ``cfg`` may be a list of
+    overrides (checked as ``warmsim run`` checks them)."""
+    cfg = _cfg(cfg, config_dir, "run")
     return simulate(cfg, [system or str(cfg.system.get("name"))], claim_dir(out, "run"), strict=False)
 
 
