@@ -85,18 +85,8 @@ def _sanity(name_or_path: str | Path) -> tuple[str, int]:
 
 def _check_out(out: Path) -> None:
     """The profile directory can be created and written (one line, exit 2, before measuring)."""
-    import os
-
-    if out.exists() and not out.is_dir():
-        raise UserError(f"calibrate: --out {out}: not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".warmsim-probe-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        why = "a part of the path is a file" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror
-        raise UserError(f"calibrate: --out {out}: cannot write there ({why or e})") from None
+    from sim.errors import writable_dir
+    writable_dir(out, f"calibrate: --out {out}")
 
 
 def calibrate_main(argv: list[str]) -> int:

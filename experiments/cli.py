@@ -15,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from sim.errors import UserError
+from sim.errors import UserError, writable_dir
 
 USAGE = """usage: warmsim COMMAND [args]
 
@@ -208,15 +208,7 @@ def _check_config(cfg) -> None:
 
 def _probe_dir(path: Path, key: str) -> None:
     """``path`` exists or can be created, is a directory, and a file can be written in it."""
-    if path.exists() and not path.is_dir():
-        raise UserError(f"{key}={path}: not a directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".warmsim-probe-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"{key}={path}: cannot write there ({e.strerror or e})") from None
+    writable_dir(path, f"{key}={path}")
 
 
 def _claim_dir(path: Path, key: str) -> Path:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments.outputs import MARKER, atomic_write, run_state
-from sim.errors import UserArgumentParser, UserError
+from sim.errors import UserArgumentParser, UserError, writable_dir
 
 from figures import jobs as jobmod
 from figures import tables
@@ -267,17 +267,7 @@ def run_experiments(args, names: list[str], out: Path) -> tuple[list, list[str],
 def _writable(out: Path) -> Path:
     """``--out`` created if missing; a file in the way or a folder that cannot be written is a
     one-line error before any experiment runs."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".warmsim-probe-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        why = "a part of the path is a file" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror
-        raise UserError(f"--out {out}: cannot write there ({why or e})") from None
-    return out
+    return writable_dir(out, f"--out {out}")
 
 
 def complete_runs(root: Path) -> list:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -23,3 +25,20 @@ class UserArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         raise UserError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def writable_dir(path: Path, label: str) -> Path:
+    """``path`` as a folder that exists (created if missing) and takes a new file; otherwise a
+    :class:`UserError` on one line starting with ``label`` (e.g. ``--out /x``), before any work is done."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{label}: not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".warmsim-probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        why = "a part of the path is a file" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror
+        raise UserError(f"{label}: cannot write there ({why or e})") from None
+    return path

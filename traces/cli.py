@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.errors import UserArgumentParser, UserError
+from sim.errors import UserArgumentParser, UserError, writable_dir
 from traces import describe as describe_mod
 from traces import registry
 
@@ -96,14 +96,7 @@ def _plot_path(out: str | None, default: str) -> Path:
             path = path.with_suffix(".png")
     if path.exists() and not path.is_file():
         raise UserError(f"warmsim trace plot: --out {path}: exists and is not a file")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.parent / f".warmsim-probe-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        why = "a part of the path is a file" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror
-        raise UserError(f"warmsim trace plot: --out {path}: cannot write to {path.parent} ({why or e})") from None
+    writable_dir(path.parent, f"warmsim trace plot: --out {path}: the folder {path.parent}")
     return path
 
 
