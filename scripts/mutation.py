@@ -1,40 +1,42 @@
 #!/usr/bin/env python3
 """Mutation testing of the modules that decide results (issue 12, item 4), with mutmut 3.
 
-Not part of CI (it takes tens of minutes); run it by hand:
+Not part of CI (about 15 minutes on 2 busy cores; docs/testing.md); run it by hand:
 
     pip install "mutmut>=3.8"
     nice -n 10 python scripts/mutation.py                   # every module below, one after another
     nice -n 10 python scripts/mutation.py engine summary    # some modules
     python scripts/mutation.py --list                       # the modules and their test subsets
-    python scripts/mutation.py engine --sample 60           # a deterministic sample of 60 mutants
+    python scripts/mutation.py mesh --sample 100            # a seeded random sample of 100 mutants
+    python scripts/mutation.py engine --only '<glob>'       # rerun some mutants (mutmut names, e.g.
+                                                            #   'sim.engine.xǁEngineǁ_admit__mutmut_*')
     python scripts/mutation.py --table                      # reprint the table from the last runs
+    python scripts/mutation.py engine --show                # the diff of every mutant not killed
+    python scripts/mutation.py --explain                    # equivalents by reason, the rest (markdown)
 
 How it works. For each module it makes a scratch project under ``mutants/<module>/`` (``mutants/`` is
-git-ignored): the committed source (``git archive HEAD``; colleagues' uncommitted work in the tree
-does not leak in) with the working tree's ``tests/`` on top, and a ``pyproject.toml`` whose
-``[tool.mutmut]`` section is the repository's plus, for this module, ``only_mutate`` (the module's
-file or files) and ``pytest_add_cli_args_test_selection`` (the test files that cover it, below).
-Then it runs ``mutmut run`` there (mutmut copies that project into ``mutants/<module>/mutants/`` and
-runs, for each mutant, only the selected tests that reach the mutated function). Results are read from
-mutmut's ``.meta`` files and written to ``mutants/report.md`` and printed:
+git-ignored): the committed source (``git archive HEAD``, its commit noted in ``COMMIT``; colleagues'
+uncommitted work in the tree does not leak in) with the working tree's ``tests/`` on top, and a
+``pyproject.toml`` whose ``[tool.mutmut]`` section is the repository's plus, for this module,
+``only_mutate`` (the module's file) and ``pytest_add_cli_args_test_selection`` (the test files that
+cover it, ``MODULES`` below). Then it runs ``mutmut run`` there (mutmut copies that project into
+``mutants/<module>/mutants/`` and runs, for each mutant, only the selected tests that reach the
+mutated function; ``ONLY`` restricts a module to some functions). Results are read from mutmut's
+``.meta`` files, written to ``mutants/report.md`` and printed, one row per module:
 
-    module | mutants | killed | survived | timeout | no tests | equivalent | score
+    module | commit | mutants | run | killed | survived | timeout | no tests | other | equivalent | score | killed or timeout
 
-where score = killed / (mutants - equivalent). A timeout (the mutant makes a test run past mutmut's
-time limit, e.g. an endless loop) is shown apart and is not counted as killed; "no tests" is a mutant
-in a function that none of the module's selected tests reaches, and counts against the score.
-Equivalent mutants (no behaviour can change) are listed with the reason in EQUIVALENT below; each one
-is explained in docs/testing.md.
-
-To look at one mutant: ``cd mutants/<module> && mutmut show <name>``; to rerun some:
-``python scripts/mutation.py <module> --only '<glob>'`` (mutmut's names, e.g.
-``sim.engine.xǁEngineǁ_admit__mutmut_*``).
+where score = killed / (run - equivalent). A timeout (the mutant makes a test run past mutmut's time
+limit, e.g. an endless loop) is shown apart and not counted as killed (the last column counts it);
+"no tests" is a mutant in a function that none of the module's selected tests reaches, and counts
+against the score. Equivalent mutants (no behaviour can change) are listed with the reason in
+``EQUIVALENT`` below; docs/testing.md explains each mutant not killed.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import io
 import json
 import os
@@ -153,7 +155,8 @@ _eq(_F + "_allocate", "34",
 _eq(_F + "_on_timer", "4", "a remaining of exactly 1e-3 bytes after an advance: never in practice")
 _eq(_F + "_on_timer", "6",
     "a flow with rate 0 never exists: progressive filling gives every flow a positive rate when "
-    "every link capacity and cap is positive (the builder refuses others)")
+    "every link capacity and cap is positive (the configuration refuses others: bandwidths > 0, a "
+    "link_degrade factor in (0, 1])")
 _eq(_F + "_reschedule", "8", "same: no flow has rate 0")
 _eq(_F + "_on_timer", "7",
     "for rate <= 1 B/s, remaining / rate < 1e-12 implies remaining < 1e-3, already finished by the first test")
@@ -175,6 +178,8 @@ _eq("sim.kv_lending.xǁKVLendingǁreclaim", "24",
     "which cannot happen: lent KV memory can only be taken by prewarmed replicas (engines that share a "
     "GPU do not lend); so min(blocks, room) is blocks, an int, either way")
 # sim/weights.py (evict)
+_eq("sim.weights.xǁWeightsǁevict", "1",
+    "the default reason: every caller (Simulation.evict, the placement loop) passes one")
 _eq("sim.weights.xǁWeightsǁevict", "11", "cancelled None instead of False: only read as a truth value")
 # policies/muxserve/mesh.py
 _M = "policies.muxserve.mesh.xǁMuxServeMeshPlacerǁ"
@@ -185,6 +190,9 @@ _eq(_M + "_max_bs", "14", "int() of a positive quotient truncates like floor div
 _eq(_M + "_mesh_tpt", "24",
     "the even KV split is used only when every rate is 0; then every mesh throughput is 0 whatever "
     "the batches")
+_eq(_M + "_smart", "4",
+    "free memory as ngpus / pool - weights: meshes of one size keep their relative order (the same "
+    "first term), and a tie in the rise between sizes goes to the smaller mesh whatever the order")
 _eq(_M + "plan", "49 51",
     "every split's score is scaled by the same positive constant (or is 0 for every split when no model "
     "has a rate): the best split is the same")
@@ -262,7 +270,8 @@ def _short(keys: list[str]) -> str:
     groups: dict[str, list[str]] = {}
     for k in keys:
         head, num = _mutant_key(k)
-        func = head.rsplit(".", 1)[-1].lstrip("x").replace("ǁ", ".").strip(".")
+        func = head.rsplit(".", 1)[-1]
+        func = func[2:].replace("ǁ", ".") if func.startswith("xǁ") else func[2:] if func.startswith("x_") else func
         groups.setdefault(func, []).append(str(num))
     return "; ".join(f"`{f}` {', '.join(ns)}" for f, ns in groups.items())
 
@@ -302,11 +311,12 @@ def prepare(name: str) -> Path:
     return work
 
 
-def mutant_names(work: Path) -> list[str]:
-    """Every mutant of the module (generates them without running any test)."""
-    out = subprocess.run([sys.executable, "-m", "mutmut", "print-time-estimates"], cwd=work,
-                         capture_output=True, text=True)
-    return sorted({ln.split()[-1] for ln in out.stdout.splitlines() if "__mutmut_" in ln})
+def mutant_names(name: str) -> list[str]:
+    """Every mutant of the module: generates them (and mutmut's test stats, reused by the real run)
+    by asking mutmut for a mutant that does not exist, then reads the names it wrote."""
+    subprocess.run([sys.executable, "-m", "mutmut", "run", "no-such-mutant"], cwd=WORK / name,
+                   capture_output=True, text=True)
+    return sorted(results(name))
 
 
 def results(name: str) -> dict[str, str]:
@@ -329,9 +339,10 @@ def row(name: str, res: dict[str, str]) -> dict:
     denom = n - len(eq)
     return dict(module=name, mutants=len(res), run=n, killed=killed,
                 survived=sum(v == "survived" for k, v in checked.items() if k not in EQUIVALENT),
-                timeout=sum(v == "timeout" for v in checked.values()),
-                no_tests=sum(v == "no tests" for v in checked.values()),
-                other=sum(v not in ("killed", "survived", "timeout", "no tests") for v in checked.values()),
+                timeout=sum(v == "timeout" for k, v in checked.items() if k not in EQUIVALENT),
+                no_tests=sum(v == "no tests" for k, v in checked.items() if k not in EQUIVALENT),
+                other=sum(v not in ("killed", "survived", "timeout", "no tests")
+                          for k, v in checked.items() if k not in EQUIVALENT),
                 equivalent=len(eq), score=(killed / denom if denom else float("nan")),
                 detected=((killed + sum(v == "timeout" for k, v in checked.items() if k not in EQUIVALENT)) / denom
                           if denom else float("nan")),
@@ -365,7 +376,8 @@ def run(name: str, only: list[str], sample: int | None, seed: int, max_children:
             shutil.copytree(ROOT / "tests", d, ignore=shutil.ignore_patterns("__pycache__", ".hypothesis", ".pytest_cache"))
     names = list(only) or ONLY.get(name, [])
     if sample:
-        every = mutant_names(work)
+        every = [k for k in mutant_names(name) if not ONLY.get(name) or any(
+            fnmatch.fnmatch(k, g) for g in ONLY[name])]
         names = sorted(random.Random(seed).sample(every, min(sample, len(every))))
         print(f"[{name}] sample of {len(names)} out of {len(every)} mutants (seed {seed})", flush=True)
     t0 = time.time()
