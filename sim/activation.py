@@ -115,6 +115,15 @@ class Activations:
                         ready_at_start=ready_at_start, peer=peer, max_num_seqs=act.max_num_seqs)
         if rep is not None:
             rep.adopter = inst_id
+        if rep is None and not ready_at_start and SOURCES[act.source].reads_host_cache:
+            # The checkpoint must still be in the node's host cache when the load starts (after the
+            # process start): pin it now, so other loads cannot push it out in between.
+            cache = sim.cluster.nodes[gpus_[act.gpus[0]].node].host_cache
+            if act.model not in cache:
+                raise PlanError(f"Activate {act.model} from {act.source}: not in node "
+                                f"{gpus_[act.gpus[0]].node}'s host cache")
+            cache.pin(act.model)
+            inst.cache_pin = cache
         inst.sync_free_s = sim.memswitch.sync_free_s(sim.cost, freed)
         inst.commit_memory()
         sim.load.gpu_busy_delta(sum(1 for g in act.gpus if not gpus_[g].instances))

@@ -56,6 +56,7 @@ class HostCache:
         self.everything = everything  # unbounded: every checkpoint is there
         self.entries: OrderedDict[str, int] = OrderedDict()
         self.changed = False  # its set of models changed since a snapshot last read it
+        self.pins: dict[str, int] = {}  # checkpoints an instance start is about to read: never evicted
 
     def __contains__(self, model: str) -> bool:
         return self.everything or model in self.entries
@@ -72,7 +73,22 @@ class HostCache:
         self.entries[model] = nbytes
         self.changed = True
         while self.capacity is not None and sum(self.entries.values()) > self.capacity:
-            self.entries.popitem(last=False)
+            victim = next((m for m in self.entries if not self.pins.get(m)), None)  # least recently used, unpinned
+            if victim is None:
+                break  # every entry is being read: the cache stays over its size until a read ends
+            del self.entries[victim]
+
+    def pin(self, model: str) -> None:
+        """An instance start chose to read ``model`` from this cache: keep it until :meth:`unpin`
+        (ServerlessLLM's and WarmServe's loaders read from pinned memory that stays put)."""
+        self.pins[model] = self.pins.get(model, 0) + 1
+
+    def unpin(self, model: str) -> None:
+        n = self.pins.get(model, 0) - 1
+        if n > 0:
+            self.pins[model] = n
+        else:
+            self.pins.pop(model, None)
 
     def models(self, all_models) -> frozenset[str]:
         return frozenset(all_models) if self.everything else frozenset(self.entries)

@@ -190,6 +190,7 @@ class Faults:
         if inst.peer is not None:
             inst.peer.hold_for_copy(-1)
             inst.peer = None
+        inst.release_cache_pin()
         inst.failed = True
         if inst.process is not None and inst.process.is_alive:
             inst.process.interrupt("lost")

@@ -94,6 +94,14 @@ class Instance:
     # ---- lifecycle ------------------------------------------------------------------------------
     #: The SimPy process running :meth:`lifecycle` (set when the simulation starts it).
     process = None
+    #: The host cache whose checkpoint this start will read (pinned until the load ends).
+    cache_pin = None
+
+    def release_cache_pin(self) -> None:
+        """The load from the host cache ended (or will never happen): the checkpoint may go."""
+        if self.cache_pin is not None:
+            self.cache_pin.unpin(self.model.name)
+            self.cache_pin = None
     #: The instance was lost to a fault (sim.faults); it may stop from any state.
     failed = False
 
@@ -131,6 +139,7 @@ class Instance:
                 yield env.timeout(wait)
             t0 = env.now
             yield from h.load_weights(self.model, self.gpus, self.source, tag=("instance", self.id), peer=self.peer)
+            self.release_cache_pin()
             if self.peer is not None:
                 self.peer.hold_for_copy(-1)
                 self.peer = None
