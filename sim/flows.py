@@ -105,10 +105,15 @@ class FlowNetwork:
             # The increment every unfrozen flow can still get before a link (or its own cap) binds.
             inc = min(f.cap - f.rate for f in unfrozen)
             bottleneck = None
+            # Unfrozen flows per link, counted once per pass (the same counts as scanning each
+            # link's flows for every flow on it, without the quadratic cost).
+            n_unfrozen: dict[int, int] = {}
+            for f in unfrozen:
+                for key in {id(link) for link in f.links}:
+                    n_unfrozen[key] = n_unfrozen.get(key, 0) + 1
             for f in unfrozen:
                 for link in f.links:
-                    n = sum(1 for g in link.flows if g in unfrozen)
-                    share = residual[id(link)] / n
+                    share = residual[id(link)] / n_unfrozen[id(link)]
                     if share < inc:
                         inc, bottleneck = share, link
             for f in unfrozen:
