@@ -8,6 +8,7 @@ only when a flow starts or ends, so a load costs two events, not one per chunk.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import simpy
@@ -140,7 +141,11 @@ class FlowNetwork:
         if gen != self._generation:
             return  # a start or end since then rescheduled
         self._advance()
-        finished = [f for f in self.flows if f.remaining <= _EPS_BYTES or (f.rate > 0 and f.remaining / f.rate < 1e-12)]
+        # A flow whose remaining time is below the clock's resolution at ``now`` is done: its timer
+        # could not move the clock (``now + dt == now`` once ``now`` passes ~8,000 s and dt < 1e-12 s),
+        # so waiting for it would fire the same timer forever. Below 8,192 s this is the fixed 1e-12 s.
+        tick = max(1e-12, math.ulp(self.env.now))
+        finished = [f for f in self.flows if f.remaining <= _EPS_BYTES or (f.rate > 0 and f.remaining / f.rate < tick)]
         for f in finished:
             self._remove(f)
         self._reschedule()
