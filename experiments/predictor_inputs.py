@@ -32,19 +32,21 @@ _truth_cache: dict[tuple, tuple[Any, dict[str, np.ndarray]]] = {}
 
 
 def predictor_inputs(scfg, workload, models, cluster, cost, cfg) -> dict[str, Any]:
-    """Keyword arguments for instantiating the system config ``scfg``'s ``predictor`` node
-    (``history`` for the CSP, ``truth`` for the oracle, nothing for the others)."""
+    """Keyword arguments for instantiating the system config ``scfg``'s ``predictor`` node: what its
+    class declares in ``needs`` (``history`` for the CSP, ``truth`` for the oracle, nothing else)."""
+    from hydra.utils import get_class
     pred = scfg.predictor
-    target = str(pred._target_)
+    needs = getattr(get_class(str(pred._target_)), "needs", ())  # a predictor class declares its inputs
     window = float(pred.window_s)
-    if target.endswith("OraclePredictor"):
-        return {"truth": oracle_truth(scfg, workload, models, cluster, cost, cfg, window,
-                                      str(pred.get("truth_from", "self")))}
-    if target.endswith("CorrectiveSeasonalPredictor"):
+    out: dict[str, Any] = {}
+    if "truth" in needs:
+        out["truth"] = oracle_truth(scfg, workload, models, cluster, cost, cfg, window,
+                                    str(pred.get("truth_from", "self")))
+    if "history" in needs:
         bin_s = pred.get("baseline_window_s")
-        return {"history": seasonal_history(workload, models, cost, int(cfg.sim.service_estimate_batch),
-                                            window, None if bin_s is None else float(bin_s))}
-    return {}
+        out["history"] = seasonal_history(workload, models, cost, int(cfg.sim.service_estimate_batch),
+                                          window, None if bin_s is None else float(bin_s))
+    return out
 
 
 def seasonal_history(workload, models, cost, batch: int, window_s: float,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Mapping
+from typing import ClassVar, Mapping
 
 import numpy as np
 
@@ -58,6 +58,9 @@ class CorrectiveSeasonalPredictor:
             only records it (rows are still indexed by window id); the experiment builder reads it
             to build the history on that grid (``experiments.predictor_inputs``).
     """
+
+    #: What the builder must supply (experiments/predictor_inputs.py): the history days' load.
+    needs: ClassVar[tuple[str, ...]] = ("history",)
 
     def __init__(self, window_s: float = 300.0, history: Mapping[str, np.ndarray] | None = None,
                  n_correction: int = 10, decay: float = 0.5, baseline_window_s: float | None = None) -> None:
@@ -135,6 +138,9 @@ class OraclePredictor:
             pre-pass of the same system with the CSP in the oracle's place; ``"static"``, observed
             under the ``static`` system.
     """
+
+    #: What the builder must supply (experiments/predictor_inputs.py): the run's observed load.
+    needs: ClassVar[tuple[str, ...]] = ("truth",)
 
     def __init__(self, truth: Mapping[str, np.ndarray], window_s: float = 300.0, truth_from: str = "self") -> None:
         if not window_s > 0:
