@@ -23,13 +23,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import simpy
-
 from policies.types import STOPPED
 from sim.errors import UserError
 
 FAULT_KINDS = ("gpu_down", "node_down", "load_fail", "link_degrade")
 ON_FAILURE = ("retry", "drop")
+#: The cause of the interrupt a fault sends to a lost instance's process (``Instance.lifecycle``).
+LOST = "lost"
 #: Link kinds ``link_degrade`` can name: per node, or per GPU.
 NODE_LINKS = ("host_mem", "ssd", "nic")
 GPU_LINKS = ("pcie", "nvlink")
@@ -193,7 +193,7 @@ class Faults:
         inst.release_cache_pin()
         inst.failed = True
         if inst.process is not None and inst.process.is_alive:
-            inst.process.interrupt("lost")
+            inst.process.interrupt(LOST)
         old = inst.state
         if old != STOPPED:
             if inst.counted_pending:
@@ -251,7 +251,3 @@ class Faults:
                 net.set_capacity(dict(zip(links, before)))
             self.sim.env.timeout(f.until_s - f.at_s).callbacks.append(restore)
 
-
-def interrupted(exc: simpy.Interrupt) -> bool:
-    """Whether ``exc`` is the interrupt a fault sends to a lost instance's process."""
-    return exc.cause == "lost"

@@ -4,12 +4,13 @@ stopped) and the engine it runs once active."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import simpy
-from typing import TYPE_CHECKING
 
 from policies.types import ACTIVE, DRAINING, INITIALISING, LOADING, STARTING, STOPPED, InstanceView
 from sim.engine import Engine
+from sim.faults import LOST
 from sim.memory import KV, WEIGHTS
 from sim.models import ServedModel
 from sim.recorder import START_COLD, START_PREWARMED, START_WARM
@@ -96,21 +97,21 @@ class Instance:
     process = None
     #: The host cache whose checkpoint this start will read (pinned until the load ends).
     cache_pin = None
+    #: The instance was lost to a fault (sim.faults); it may stop from any state.
+    failed = False
 
     def release_cache_pin(self) -> None:
         """The load from the host cache ended (or will never happen): the checkpoint may go."""
         if self.cache_pin is not None:
             self.cache_pin.unpin(self.model.name)
             self.cache_pin = None
-    #: The instance was lost to a fault (sim.faults); it may stop from any state.
-    failed = False
 
     def lifecycle(self):
         """The start sequence, then serving; a fault that loses the instance interrupts it anywhere."""
         try:
             yield from self._lifecycle()
         except simpy.Interrupt as exc:
-            if exc.cause != "lost":
+            if exc.cause != LOST:
                 raise
 
     def _lifecycle(self):

@@ -43,7 +43,7 @@ gets its own model's fraction.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Protocol, Sequence
 
 from policies.types import Activate, Snapshot
@@ -169,7 +169,6 @@ class MuxServeMeshPlacer:
 
     def with_context(self, ctx) -> "MuxServeMeshPlacer":
         """This placer estimating from the run's costs and sharing model (:class:`RunContext`)."""
-        from dataclasses import replace
         return replace(self, costs=ctx, sharing=ctx.sharing)
 
     # -- the InitialPlacer protocol -----------------------------------------------------------------
