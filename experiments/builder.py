@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
@@ -23,17 +22,10 @@ from sim.simulation import SimSpec
 from policies.load_estimate import inflight_estimate, load_windows, peak_inflight, service_estimate_s  # noqa: F401
 
 from experiments import validate
-from experiments.confpath import model_shape
+from experiments.confpath import CONF_DIR, group_choices, model_shape  # noqa: F401 (CONF_DIR, group_choices: re-exported)
 from experiments.validate import check_tp
 
-CONF_DIR = Path(__file__).resolve().parent / "conf"
 MECHANISMS = {"device_prewarm", "engine_prewarm", "memswitch", "keep_weights_on_stop", "evict_on_activate", "scale_on_miss", "prewarm_source"}
-
-
-def group_choices(group: str) -> list[str]:
-    """Names of the configs in group ``group`` (user config directories and ``experiments/conf/``)."""
-    from experiments.confpath import group_choices as choices
-    return choices(group)
 
 
 def _plain(node) -> Any:
