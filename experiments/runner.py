@@ -81,8 +81,7 @@ def run_system(setup: Setup, scfg, cfg) -> RunResult:
     preds = pd.DataFrame(rec.prediction_log, columns=["model", "window", "pred_avg", "pred_peak", "obs_avg",
                                                       "obs_peak"])
     preds.insert(0, "system", bundle.name)
-    gpus = len(sim.cluster.gpus)
     from omegaconf import OmegaConf
     scfg_plain = OmegaConf.to_container(scfg, resolve=True) if OmegaConf.is_config(scfg) else dict(scfg)
-    return RunResult(bundle.name, summary, req, tl, preds, time.perf_counter() - t0, gpus, tuple(sim.initial_lines),
+    return RunResult(bundle.name, summary, req, tl, preds, time.perf_counter() - t0, len(sim.cluster.gpus), tuple(sim.initial_lines),
                      rec.events, scfg_plain, tuple(rec.fault_log))

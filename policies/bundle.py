@@ -42,10 +42,6 @@ class Bundle:
     scale_on_miss: bool = True  # a request no instance can take triggers an instance start
     prewarm_source: str = "host_pinned"  # a name in sim.sources.SOURCES
     #: How a step slows on a GPU shared with other engines (MuxServe): an object with
-    #: ``factor(phase, share, batch, busy_neighbours, tokens=...)``; ``None``: plain ``1 / share``.
-    sharing: SharingModel | None = None
+    #: ``factor(phase, share, batch, busy_neighbours, tokens=...)``; by default plain ``1 / share``.
+    sharing: SharingModel = field(default_factory=ShareByInverse)
     meta: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.sharing is None:
-            self.sharing = ShareByInverse()
