@@ -79,11 +79,6 @@ def _fail(msg: str) -> int:
     return 2
 
 
-def _conf_groups() -> list[str]:
-    from experiments.confpath import groups
-    return groups()
-
-
 #: Options that name a user config directory (experiments/confpath.py); warmsim handles them itself.
 CONFIG_DIR_OPTIONS = ("--config-dir", "-cd")
 
@@ -152,8 +147,9 @@ def _check_overrides(command: str, overrides: list[str], multirun: bool):
     from omegaconf.errors import OmegaConfBaseException
 
     from experiments.confpath import compose, group_choices
+    from experiments.confpath import groups as conf_groups
 
-    groups = set(_conf_groups())
+    groups = set(conf_groups())
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except (HydraException, ValueError) as e:
@@ -202,8 +198,9 @@ def _check_overrides(command: str, overrides: list[str], multirun: bool):
 
 
 def _check_config(cfg) -> None:
+    from experiments.confpath import groups
     from experiments.validate import check_config
-    check_config(cfg, groups=_conf_groups())
+    check_config(cfg, groups=groups())
 
 
 def _probe_dir(path: Path, key: str) -> None:
