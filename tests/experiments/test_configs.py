@@ -5,6 +5,7 @@ import warnings
 import pytest
 from hydra import compose, initialize_config_dir
 
+from experiments.api import config
 from experiments.builder import CONF_DIR, build_bundle, build_setup, group_choices, system_config
 
 SMALL = ["cluster=tiny", "cluster.gpus_per_node=4", "models=pair7b", "workload=warmserve_conv",
@@ -13,11 +14,10 @@ SMALL = ["cluster=tiny", "cluster.gpus_per_node=4", "models=pair7b", "workload=w
 
 @pytest.fixture(scope="module")
 def small():
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose(config_name="config", overrides=SMALL)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return cfg, build_setup(cfg)
+    cfg = config(*SMALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cfg, build_setup(cfg)
 
 
 @pytest.mark.parametrize("name", group_choices("system"))

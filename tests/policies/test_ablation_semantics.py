@@ -10,8 +10,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import initialize_config_dir
 
+from experiments.api import config
 from experiments.builder import CONF_DIR, build_bundle, build_setup, inflight_estimate, system_config
 from experiments.outputs import comparison_table
 from experiments.predictor_inputs import observed_inflight, oracle_truth, seasonal_history
@@ -25,11 +26,10 @@ SMALL = ["cluster=tiny", "cluster.gpus_per_node=4", "models=pair7b", "workload=w
 
 @pytest.fixture(scope="module")
 def small():
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose(config_name="config", overrides=SMALL)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return cfg, build_setup(cfg)
+    cfg = config(*SMALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cfg, build_setup(cfg)
 
 
 def bundle(small, name):
