@@ -18,6 +18,7 @@ The model/cluster checks (:func:`check_tp`, :func:`check_fit`) are shared by the
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -253,9 +254,11 @@ def _mapping(key: str, node: Any) -> Mapping:
     return node
 
 
-def _shipped_keys(group: str) -> set[str]:
+@functools.cache
+def _shipped_keys(group: str) -> frozenset[str]:
     """Keys the shipped YAML files give ``group`` (a group directory's files, or a section of
-    config.yaml): knobs added there later are known even before this schema learns their bounds."""
+    config.yaml): knobs added there later are known even before this schema learns their bounds.
+    Read once per process (the shipped files do not change; check_config runs per job)."""
     import yaml
 
     keys: set[str] = set()
@@ -269,7 +272,7 @@ def _shipped_keys(group: str) -> set[str]:
             d = d.get(group) or {}
         if isinstance(d, Mapping):
             keys |= {str(k) for k in d if k != "defaults"}
-    return keys
+    return frozenset(keys)
 
 
 def _check_group(key: str, node: Any, schema: Mapping[str, Knob]) -> Mapping:
