@@ -80,14 +80,15 @@ def fig_bars(agg: pd.DataFrame, params: list[str], metric: str, label: str) -> s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     allrows = agg[agg["model"] == "ALL"]
-    combos = list(dict.fromkeys(_combo_label(r, params) for _, r in allrows.iterrows()))
+    labels = pd.Series([_combo_label(r, params) for _, r in allrows.iterrows()], index=allrows.index, dtype=object)
+    combos = list(dict.fromkeys(labels))
     systems = list(dict.fromkeys(allrows["system"]))
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(combos) * max(1, len(systems)) / 2), 4))
     w = 0.8 / max(1, len(systems))
     for j, s in enumerate(systems):
         xs, ys, es = [], [], []
         for i, c in enumerate(combos):
-            row = allrows[(allrows["system"] == s) & ([_combo_label(r, params) == c for _, r in allrows.iterrows()])]
+            row = allrows[(allrows["system"] == s) & (labels == c)]
             if len(row):
                 xs.append(i + j * w)
                 ys.append(float(row[metric].iloc[0]))

@@ -64,3 +64,12 @@ def test_the_sweep_total_counts_overrides_and_the_experiment_s_sweeper_params():
     assert _sweep_total(["experiment=paper_main"], params) == 16
     assert _sweep_total(["experiment=paper_main", "workload.rps=5,10", "seed=0,1,2"], params) == 24
     assert _sweep_total(["system=static,ondemand"], {}) == 2
+
+
+def test_html_of_a_single_run_without_sweep_parameters_draws_its_bars(tmp_path):
+    run = tmp_path / "one"
+    p = warmsim("compare", *TINY, "systems=[static,ondemand]", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    p = warmsim("report", str(run), "--html", str(tmp_path / "one.html"), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "one.html").read_text().count("data:image/png;base64,") >= 1
