@@ -116,9 +116,10 @@ def trace_window(name: str, start_s: float, duration_s: float | None, time_scale
     notes: list[str] = []
     spec = registry.resolve(name)
     user_file = spec.name not in registry.trace_names()
+    whole = None
     if spec.kind == "requests" and (duration_s is None or user_file):
         whole = registry.load_requests_file(spec, sort=sort)
-        span = float(whole["arrival_s"].iloc[-1]) + 1e-9 if len(whole) else 0.0
+        span = registry.requests_span(whole)
         if start_s >= span:
             registry.check_window(spec.name, span, start_s, None)  # the one-line error
         left = (span - start_s) / time_scale
@@ -132,7 +133,10 @@ def trace_window(name: str, start_s: float, duration_s: float | None, time_scale
     elif duration_s is None:
         raise UserError(f"workload.duration_s: null (the whole trace) needs a per-request trace; {name} is a "
                         f"{spec.kind} trace: give a duration")
-    df = registry.load_trace(name, start_s=start_s, duration_s=duration_s * time_scale, seed=rng, sort=sort)
+    if whole is not None:  # already loaded: cut the window from it instead of reading the file again
+        df = registry.requests_window(whole, spec.name, start_s, duration_s * time_scale)
+    else:
+        df = registry.load_trace(name, start_s=start_s, duration_s=duration_s * time_scale, seed=rng, sort=sort)
     ignored = list(df.attrs.get("ignored_columns") or [])
     if ignored:
         notes.append(f"columns of {name} not used: {', '.join(ignored)}")

@@ -111,6 +111,20 @@ def load_rates(spec: TraceSpec) -> pd.DataFrame:
     return servegen.load_servegen(spec.path)
 
 
+def requests_span(df: pd.DataFrame) -> float:
+    """The span of a loaded per-request trace (just past its last arrival; 0 when empty)."""
+    return float(df["arrival_s"].iloc[-1]) + 1e-9 if len(df) else 0.0
+
+
+def requests_window(df: pd.DataFrame, name: str, start_s: float, duration_s: float | None) -> pd.DataFrame:
+    """The window ``[start_s, start_s + duration_s)`` of a loaded per-request trace (checked)."""
+    end = check_window(name, requests_span(df), start_s, duration_s)
+    t = df["arrival_s"].to_numpy()
+    out = df.loc[(t >= start_s) & (t < end)].reset_index(drop=True)
+    out.attrs.update(df.attrs)
+    return out
+
+
 def check_window(name: str, span_s: float, start_s: float, duration_s: float | None) -> float:
     """Validate a window ``[start_s, start_s + duration_s)`` against a trace span; return its end."""
     if start_s < 0 or start_s >= span_s:
@@ -150,13 +164,7 @@ def load_trace(
     spec = resolve(name_or_path)
     rng = np.random.default_rng(seed)
     if spec.kind == "requests":
-        df = load_requests_file(spec, sort=sort)
-        span = float(df["arrival_s"].iloc[-1]) + 1e-9 if len(df) else 0.0
-        end = check_window(spec.name, span, start_s, duration_s)
-        t = df["arrival_s"].to_numpy()
-        out = df.loc[(t >= start_s) & (t < end)].reset_index(drop=True)
-        out.attrs.update(df.attrs)
-        return out
+        return requests_window(load_requests_file(spec, sort=sort), spec.name, start_s, duration_s)
     if duration_s is None and not full:
         raise UserError(
             f"trace {spec.name!r}: is a {spec.kind} trace; give a window (duration_s / --duration) "
