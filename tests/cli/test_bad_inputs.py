@@ -40,6 +40,10 @@ def workdir(tmp_path):
 RUN = ["run", *TINY, "system=static"]
 
 CASES = [
+    ("bench with an unknown scenario", ["bench", "--only", "nope"], "--only nope"),
+    ("faults with an unknown kind", [*RUN, "faults.events=[{kind: meteor, at_s: 1}]"], "faults.events[0].kind"),
+    ("faults on a GPU the cluster lacks", [*RUN, "faults.events=[{kind: gpu_down, gpu: 99, at_s: 1}]"],
+     "faults.events[0].gpu"),
     # --- output locations
     ("run dir under a file", [*RUN, "hydra.run.dir=afile/run"], "hydra.run.dir=afile/run"),
     ("run dir empty", [*RUN, "hydra.run.dir="], "hydra.run.dir: empty"),
