@@ -96,11 +96,10 @@ def usage() -> str:
 
 def _cluster_and_engine(name: str | None):
     """The cluster and engine `warmsim compare` would use (its default config, or ``cluster=NAME``)."""
-    from experiments.builder import _num, group_choices
+    from experiments.builder import build_engine, group_choices
     from experiments.confpath import compose
     from experiments.validate import GROUPS
     from sim.cluster import GIB, ClusterSpec
-    from sim.engine import EngineSpec
 
     if name is not None and name not in group_choices("cluster"):
         raise UserError(f"estimate: cluster={name!r} unknown (known: {', '.join(group_choices('cluster'))})")
@@ -108,13 +107,12 @@ def _cluster_and_engine(name: str | None):
     cfg = compose(overrides)  # user config directories too (experiments/confpath.py)
     for key in ("gpus_per_node", "gpu_hbm_gib", "memory_fraction"):
         GROUPS["cluster"][key].check(f"cluster.{key}", cfg.cluster[key])
-    c, e = cfg.cluster, cfg.engine
+    c = cfg.cluster
     cluster = ClusterSpec(nodes=int(c.nodes), gpus_per_node=int(c.gpus_per_node),
                           gpu_hbm_bytes=int(float(c.gpu_hbm_gib) * GIB), memory_fraction=float(c.memory_fraction),
                           pcie_pinned_bw=0.0, pcie_pageable_bw=0.0, host_mem_bw=0.0, ssd_bw=0.0, nic_bw=0.0,
                           nvlink_bw=0.0)
-    return cluster, EngineSpec(int(_num(e, "block_size", "engine")), int(_num(e, "max_num_seqs", "engine")),
-                               int(_num(e, "max_batched_tokens", "engine")))
+    return cluster, build_engine(cfg)
 
 
 def check_request(req: EstimateRequest, model: ServedModel) -> None:

@@ -93,6 +93,12 @@ def build_cluster(cfg, cost: CostModel) -> ClusterSpec:
         host_cache_bytes=None if cache is None else int(_num(c, "host_cache_gib", "cluster", positive=False) * GIB))
 
 
+def build_engine(cfg) -> EngineSpec:
+    e = cfg.engine
+    return EngineSpec(int(_num(e, "block_size", "engine")), int(_num(e, "max_num_seqs", "engine")),
+                      int(_num(e, "max_batched_tokens", "engine")))
+
+
 def check_fit(models: dict[str, ServedModel], cluster: ClusterSpec, engine: EngineSpec) -> None:
     """Every model must fit its TP group: weights plus KV for one full-length sequence per GPU
     (:func:`experiments.validate.check_fit`, shared with ``warmsim estimate``)."""
@@ -253,9 +259,7 @@ def build_setup(cfg) -> Setup:
     cost = build_cost(cfg)
     models = build_models(cfg)
     cluster = build_cluster(cfg, cost)
-    e = cfg.engine
-    engine = EngineSpec(int(_num(e, "block_size", "engine")), int(_num(e, "max_num_seqs", "engine")),
-                        int(_num(e, "max_batched_tokens", "engine")))
+    engine = build_engine(cfg)
     check_fit(models, cluster, engine)
     s = cfg.sim
     sim = SimSpec(_num(s, "retry_s", "sim"), _num(s, "request_timeout_s", "sim"), _num(s, "drain_s", "sim", False),
