@@ -453,6 +453,6 @@ def _top_keys() -> set[str]:
     for d in search_dirs():
         try:
             keys |= {str(k) for k in (yaml.safe_load((d / "config.yaml").read_text()) or {}) if k != "defaults"}
-        except (OSError, Exception):  # noqa: BLE001 - an unreadable (or absent) file adds no keys
+        except Exception:  # noqa: BLE001 - an unreadable (or absent) file adds no keys
             pass
     return keys
