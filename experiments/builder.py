@@ -261,9 +261,14 @@ def build_setup(cfg) -> Setup:
     cluster = build_cluster(cfg, cost)
     engine = build_engine(cfg)
     check_fit(models, cluster, engine)
-    s = cfg.sim
-    sim = SimSpec(_num(s, "retry_s", "sim"), _num(s, "request_timeout_s", "sim"), _num(s, "drain_s", "sim", False),
-                  _num(s, "load_window_s", "sim"), int(_num(s, "service_estimate_batch", "sim")),
-                  bool(s.get("check_invariants", False)), *build_faults(cfg, cluster))
+    sim = build_sim(cfg, cluster)
     workload = build_workload(cfg, models)
     return Setup(workload, models, cluster, cost, engine, sim)
+
+
+def build_sim(cfg, cluster: ClusterSpec) -> SimSpec:
+    """The ``sim`` knobs and the run's faults (checked against ``cluster``)."""
+    s = cfg.sim
+    return SimSpec(_num(s, "retry_s", "sim"), _num(s, "request_timeout_s", "sim"), _num(s, "drain_s", "sim", False),
+                   _num(s, "load_window_s", "sim"), int(_num(s, "service_estimate_batch", "sim")),
+                   bool(s.get("check_invariants", False)), *build_faults(cfg, cluster))

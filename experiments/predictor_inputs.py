@@ -111,18 +111,18 @@ def oracle_truth(scfg, workload, models, cluster, cost, cfg, window_s: float,
                  truth_from: str = "self") -> dict[str, np.ndarray]:
     """The oracle's truth: per model ``(n_windows, 2)`` observed (avg, peak) in-flight load per
     window of a pre-pass (:func:`truth_system`) on the same workload and setup."""
-    from dataclasses import replace
-
     from omegaconf import OmegaConf
 
-    from experiments.builder import build_setup
+    from experiments.builder import Setup, build_cluster, build_engine, build_sim
     from experiments.runner import run_system
     prepass = truth_system(scfg, window_s, truth_from)
     key = (id(workload), float(window_s), repr(OmegaConf.to_container(prepass, resolve=True)))
     hit = _truth_cache.get(key)
     if hit is not None and hit[0] is workload:
         return hit[1]
-    setup = replace(build_setup(cfg), workload=workload, models=models, cluster=cluster, cost=cost)
+    # the run's own workload, models, cluster and cost; engine and sim knobs (faults checked against
+    # the config's cluster) from cfg, without building a second workload
+    setup = Setup(workload, models, cluster, cost, build_engine(cfg), build_sim(cfg, build_cluster(cfg, cost)))
     req = run_system(setup, prepass, cfg).requests
     n_windows = max(1, math.ceil(workload.duration_s / window_s))
     end_s = float(np.nanmax(req["finish_s"].to_numpy(dtype=np.float64), initial=workload.duration_s))
