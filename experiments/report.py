@@ -63,11 +63,12 @@ def run_params(run_dir: Path) -> dict[str, str]:
 SEED = "seed"
 
 
-def sweep_params(table: pd.DataFrame) -> list[str]:
-    """Override keys whose values differ between the runs of ``table`` (seed excepted), first seen first."""
+def sweep_params(table: pd.DataFrame, per_run: dict[str, dict[str, str]] | None = None) -> list[str]:
+    """Override keys whose values differ between the runs of ``table`` (seed excepted), first seen first
+    (``per_run``: the runs' :func:`run_params` when already read)."""
     params: dict[str, set] = {}
-    runs = table.drop_duplicates("run")["run"]
-    per_run = {r: run_params(Path(r)) for r in runs}
+    if per_run is None:
+        per_run = {r: run_params(Path(r)) for r in table.drop_duplicates("run")["run"]}
     keys = list(dict.fromkeys(k for p in per_run.values() for k in p))
     for k in keys:
         params[k] = {p.get(k) for p in per_run.values()}
@@ -84,8 +85,8 @@ def _sort_value(v):
 
 def with_params(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """``table`` with a column per sweep parameter and ``seed``, sorted by the parameters, system, model."""
-    params = sweep_params(table)
     per_run = {r: run_params(Path(r)) for r in table["run"].unique()}
+    params = sweep_params(table, per_run)  # the runs' files read once
     ident = [tuple(per_run[r].get(k, "") for k in [*params, SEED]) for r in per_run]
     if len(set(ident)) < len(ident):  # runs that the overrides cannot tell apart: one row each
         per_run = {r: {**p, "run": r} for r, p in per_run.items()}
