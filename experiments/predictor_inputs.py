@@ -4,7 +4,7 @@
 ``predictor`` node and returns the keyword arguments its constructor needs:
 
 * ``CorrectiveSeasonalPredictor``: ``history``, the (avg, peak) in-flight load of each history day,
-  estimated from arrivals and service-time estimates (``experiments.builder.inflight_estimate``),
+  estimated from arrivals and service-time estimates (``policies.load_estimate.inflight_estimate``),
   per window of ``window_s``, or per bin of ``baseline_window_s`` when the config sets it (the
   artifact's 5-minute character-file grid, indexed by window id; see the predictor's docstring).
 * ``OraclePredictor``: ``truth``, the in-flight load the run's requests really produce per window.
@@ -57,7 +57,7 @@ def seasonal_history(workload, models, cost, batch: int, window_s: float,
     ``baseline_window_s``; there are as many rows as the run has windows (and at least as many
     as bins fit in the run), so that window ``i`` reads bin ``i`` as the artifact does rather than
     wrapping around early."""
-    from experiments.builder import inflight_estimate
+    from policies.load_estimate import inflight_estimate
     n_run = max(1, math.ceil(workload.duration_s / window_s))
     if baseline_window_s is None:
         row_s, n_rows = window_s, n_run
