@@ -6,6 +6,10 @@ k-th step is computed in closed form and one event is scheduled for the next com
 moment the KV cache would run out). An arrival that can be admitted cuts the run at the next step
 boundary. KV blocks are accounted per sequence; when they run out the newest sequence is preempted
 and later recomputed (its prompt and generated tokens are prefilled again).
+
+The engine is not a SimPy process: it waits on at most one event at a time and acts in that event's
+callback (a generator's resume and a ``timer | wake`` condition cost several times more per event).
+An arrival during a decode run is looked at when it is submitted, not one event later.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+from simpy.events import Timeout
 
 from sim.cost import CostModel
 from sim.models import ServedModel
@@ -26,6 +31,11 @@ if TYPE_CHECKING:
 
 #: Batch size from which the KV look-ahead uses numpy arrays instead of Python integers.
 _NUMPY_FROM = 64
+
+# What the engine waits on: nothing before start; a poke (idle); the wake-up event a poke scheduled
+# (woken); the end of a prefill step; the end of a decode run (which an arrival may still cut, or
+# has cut); nothing more (stopped or halted).
+_NEW, _IDLE, _WOKEN, _PREFILL, _DECODE, _CUT, _STOPPED = range(7)
 
 
 @dataclass(frozen=True)
@@ -67,7 +77,12 @@ class Engine:
         self.used_blocks = 0
         self.waiting: deque[Seq] = deque()
         self.running: list[Seq] = []
-        self.wake = None
+        self._mode = _NEW
+        self._ev = None  # the one event the engine acts on next; any other that fires is stale
+        self._on_stop: Callable[[], None] | None = None
+        self._admitted: list[Seq] | None = None  # the sequences of the prefill step in progress
+        self._run = (0.0, 0.0, 0.0)  # the decode run in progress: start, per-step time, its growth
+        self._k = 0  # steps of the decode run in progress
         self.stopping = False
         self.decode = cost.decode_coeffs(model)
         self.steps = 0
@@ -98,38 +113,69 @@ class Engine:
         self.stopping = True
         self._poke()
 
-    def _poke(self) -> None:
-        if self.wake is not None and not self.wake.triggered:
-            self.wake.succeed()
+    def start(self, on_stop: Callable[[], None] | None = None) -> None:
+        """Start serving now; ``on_stop`` is called (synchronously) when the engine stops, i.e. once
+        :meth:`stop_when_idle` was asked and nothing is left to run."""
+        self._on_stop = on_stop
+        self._loop()
 
-    # ---- the loop -------------------------------------------------------------------------------
     def run(self):
-        env = self.env
+        """The engine as a SimPy process body: starts it and returns when it stops."""
+        done = self.env.event()
+        self.start(done.succeed)
+        yield done
+
+    def halt(self) -> None:
+        """Stop at once (the instance was lost): whatever the engine was waiting for is ignored."""
+        self._mode = _STOPPED
+        self._ev = None
+        self.busy = False
+
+    def _poke(self) -> None:
+        """Something arrived (a request, a stop): an idle engine looks again at this instant (after
+        the events already due now, so that simultaneous arrivals share a prefill); a decode run
+        is cut at its next step boundary if the head of the queue can join."""
+        mode = self._mode
+        if mode == _IDLE:
+            self._mode = _WOKEN
+            ev = self._ev = self.env.event()
+            ev.callbacks.append(self._on_wake)
+            ev.succeed()
+        elif mode == _DECODE:
+            self._maybe_cut()
+
+    # ---- the loop (callbacks of the one event the engine waits on) ------------------------------
+    def _loop(self) -> None:
+        """Decide what to do next: a prefill step, a run of decode steps, a drop, a preemption, or
+        wait (idle) / stop."""
         dirty = self.host.kv_dirty
         iid = self.inst.id
         while True:
             dirty.add(iid)  # block counts may have changed since the last pass (KV reservation loop)
             if not self.running and not self.waiting:
                 if self.stopping:
+                    self._mode = _STOPPED
+                    if self._on_stop is not None:
+                        self._on_stop()
                     return
-                self.wake = env.event()
-                yield self.wake
-                continue
+                self._mode = _IDLE
+                return
             admitted = self._admit()
             if admitted:
                 tokens = sum(s.ctx for s in admitted)
                 slow = self.inst.slowdown("prefill", len(admitted), tokens)
                 self.busy = True
-                yield env.timeout(self.cost.prefill_s(self.model, tokens, len(admitted)) * slow)
-                self.busy = False
-                self._after_prefill(admitted)
-                continue
+                self._mode = _PREFILL
+                self._admitted = admitted
+                ev = self._ev = Timeout(self.env, self.cost.prefill_s(self.model, tokens, len(admitted)) * slow)
+                ev.callbacks.append(self._on_prefill_end)
+                return
             if not self.running:
                 # Nothing runs and the head cannot be admitted: it can never fit this engine.
                 seq = self.waiting.popleft()
                 self.host.on_drop(seq.rid, "exceeds_kv_capacity")
                 if not self.waiting:
-                    self.idle_since = env.now
+                    self.idle_since = self.env.now
                 self.host.instance_changed(self.inst)
                 continue
             k_fin = min(s.out - s.gen for s in self.running)
@@ -140,7 +186,28 @@ class Engine:
             if k == 0:
                 self._preempt_newest()
                 continue
-            yield from self._decode(k)
+            self._start_decode(k)
+            return
+
+    def _on_wake(self, ev) -> None:
+        if ev is self._ev:
+            self._ev = None
+            self._loop()
+
+    def _on_prefill_end(self, ev) -> None:
+        if ev is self._ev:
+            self._ev = None
+            self.busy = False
+            admitted, self._admitted = self._admitted, None
+            self._after_prefill(admitted)
+            self._loop()
+
+    def _on_decode_end(self, ev) -> None:
+        if ev is self._ev:  # else: a timer the run's cut replaced, or the engine halted
+            self._ev = None
+            self.busy = False
+            self._advance(self._k)
+            self._loop()
 
     def _admit(self) -> list[Seq]:
         bs = self.spec.block_size
@@ -223,49 +290,34 @@ class Engine:
         self.waiting.appendleft(seq)  # recompute: its prefill covers prompt + generated tokens
         self.host.on_preempt(seq.rid)
 
-    def _decode(self, k: int):
-        """Run up to ``k`` decode steps, stopping early at a step boundary if an arrival can join."""
-        env = self.env
+    def _start_decode(self, k: int) -> None:
+        """Run up to ``k`` decode steps: one timer for the end of the run (cut by :meth:`_maybe_cut`)."""
         batch = len(self.running)
         c0 = sum(s.ctx for s in self.running)
         slow = self.inst.slowdown("decode", batch)
         d = self.decode
         per = slow * (d.base_s + d.per_seq_s * batch + d.per_ctx_token_s * c0)
         quad = slow * d.per_ctx_token_s * batch  # each step attends to `batch` more tokens
-
-        def t_of(n: int) -> float:
-            return n * per + quad * n * (n - 1) / 2
-
-        start = env.now
+        self._run = (self.env.now, per, quad)
+        self._k = k
         self.busy = True
-        timer = env.timeout(t_of(k))
-        while True:
-            # ``timer | wake`` without a Condition object: one event that the first of the two
-            # triggers, scheduled exactly when the Condition would have been (same event order).
-            self.wake = wake = env.event()
-            either = env.event()
+        self._mode = _DECODE
+        ev = self._ev = Timeout(self.env, k * per + quad * k * (k - 1) / 2)
+        ev.callbacks.append(self._on_decode_end)
 
-            def first(_ev, either=either):
-                if not either.triggered:
-                    either.succeed()
-
-            timer.callbacks.append(first)
-            wake.callbacks.append(first)
-            yield either
-            if timer.processed:
-                break
-            if not self._head_admissible():
-                continue
-            n = self._steps_done(env.now - start, per, quad, k)
-            if n + 1 < k:
-                k = n + 1
-                yield env.timeout(max(0.0, start + t_of(k) - env.now))
-            else:
-                yield timer
-            break
-        self.wake = None
-        self.busy = False
-        self._advance(k)
+    def _maybe_cut(self) -> None:
+        """An arrival during a decode run: if the head of the queue can join, the run ends at the
+        next step boundary (a new timer; the old one is ignored when it fires). At most one cut a run."""
+        if not self._head_admissible():
+            return
+        self._mode = _CUT
+        start, per, quad = self._run
+        now = self.env.now
+        n = self._steps_done(now - start, per, quad, self._k)
+        if n + 1 < self._k:
+            k = self._k = n + 1
+            ev = self._ev = Timeout(self.env, max(0.0, start + (k * per + quad * k * (k - 1) / 2) - now))
+            ev.callbacks.append(self._on_decode_end)
 
     def _head_admissible(self) -> bool:
         if not self.waiting or len(self.running) >= self.spec.max_num_seqs:

@@ -184,6 +184,7 @@ class Faults:
         inst.engine.waiting.clear()
         inst.engine.running.clear()
         inst.engine.used_blocks = 0
+        inst.engine.halt()
         for flow in list(sim.cluster.net.flows):
             if flow.tag == ("instance", inst.id):
                 sim.cluster.net.cancel(flow)

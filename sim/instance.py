@@ -119,7 +119,7 @@ class Instance:
         h = self.host
         env = h.env
         if self.state == ACTIVE:
-            yield from self._serve()
+            self._serve()
             return
         h.record_instance(self)
         if not h.device_prewarm:
@@ -151,23 +151,32 @@ class Instance:
         self._set_state(INITIALISING)
         if not h.engine_prewarm:
             yield env.timeout(h.cost.engine_init_s(self.model))
-        yield from self._serve()
+        self._serve()
 
     #: Seconds of synchronous cudaFree for replicas evicted to make room (free_malloc only).
     sync_free_s: float = 0.0
 
-    def _serve(self):
+    def _serve(self) -> None:
+        """Become active and start the engine (a callback machine, not part of this process); the
+        process ends here, the engine calls :meth:`_engine_stopped` when it stops."""
         self.active_at = self.host.env.now
         self._set_state(ACTIVE)
         self.host.on_instance_active(self)
         for rid in self.pending:
             self.engine.submit(rid)
         self.pending.clear()
-        yield from self.engine.run()
-        if self.copies_out:  # new instances are still copying these weights: the process stays
-            self._copies_done = self.host.env.event()
-            yield self._copies_done
-        self.host.on_instance_stopped(self)
+        self.engine.start(self._engine_stopped)
+
+    def _engine_stopped(self) -> None:
+        if self.copies_out:  # new instances are still copying these weights: stop when they end
+            ev = self._copies_done = self.host.env.event()
+            ev.callbacks.append(self._copies_ended)
+        else:
+            self.host.on_instance_stopped(self)
+
+    def _copies_ended(self, _ev) -> None:
+        if not self.failed:  # a lost instance was stopped by the fault
+            self.host.on_instance_stopped(self)
 
     def hold_for_copy(self, delta: int) -> None:
         """Count a copy of this instance's weights starting (+1) or ending (-1)."""
