@@ -22,7 +22,7 @@ _COPY_LINKS = {"pcie_h2d_pinned": ("h2d", "pinned"), "pcie_h2d_pageable": ("h2d"
 
 class ProfileCostModel:
     """Costs interpolated from a fitted profile. Deterministic: every method is a pure function of
-    its arguments; per-(shape, TP) compute curves are cached on the instance."""
+    its arguments; per-(shape, TP) compute curves and prefill times are cached on the instance."""
 
     def __init__(self, fitted: FittedProfile):
         self.fitted = fitted
@@ -30,6 +30,7 @@ class ProfileCostModel:
         self.measured: bool = fitted.measured
         self._compute: dict[tuple, ModelCompute] = {}
         self._decode: dict[tuple, DecodeCoeffs] = {}
+        self._prefill: dict[tuple, float] = {}  # (shape, TP, tokens, sequences) -> seconds
         self._links = {link: self._link(link) for link in LINKS}
 
     @classmethod
@@ -118,7 +119,12 @@ class ProfileCostModel:
         return max(0.0, fit(tensors, warn=False))
 
     def prefill_s(self, model: ServedModel, tokens: int, seqs: int) -> float:
-        return self.model_compute(model).prefill_s(tokens, seqs)
+        # Memoised: a replay asks for the same few thousand (tokens, sequences) pairs millions of times.
+        key = (model.shape, model.tp, tokens, seqs)
+        t = self._prefill.get(key)
+        if t is None:
+            t = self._prefill[key] = self.model_compute(model).prefill_s(tokens, seqs)
+        return t
 
     def decode_coeffs(self, model: ServedModel) -> DecodeCoeffs:
         key = (model.shape, model.tp)

@@ -208,8 +208,10 @@ class Activations:
             busy = {i for g in inst.gpus for i in sim.cluster.gpus[g].instances
                     if i != inst.id and sim.instances[i].engine.busy}
             f = sim.bundle.sharing.factor(phase, inst.compute_share, batch, len(busy), tokens=tokens)
-        if any(sim.cluster.gpus[g].background_flows for g in inst.gpus):
-            f *= 1.0 + sim.cost.interference().compute_slowdown
+        gpus = sim.cluster.gpus
+        for g in inst.gpus:
+            if gpus[g].background_flows:
+                return f * (1.0 + sim.cost.interference().compute_slowdown)
         return f
 
     # ---- autoscaling ----------------------------------------------------------------------------

@@ -36,6 +36,7 @@ _NUMPY_FROM = 64
 # (woken); the end of a prefill step; the end of a decode run (which an arrival may still cut, or
 # has cut); nothing more (stopped or halted).
 _NEW, _IDLE, _WOKEN, _PREFILL, _DECODE, _CUT, _STOPPED = range(7)
+_BIG = 1 << 62  # more decode steps than any sequence has left
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ class Engine:
                     return
                 self._mode = _IDLE
                 return
-            admitted = self._admit()
+            admitted = self._admit() if self.waiting else None
             if admitted:
                 tokens = sum(s.ctx for s in admitted)
                 slow = self.inst.slowdown("prefill", len(admitted), tokens)
@@ -170,7 +171,8 @@ class Engine:
                 ev = self._ev = Timeout(self.env, self.cost.prefill_s(self.model, tokens, len(admitted)) * slow)
                 ev.callbacks.append(self._on_prefill_end)
                 return
-            if not self.running:
+            running = self.running
+            if not running:
                 # Nothing runs and the head cannot be admitted: it can never fit this engine.
                 seq = self.waiting.popleft()
                 self.host.on_drop(seq.rid, "exceeds_kv_capacity")
@@ -178,14 +180,29 @@ class Engine:
                     self.idle_since = self.env.now
                 self.host.instance_changed(self.inst)
                 continue
-            k_fin = min(s.out - s.gen for s in self.running)
-            k = self._steps_before_kv_full(k_fin)
-            if k == 0 and self.reserved:
-                self.host.reclaim_kv(self.inst, self.reserved)
+            # The run lasts until the first sequence finishes, unless the KV cache runs out first
+            # (one pass for the common case that it does not, the exact search otherwise).
+            k_fin = _BIG
+            held = 0
+            for s in running:
+                left = s.out - s.gen
+                if left < k_fin:
+                    k_fin = left
+                held += s.blocks
+            bs = self.spec.block_size
+            need = -held
+            for s in running:
+                need += -(-(s.ctx + k_fin) // bs)
+            if need <= self.free_blocks:
+                k = k_fin
+            else:
                 k = self._steps_before_kv_full(k_fin)
-            if k == 0:
-                self._preempt_newest()
-                continue
+                if k == 0 and self.reserved:
+                    self.host.reclaim_kv(self.inst, self.reserved)
+                    k = self._steps_before_kv_full(k_fin)
+                if k == 0:
+                    self._preempt_newest()
+                    continue
             self._start_decode(k)
             return
 
@@ -341,11 +358,17 @@ class Engine:
 
     def _advance(self, k: int) -> None:
         bs = self.spec.block_size
+        used = self.used_blocks
+        done = False
         for s in self.running:
             s.ctx += k
-            s.gen += k
+            gen = s.gen = s.gen + k
             nb = -(-s.ctx // bs)
-            self.used_blocks += nb - s.blocks
+            used += nb - s.blocks
             s.blocks = nb
+            if gen >= s.out:
+                done = True
+        self.used_blocks = used
         self.steps += k
-        self._retire(self.env.now)
+        if done:
+            self._retire(self.env.now)

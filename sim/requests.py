@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
+from simpy.core import URGENT
+from simpy.events import Timeout
+
 from policies.types import LIVE_STATES
 from sim.errors import PlanError
 from sim.recorder import PENDING
@@ -74,31 +77,48 @@ class Requests:
         while q and self.route(q[0], model):
             q.popleft()
 
-    def arrivals(self):
-        """The arrival process: each request at its time, to an instance or to the held queue
-        (which may start an instance when the system scales on a miss)."""
+    def start_arrivals(self) -> None:
+        """Start the arrivals: each request at its time, to an instance or to the held queue (which
+        may start an instance when the system scales on a miss). A chain of timers, one per distinct
+        arrival time, each handling every request due then; the first fires at time 0 before any
+        event due then (like a process's start)."""
+        env = self.sim.env
+        self._next_rid = 0
+        ev = env.event()
+        ev._ok, ev._value = True, None
+        ev.callbacks.append(self._arrive)
+        env.schedule(ev, URGENT)
+
+    def _arrive(self, _ev) -> None:
         sim = self.sim
         w = sim.workload
         env = sim.env
+        now = env.now
         order, held, bump = sim.order, self.held, sim.load.bump
         scale_on_miss = sim.bundle.scale_on_miss
         pending_start = sim.load.pending_start
-        for rid in range(len(w)):
-            t = w.arrival_s[rid]
-            if t > env.now:
-                yield env.timeout(t - env.now)
-            model = order[w.model[rid]]
+        arrival, model_ix = w.arrival_s, w.model
+        total = len(w)
+        rid = self._next_rid
+        while rid < total:
+            t = arrival[rid]
+            if t > now:
+                self._next_rid = rid
+                Timeout(env, t - now).callbacks.append(self._arrive)
+                return
+            model = order[model_ix[rid]]
             bump(model, +1)
             if w.prompt_tokens[rid] + w.output_tokens[rid] > self.max_len[model]:
                 self.on_drop(rid, "exceeds_max_model_len")
-                continue
-            if held[model] or not self.route(rid, model):
+            elif held[model] or not self.route(rid, model):
                 held[model].append(rid)
                 if scale_on_miss and pending_start[model] == 0:
                     sim.try_start(model)
                     self.route_held(model)
             if sim.progress is not None and rid % 1000 == 0:
                 sim.progress(rid)
+            rid += 1
+        self._next_rid = rid
         self.arrivals_done = True
         self.check_finished()
 

@@ -202,8 +202,8 @@ class Simulation:
     def _initial(self) -> None:
         self.activations.initial()
 
-    def _arrivals(self):
-        return self.requests.arrivals()
+    def _arrivals(self) -> None:
+        self.requests.start_arrivals()
 
     # ---- run ------------------------------------------------------------------------------------
     def run(self) -> Recorder:
@@ -213,7 +213,7 @@ class Simulation:
         self.activations.initial()
         for inst in list(self.instances.values()):
             self.record_instance(inst)
-        env.process(self.requests.arrivals())
+        self.requests.start_arrivals()
         env.process(self.requests.retry_loop())
         if b.autoscaler is not None:
             env.process(self.activations.control_loop())

@@ -112,7 +112,7 @@ def test_kv_tight_run_exact_times_and_preemptions():
 def test_kv_tight_run_engine_state_after_the_preemption():
     s = tight()
     s._initial()
-    s.env.process(s._arrivals())
+    s._arrivals()
     e = next(iter(s.instances.values())).engine
     s.env.run(until=0.049)
     assert [q.blocks for q in e.running] == [2, 2] and e.used_blocks == 4  # ceil((20 + 1) / 16) each

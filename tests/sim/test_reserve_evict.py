@@ -83,7 +83,7 @@ def reserved_with_two_replicas(total=4000, reserve=3500, prompt=10, arrival=100.
     w = workload([arrival], [prompt], [1], models=("a", "b", "c"))
     s = Simulation(w, {m: model(m) for m in "abc"}, one_gpu(total), cost(), bundle(), EngineSpec(block_size=16))
     s._initial()
-    s.env.process(s._arrivals())
+    s._arrivals()
     inst = next(iter(s.instances.values()))
     assert inst.engine.total_blocks == total
     s._set_reserved(inst, reserve)
