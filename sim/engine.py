@@ -107,7 +107,7 @@ class Engine:
 
     def submit(self, rid: int) -> None:
         w = self.host.workload
-        self.waiting.append(Seq(rid, int(w.prompt_tokens[rid]), int(w.output_tokens[rid])))
+        self.waiting.append(Seq(rid, w.prompt_tokens.item(rid), w.output_tokens.item(rid)))
         self._poke()
 
     def stop_when_idle(self) -> None:

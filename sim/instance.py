@@ -85,7 +85,7 @@ class Instance:
         self.host.instance_changed(self)
         if self.state == ACTIVE or self.state == DRAINING:
             # A request held at the router while this instance started waited for that start too.
-            if self.host.workload.arrival_s[rid] < self.active_at:
+            if self.host.workload.arrival_s.item(rid) < self.active_at:
                 rec.start_kind[rid] = self.start_kind
             self.engine.submit(rid)
         else:

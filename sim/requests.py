@@ -38,7 +38,7 @@ class Requests:
     def on_complete(self, rid: int, t: float) -> None:
         sim = self.sim
         sim.recorder.complete(rid, t)
-        sim.load.bump(sim.order[sim.workload.model[rid]], -1)
+        sim.load.bump(sim.order[sim.workload.model.item(rid)], -1)
         self.check_finished()
 
     def on_drop(self, rid: int, reason: str) -> None:
@@ -46,7 +46,7 @@ class Requests:
         if sim.recorder.status[rid] != PENDING:
             return
         sim.recorder.drop(rid, sim.env.now, reason)
-        sim.load.bump(sim.order[sim.workload.model[rid]], -1)
+        sim.load.bump(sim.order[sim.workload.model.item(rid)], -1)
         self.check_finished()
 
     def on_preempt(self, rid: int) -> None:
@@ -97,18 +97,21 @@ class Requests:
         order, held, bump = sim.order, self.held, sim.load.bump
         scale_on_miss = sim.bundle.scale_on_miss
         pending_start = sim.load.pending_start
-        arrival, model_ix = w.arrival_s, w.model
+        # ``.item``: Python numbers, not numpy scalars (a numpy time would become the clock and slow
+        # every comparison in SimPy's event heap and every time computed from it).
+        arrival, model_ix = w.arrival_s.item, w.model.item
+        prompt, output = w.prompt_tokens.item, w.output_tokens.item
         total = len(w)
         rid = self._next_rid
         while rid < total:
-            t = arrival[rid]
+            t = arrival(rid)
             if t > now:
                 self._next_rid = rid
                 Timeout(env, t - now).callbacks.append(self._arrive)
                 return
-            model = order[model_ix[rid]]
+            model = order[model_ix(rid)]
             bump(model, +1)
-            if w.prompt_tokens[rid] + w.output_tokens[rid] > self.max_len[model]:
+            if prompt(rid) + output(rid) > self.max_len[model]:
                 self.on_drop(rid, "exceeds_max_model_len")
             elif held[model] or not self.route(rid, model):
                 held[model].append(rid)
