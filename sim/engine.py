@@ -183,12 +183,13 @@ class Engine:
             # The run lasts until the first sequence finishes, unless the KV cache runs out first
             # (one pass for the common case that it does not, the exact search otherwise).
             k_fin = _BIG
-            held = 0
+            held = ctx = 0
             for s in running:
                 left = s.out - s.gen
                 if left < k_fin:
                     k_fin = left
                 held += s.blocks
+                ctx += s.ctx
             bs = self.spec.block_size
             need = -held
             for s in running:
@@ -203,7 +204,7 @@ class Engine:
                 if k == 0:
                     self._preempt_newest()
                     continue
-            self._start_decode(k)
+            self._start_decode(k, ctx)
             return
 
     def _on_wake(self, ev) -> None:
@@ -307,10 +308,10 @@ class Engine:
         self.waiting.appendleft(seq)  # recompute: its prefill covers prompt + generated tokens
         self.host.on_preempt(seq.rid)
 
-    def _start_decode(self, k: int) -> None:
-        """Run up to ``k`` decode steps: one timer for the end of the run (cut by :meth:`_maybe_cut`)."""
+    def _start_decode(self, k: int, c0: int) -> None:
+        """Run up to ``k`` decode steps of the running batch, which holds ``c0`` context tokens: one
+        timer for the end of the run (cut by :meth:`_maybe_cut`)."""
         batch = len(self.running)
-        c0 = sum(s.ctx for s in self.running)
         slow = self.inst.slowdown("decode", batch)
         d = self.decode
         per = slow * (d.base_s + d.per_seq_s * batch + d.per_ctx_token_s * c0)
