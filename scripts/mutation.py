@@ -57,7 +57,8 @@ WORK = ROOT / "mutants"
 MODULES: dict[str, tuple[list[str], list[str]]] = {
     "engine": (["sim/engine.py"],
                ["tests/sim/test_kv_exact.py", "tests/sim/test_engine.py", "tests/sim/test_toy_exact.py",
-                "tests/sim/test_reserve_evict.py", "tests/sim/test_engine_mutants.py"]),
+                "tests/sim/test_reserve_evict.py", "tests/sim/test_engine_mutants.py",
+                "tests/sim/test_engine_events.py"]),
     "flows": (["sim/flows.py"],
               ["tests/sim/test_flows.py", "tests/sim/test_host_link.py", "tests/sim/test_flows_mutants.py"]),
     "summary": (["experiments/summary.py"],
