@@ -123,10 +123,31 @@ _eq(_E + "_steps_before_kv_full", "15 22",
 _eq(_E + "_steps_before_kv_full", "19 26", "np.fromiter without count builds the same array")
 _eq(_E + "_head_admissible", "6",
     "x / bs <= free and ceil(x / bs) <= free agree for an integer number of free blocks")
-_eq(_E + "_decode", "55 57",
-    "when the cut would fall on the run's last step, a new timeout at start + t(k) replaces the run's "
-    "own timer at the same instant; n == k cannot occur (the timer, scheduled first, ends the run)")
-_eq(_E + "__init__", "15", "stopping None instead of False: only read as a truth value")
+_eq(_E + "_maybe_cut", "17",
+    "when the cut would fall on the run's last step, a new timer at now + (start + t(k) - now) "
+    "replaces the run's own at start + t(k): the same instant (up to the rounding of the last bit)")
+_eq(_E + "__init__", "14",
+    "mode None instead of _NEW before start: a poke is ignored in both (only _IDLE and _DECODE react)")
+_eq(_E + "__init__", "16 17 18 19 20 21 22 23",
+    "overwritten before it is read: _on_stop by start(), _admitted at each prefill step, _run and _k "
+    "at each decode run")
+_eq(_E + "__init__", "24", "stopping None instead of False: only read as a truth value")
+_eq(_E + "_advance", "3", "done None instead of False: only read as a truth value")
+_eq(_E + "_advance", "4", "_retire after every run: it returns at once when no sequence is done")
+_eq(_E + "_loop", "13", "_admit() with an empty queue admits nothing")
+_eq(_E + "_loop", "8 27", "a mode other than _IDLE or _DECODE replaced by None: pokes are ignored in both")
+_eq(_E + "_maybe_cut", "2", "a mode other than _IDLE or _DECODE replaced by None: pokes are ignored in both")
+_eq(_E + "_poke", "3", "a mode other than _IDLE or _DECODE replaced by None: pokes are ignored in both")
+_eq(_E + "halt", "1", "a mode other than _IDLE or _DECODE replaced by None: pokes are ignored in both")
+_eq(_E + "_loop", "60", "'<=' instead of '<' while taking the minimum: the same minimum")
+_eq(_E + "_loop", "62 63 68 75",
+    "makes the one-pass fit check pessimistic (a larger need, or '<' at equality): the exact search "
+    "that follows returns the same number of steps (all of them when they fit)")
+_eq(_E + "__init__", "15", "_ev = '' instead of None: 'ev is self._ev' is false for both")
+_eq(_E + "_on_decode_end", "2", "_ev = '' instead of None: 'ev is self._ev' is false for both")
+_eq(_E + "_on_prefill_end", "2", "_ev = '' instead of None: 'ev is self._ev' is false for both")
+_eq(_E + "_on_wake", "2", "_ev = '' instead of None: 'ev is self._ev' is false for both")
+_eq(_E + "halt", "2", "_ev = '' instead of None: 'ev is self._ev' is false for both")
 _eq("sim.engine.xǁSeqǁ__init__", "6 7",
     "a sequence's initial block count is overwritten at admission before anything reads it")
 _eq("sim.engine.xǁSeqǁ__init__", "8", "started None instead of False: only read as a truth value")

@@ -206,6 +206,32 @@ def test_an_arrival_needing_one_block_more_than_free_does_not_cut_the_run():
     assert h.inst.calls == [(0.0, "prefill", 1, 5), (0.015, "decode", 1, None), (0.115, "prefill", 1, 144)]
 
 
+def test_a_cut_run_with_context_dependent_steps_ends_at_the_right_step_boundary():
+    # Decode steps 0.01 + 0.001 x context s. Request 0 at 0 s (prompt 5, 11 out): prefill 0.015, then
+    # a run from context 6: per = 0.016, quad = 0.001 (the context grows by one a step), 10 steps =
+    # 0.16 + 0.045 = 0.205 -> 0.22. Request 1 (prompt 5, 1 token) at 0.1, 0.085 into the run: t(4) =
+    # 0.070 <= 0.085 < t(5) = 0.09, so the run is cut after step 5 at 0.105; request 1 prefills ->
+    # 0.12. Request 0's last 5 steps from context 11: per = 0.021, 5 steps = 0.105 + 0.01 -> 0.235.
+    c = Cost(MODEL, decode=DecodeCoeffs(0.01, 0.0, 0.001))
+    h, e = engine([5, 5], [11, 1], [0.0, 0.1], cost=c)
+    h.env.run()
+    assert h.log == [(0.015, "first", 0), (0.12, "first", 1), (0.12, "done", 1), (0.235, "done", 0)]
+    assert h.inst.calls == [(0.0, "prefill", 1, 5), (0.015, "decode", 1, None), (0.105, "prefill", 1, 5),
+                            (0.12, "decode", 1, None)]
+    assert e.steps == 10
+
+
+def test_an_arrival_at_the_instant_a_run_ends_does_not_lengthen_it():
+    # Request 0's run ends at 0.015 + 10 x 0.01 = 0.115 (the same float the engine computes);
+    # request 1 arrives at that instant, before the run's timer fires: all 10 steps are done, so
+    # there is no step boundary to cut at; the run ends as planned and request 1 prefills after it.
+    t_end = (0.01 + 0.001 * 5) + 10 * 0.01
+    h, e = engine([5, 5], [11, 1], [0.0, t_end])
+    h.env.run()
+    assert h.log == [(0.015, "first", 0), (0.115, "done", 0), (0.13, "first", 1), (0.13, "done", 1)]
+    assert e.steps == 10
+
+
 def test_a_full_batch_is_not_cut_for_an_arrival():
     # max_num_seqs 1: request 1 (prompt 5) at 0.05 waits for request 0's run to end at 0.115.
     h, _ = engine([5, 5], [11, 1], [0.0, 0.05], spec=EngineSpec(block_size=16, max_num_seqs=1))
@@ -255,6 +281,32 @@ def test_a_decode_run_out_of_blocks_takes_back_everything_lent_before_preempting
     h.env.run()
     assert h.reclaims == [(0.041, 7, 2)]
     assert e.reserved == 0 and h.log == [(0.041, "first", 0), (0.061, "done", 0)]
+
+
+# Two sequences whose blocks run out together: only the sum over both shows it. Prompts 24 and 8 at
+# 0 s, 41 tokens each: admitted with ceil(25/16) = 2 and ceil(9/16) = 1 blocks, prefill of 32 tokens
+# 0.042 s; contexts 25 and 9. Both have 40 steps left, which would need ceil(65/16) + ceil(49/16) - 3
+# = 6 more blocks (the exact fractions, 65/16 + 49/16 - 3 = 4.125, would say 5 fit; the second
+# sequence alone needs 3). Steps that fit in 5 free blocks: 39 (4 + 3 - 3 = 4), run -> 0.432.
+
+def test_a_run_stops_where_the_blocks_of_all_sequences_together_run_out():
+    h, e = engine([24, 8], [41, 41], [0.0, 0.0], kv_blocks=8)
+    h.env.run()
+    # At 0.432 one step is left for each but needs 5 + 4 - 7 = 2 blocks, 1 free: the newest is
+    # preempted (4 used, 3 freed). Its recompute (48 tokens, ceil(49/16) = 4 blocks = the 4 free)
+    # goes first: 0.058 s -> 0.49, which also produces its last token; request 0's last step -> 0.5.
+    assert h.log == [(0.042, "first", 0), (0.042, "first", 1), (0.432, "preempt", 1, 4, 3),
+                     (0.49, "done", 1), (0.5, "done", 0)]
+
+
+def test_lent_blocks_are_taken_back_only_when_not_one_step_fits():
+    # As above with 10 blocks of which 2 lent (5 free): the first run is limited to 39 steps by the
+    # blocks, but one step fits, so nothing is taken back then; at 0.432 no step fits: the 2 lent
+    # blocks come back (3 free >= 2 needed) and both finish without a preemption.
+    h, e = engine([24, 8], [41, 41], [0.0, 0.0], kv_blocks=10, reserved=2)
+    h.env.run()
+    assert h.reclaims == [(0.432, 7, 2)]
+    assert h.log == [(0.042, "first", 0), (0.042, "first", 1), (0.442, "done", 0), (0.442, "done", 1)]
 
 
 # ---- block and freed-block accounting, preemption --------------------------------------------------------
