@@ -98,8 +98,23 @@ class EvictAwarePlacer:
         todo.sort(key=lambda t: (-t[0], t[1], t[2]))
         return replica_score, [(s, m) for s, m, _ in todo]
 
+    def wants_more(self, snap: Snapshot, predictions: Mapping[str, tuple[float, float]]) -> bool:
+        """Whether some model wants more replicas (``n_found + n_burst``) than it has, i.e. whether
+        :meth:`candidates` has anything to place. Most ticks nothing is wanted; this answers that
+        without scoring every model's replicas."""
+        running = running_instances(snap)
+        have = Counter(r.model for r in snap.replicas)
+        for name in snap.models:
+            avg, peak = predictions.get(name, (0.0, 0.0))
+            n_found, n_burst = replica_demand(avg, peak, running.get(name, 0), self.per_instance)
+            if n_found + n_burst > have.get(name, 0):
+                return True
+        return False
+
     def plan(self, snap: Snapshot, predictions: Mapping[str, tuple[float, float]]) -> list[Prewarm | Evict]:
         """Prewarm actions for this tick (never an :class:`Evict`)."""
+        if not self.wants_more(snap, predictions):
+            return []
         g = snap.gpus_per_node
         n_nodes = snap.n_nodes
         replica_score, todo = self.candidates(snap, predictions)

@@ -134,3 +134,31 @@ def test_round_robin_commits_use_up_memory():
     s = snap([model(m, 30 * GIB) for m in "abc"], gpn=1)
     preds = {m: (32.0, 32.0) for m in "abc"}
     assert placed(RoundRobinPlacer(artifact_loop=False).plan(s, preds)) == [("a", (0,)), ("b", (0,))]
+
+
+# ---- the shortcut when no model wants another replica ----------------------------------------------
+
+@pytest.mark.parametrize("replicas,instances,wanted", [
+    ((), (), True),                                    # b wants ceil(33/32) = 2 foundation replicas, has 0
+    (((1, "b", (0,)),), (), True),                     # has 1 of 2
+    (((1, "b", (0,)), (2, "b", (1,))), (), False),     # has both
+    (((1, "b", (0,)),), ((9, "b", (2,)),), False),     # a running instance covers one: wants 1, has 1
+    (((1, "a", (0,)), (2, "a", (1,))), (), True),      # replicas of another model do not count for b
+])
+def test_wants_more_is_whether_some_model_wants_more_replicas_than_it_has(replicas, instances, wanted):
+    ms = [model("a", GIB), model("b", GIB)]
+    s = snap(ms, replicas=replicas, instances=instances)
+    preds = {"b": (33.0, 33.0)}  # a: no prediction, wants nothing
+    p = EvictAwarePlacer()
+    assert p.wants_more(s, preds) is wanted
+    assert bool(p.candidates(s, preds)[1]) is wanted  # the same question, answered by the scoring
+    assert bool(p.plan(s, preds)) is wanted  # room on the GPUs: what is wanted is placed
+
+
+def test_wants_more_counts_burst_replicas():
+    # avg 10, peak 70, nothing running: n_found 1, n_burst ceil(70/32) - 1 = 2; 3 replicas are enough.
+    ms = [model("a", GIB)]
+    three = snap(ms, replicas=[(i, "a", (i,)) for i in range(3)])
+    two = snap(ms, replicas=[(i, "a", (i,)) for i in range(2)])
+    assert not EvictAwarePlacer().wants_more(three, {"a": (10.0, 70.0)})
+    assert EvictAwarePlacer().wants_more(two, {"a": (10.0, 70.0)})
