@@ -56,6 +56,20 @@ class PrewarmPlacer(Protocol):
         """Called every ``period_s`` with (avg, peak) predictions per model: replicas to add/drop."""
 
 
+class DemandAwarePlacer(PrewarmPlacer, Protocol):
+    """A placer that can tell cheaply that it has nothing to place (its declared inputs).
+
+    ``wants_more`` may read only the snapshot's models, the models and states of its instances, the
+    models of its replicas, and the predictions; when it returns False, ``plan`` must return no
+    action for that snapshot. The simulator then calls neither (nor builds their snapshot) until
+    the predictions, the number of live instances of some model, or the set of replicas changes.
+    :class:`policies.warmserve.placement.EvictAwarePlacer` is one.
+    """
+
+    def wants_more(self, snap: Snapshot, predictions: Mapping[str, tuple[float, float]]) -> bool:
+        """Whether ``plan`` could place something now."""
+
+
 class InitialPlacer(Protocol):
     """Places instances that exist from time 0 (static allocation, MuxServe's colocation)."""
 

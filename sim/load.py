@@ -87,10 +87,12 @@ class LoadTracker:
         d = (new in LIVE_STATES) - (old in LIVE_STATES)
         if d:
             self.live[model] += d
+            self.live_changes += 1
             self.dirty.add(model)
 
     def instance_added(self, model: str) -> None:
         self.live[model] += 1
+        self.live_changes += 1
         self.dirty.add(model)
 
     def pending_changed(self, model: str, delta: int) -> None:
@@ -179,3 +181,5 @@ class LoadTracker:
 
     #: Predictor windows closed so far (predictions change only with them).
     observations: int = 0
+    #: Changes of some model's live-instance count so far (a placer's input, sim.weights).
+    live_changes: int = 0

@@ -66,6 +66,10 @@ class SnapshotViews:
 
     def replicas_changed(self) -> None:
         self._rep_tuple = None
+        self.replica_changes += 1
+
+    #: Changes of the replica set (or a replica's state) so far (a placer's input, sim.weights).
+    replica_changes: int = 0
 
     # ---- the views --------------------------------------------------------------------------------
     def gpu_tuple(self) -> tuple[GPUView, ...]:

@@ -200,21 +200,35 @@ class Weights:
     def placer_loop(self):
         """Every ``placer.period_s`` (first at time 0): the placer's prewarms and evictions. A
         prediction changes only with the window asked for and the observations made, so the
-        predictor is asked once per (window, observation count), not at every tick."""
+        predictor is asked once per (window, observation count), not at every tick. A placer that
+        declares its inputs (:class:`policies.base.DemandAwarePlacer`) and wanted nothing is not
+        asked again, nor its snapshot built, until one of them changes."""
         sim = self.sim
         placer, pred = sim.bundle.placer, sim.bundle.predictor
+        wants_more = getattr(placer, "wants_more", None)
         key, cached = None, {m: (0.0, 0.0) for m in sim.order}
+        idle_inputs = None  # the inputs at which a demand-aware placer last wanted nothing
         while True:
             window = int(sim.env.now // pred.window_s) if pred is not None else 0
             if pred is not None and key != (window, sim.load.observations):
                 key = (window, sim.load.observations)
                 cached = {m: pred.predict(m, window) for m in sim.order}
-            preds = dict(cached)
-            for action in placer.plan(sim.snapshot(), preds):
-                if isinstance(action, Prewarm):
-                    self.apply_prewarm(action)
-                elif isinstance(action, Evict):
-                    self.evict(action.replica, "placement")
+            inputs = (key, sim.load.live_changes, sim.views.replica_changes)
+            if wants_more is None or inputs != idle_inputs:
+                preds = dict(cached)
+                snap = sim.snapshot()
+                if wants_more is not None and not wants_more(snap, preds):
+                    idle_inputs = inputs
                 else:
-                    raise PlanError(f"placer returned {action!r}")
+                    idle_inputs = None
+                    self._apply(placer.plan(snap, preds))
             yield sim.env.timeout(placer.period_s)
+
+    def _apply(self, actions) -> None:
+        for action in actions:
+            if isinstance(action, Prewarm):
+                self.apply_prewarm(action)
+            elif isinstance(action, Evict):
+                self.evict(action.replica, "placement")
+            else:
+                raise PlanError(f"placer returned {action!r}")

@@ -3,6 +3,7 @@ incremental per-kind memory totals equal the sums, per-model instance lists equa
 an evicted loading replica stops slowing its GPUs at once (not whenever the garbage collector runs)."""
 
 import gc
+import math
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -124,3 +125,49 @@ def test_evicting_a_loading_replica_releases_its_copy_at_once():
     assert not sim.cluster.net.flows
     gc.collect()  # the stalled loader generator closes now; it must not release the copy twice
     assert sim.cluster.gpus[1].background_flows == 0
+
+
+# ---- a demand-aware placer is asked again only when its declared inputs change --------------------
+
+class CountingPlacer:
+    """Wants one replica of ``a`` (on GPU 1) while an instance is live and there is no replica (so
+    it reads only declared inputs); logs when it is asked and when it plans."""
+
+    period_s = 0.5
+
+    def __init__(self):
+        self.asked, self.planned = [], []
+
+    def wants_more(self, snap, predictions):
+        self.asked.append(snap.time_s)
+        return bool(snap.instances) and not snap.replicas
+
+    def plan(self, snap, predictions):
+        from policies.types import Prewarm
+        self.planned.append(snap.time_s)
+        return [Prewarm("a", (1,))] if self.wants_more(snap, predictions) else []
+
+
+def placer_run(placer, until=30.0):
+    from dataclasses import replace as dc_replace
+
+    w = workload([10.0], [10], [1], duration=until)
+    b = dc_replace(ondemand(keep_alive_s=1000.0), placer=placer)
+    s = Simulation(w, {"a": model()}, cluster(gpus=2), cost(), b)
+    s.run()
+    return s
+
+
+def test_a_demand_aware_placer_is_asked_only_when_its_inputs_changed():
+    p = CountingPlacer()
+    s = placer_run(p)
+    # 0.0: nothing live, nothing wanted. The request at 10 s (its timer was scheduled before the
+    # placer's tick at 10 s) starts an instance: the live count changes, so at the 10.0 tick the
+    # placer is asked, wants a replica, and plans it (asked again inside plan). The new replica
+    # changes its inputs: asked at 10.5 (nothing wanted). Then the replica's load ends (a replica
+    # change): asked once more at the next tick; after that nothing changes and it is never asked.
+    ready = [t for t, kind, *_rest, state, _d in s.recorder.timeline if kind == "replica" and state == "ready"]
+    assert len(ready) == 1
+    next_tick = math.ceil(ready[0] / 0.5) * 0.5
+    assert p.planned == [10.0]
+    assert p.asked == [0.0, 10.0, 10.0, 10.5, next_tick]
