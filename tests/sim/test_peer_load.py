@@ -60,24 +60,10 @@ def test_rdma_copies_from_one_node_share_its_outgoing_nic():
     assert a.state == b.state == "active"
 
 
-def test_a_peer_that_stops_mid_copy_keeps_its_weights_until_the_copy_ends():
-    s = sim()
-    peer = s.apply_activate(Activate("a", (0,)), ready_at_start=True)
-    s.apply_activate(Activate("a", (1,), source="peer_nvlink", peer=peer.id))
-    t = model().shard_bytes / (30 * BW)
-    s.env.run(until=t / 4)
-    peer.drain()  # idle: its engine stops at once; the instance stops when the copy ends
-    s.env.run(until=t / 2)
-    assert peer.state == "draining" and s.cluster.gpus[0].mem.bytes_of(WEIGHTS, peer.id) == model().shard_bytes
-    s.env.run(until=t + US)
-    assert peer.state == "stopped" and s.cluster.gpus[0].mem.bytes_of(WEIGHTS, peer.id) == 0
-
-
-
-def test_a_peer_lost_while_a_copy_waits_on_it_is_stopped_once():
-    # The peer drains and waits for the copy; a fault then loses it (and stops it); when the copy
-    # ends, the wait must not stop it a second time.
-    from sim.faults import Faults
+def draining_peer_mid_copy():
+    """A running peer on GPU 0 whose weights a new instance on GPU 1 copies over NVLink (``t``
+    seconds); a quarter into the copy the idle peer drains (its engine stops at once, the instance
+    waits for the copy); returns the run at half the copy."""
     s = sim()
     peer = s.apply_activate(Activate("a", (0,)), ready_at_start=True)
     s.apply_activate(Activate("a", (1,), source="peer_nvlink", peer=peer.id))
@@ -85,6 +71,21 @@ def test_a_peer_lost_while_a_copy_waits_on_it_is_stopped_once():
     s.env.run(until=t / 4)
     peer.drain()
     s.env.run(until=t / 2)
+    return s, peer, t
+
+
+def test_a_peer_that_stops_mid_copy_keeps_its_weights_until_the_copy_ends():
+    s, peer, t = draining_peer_mid_copy()
+    assert peer.state == "draining" and s.cluster.gpus[0].mem.bytes_of(WEIGHTS, peer.id) == model().shard_bytes
+    s.env.run(until=t + US)
+    assert peer.state == "stopped" and s.cluster.gpus[0].mem.bytes_of(WEIGHTS, peer.id) == 0
+
+
+def test_a_peer_lost_while_a_copy_waits_on_it_is_stopped_once():
+    # A fault loses the waiting peer (and stops it); when the copy ends, the wait must not stop it
+    # a second time.
+    from sim.faults import Faults
+    s, peer, t = draining_peer_mid_copy()
     effect = {"instances": 0, "dropped": 0, "retried": 0}
     Faults(s, ()).lose_instance(peer, effect)
     assert peer.state == "stopped" and peer.id not in s.instances and effect["instances"] == 1
@@ -92,6 +93,7 @@ def test_a_peer_lost_while_a_copy_waits_on_it_is_stopped_once():
     s.env.run(until=t + US)  # the copy ends (a second stop would fail: the peer is no longer listed)
     assert [e for e in s.recorder.timeline if e[1] == "instance" and e[2] == peer.id] == mine
     assert [e[5] for e in mine][-2:] == ["failed", "stopped"]
+
 
 @pytest.mark.parametrize("act,match", [
     (Activate("a", (2,), source="peer_nvlink", peer=1), "another node: use peer_rdma"),
