@@ -29,6 +29,7 @@ class Requests:
         self.held: dict[str, deque] = {m: deque() for m in sim.order}
         self.max_len = {m: sim.models[m].shape.max_model_len for m in sim.order}
         self.arrivals_done = False
+        self._next_rid = 0  # the first request not yet arrived
         self.finished = sim.env.event()
 
     # ---- how requests end (callbacks from engines) -------------------------------------------------
@@ -84,6 +85,8 @@ class Requests:
         event due then (like a process's start)."""
         env = self.sim.env
         self._next_rid = 0
+        # Triggered and scheduled URGENT by hand, as SimPy starts a process (``Event.succeed`` would
+        # schedule it NORMAL, after events already due at time 0).
         ev = env.event()
         ev._ok, ev._value = True, None
         ev.callbacks.append(self._arrive)
