@@ -19,7 +19,7 @@ from sim.memswitch import MEMSWITCHES
 from sim.models import ServedModel
 from sim.simulation import SimSpec
 
-from policies.load_estimate import inflight_estimate, load_windows, peak_inflight, service_estimate_s  # noqa: F401
+from policies.load_estimate import peak_inflight
 
 from experiments import validate
 from experiments.confpath import CONF_DIR, group_choices, model_shape  # noqa: F401 (CONF_DIR, group_choices: re-exported)

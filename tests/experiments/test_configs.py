@@ -1,23 +1,17 @@
 """Every shipped config composes, and every system builds its policies on a small setup."""
 
-import warnings
 
 import pytest
 from hydra import compose, initialize_config_dir
 
-from experiments.api import config
-from experiments.builder import CONF_DIR, build_bundle, build_setup, group_choices, system_config
+from experiments.builder import CONF_DIR, build_bundle, group_choices, system_config
 
-SMALL = ["cluster=tiny", "cluster.gpus_per_node=4", "models=pair7b", "workload=warmserve_conv",
-         "workload.rps=1", "workload.duration_s=60"]
+from tests.small_setup import small_setup
 
 
 @pytest.fixture(scope="module")
 def small():
-    cfg = config(*SMALL)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return cfg, build_setup(cfg)
+    return small_setup(60)
 
 
 @pytest.mark.parametrize("name", group_choices("system"))

@@ -5,31 +5,26 @@ grid, the oracle's observed truth, and the note for a prediction window that nev
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 from hydra import initialize_config_dir
 
-from experiments.api import config
-from experiments.builder import CONF_DIR, build_bundle, build_setup, inflight_estimate, system_config
+from experiments.builder import CONF_DIR, build_bundle, system_config
 from experiments.outputs import comparison_table
 from experiments.predictor_inputs import observed_inflight, oracle_truth, seasonal_history
 from experiments.summary import summarize
+from policies.load_estimate import inflight_estimate
 from policies.load_profile import inflight_windows
 from policies.warmserve import CorrectiveSeasonalPredictor, KVReservePolicy, OraclePredictor, RoundRobinPlacer
 
-SMALL = ["cluster=tiny", "cluster.gpus_per_node=4", "models=pair7b", "workload=warmserve_conv",
-         "workload.rps=1", "workload.duration_s=600"]
+from tests.small_setup import small_setup
 
 
 @pytest.fixture(scope="module")
 def small():
-    cfg = config(*SMALL)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return cfg, build_setup(cfg)
+    return small_setup(600)
 
 
 def bundle(small, name):
