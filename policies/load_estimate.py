@@ -45,26 +45,14 @@ def inflight_estimate(model: ServedModel, cost: CostModel, arrival_s: np.ndarray
     return avg, peak
 
 
-def load_windows(workload, models, cost, batch: int, window_s: float):
-    """(truth, history): per model the (avg, peak) in-flight load per window of the workload itself,
-    and of each history day, as the predictors use them (see :func:`inflight_estimate`)."""
-    n_windows = max(1, int(np.ceil(workload.duration_s / window_s)))
-    truth, history = {}, {}
-    for j, name in enumerate(workload.models):
-        m = models[name]
-        idx = workload.model == j
-        prompts = workload.prompt_tokens[idx]
-        avg, peak = inflight_estimate(m, cost, workload.arrival_s[idx], prompts, workload.output_tokens[idx],
-                                      batch, window_s, n_windows)
-        truth[name] = np.stack([avg, peak], axis=1)
-        days = [np.stack(inflight_estimate(m, cost, day[:, 0], prompts, day[:, 1], batch, window_s, n_windows),
-                         axis=1) for day in workload.history.get(name, [])]
-        if days:
-            history[name] = np.stack(days)
-    return truth, history
-
-
 def peak_inflight(workload, models, cost, batch: int, window_s: float = 60.0) -> dict[str, float]:
-    """Per model, the largest in-flight load of any ``window_s`` window (see :func:`load_windows`)."""
-    truth, _ = load_windows(workload, models, cost, batch, window_s)
-    return {m: float(truth[m][:, 1].max()) if len(truth[m]) else 0.0 for m in workload.models}
+    """Per model, the largest in-flight load of any ``window_s`` window of the workload (see
+    :func:`inflight_estimate`)."""
+    n_windows = max(1, int(np.ceil(workload.duration_s / window_s)))
+    peaks = {}
+    for j, name in enumerate(workload.models):
+        idx = workload.model == j
+        _, peak = inflight_estimate(models[name], cost, workload.arrival_s[idx], workload.prompt_tokens[idx],
+                                    workload.output_tokens[idx], batch, window_s, n_windows)
+        peaks[name] = float(peak.max())
+    return peaks

@@ -113,8 +113,6 @@ class EvictAwarePlacer:
 
     def plan(self, snap: Snapshot, predictions: Mapping[str, tuple[float, float]]) -> list[Prewarm | Evict]:
         """Prewarm actions for this tick (never an :class:`Evict`)."""
-        if not self.wants_more(snap, predictions):
-            return []
         g = snap.gpus_per_node
         n_nodes = snap.n_nodes
         replica_score, todo = self.candidates(snap, predictions)
