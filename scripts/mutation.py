@@ -267,12 +267,12 @@ _eq(_G + "ǁReplicaTableǁadd", "29 33 34",
     "with the slot's GPU mask, 0 for an empty slot")
 # policies/warmserve/placement.py
 _L = "policies.warmserve.placement.xǁEvictAwarePlacerǁ"
-_eq(_L + "plan", "23 25", "Python ints become an int64 array by default")
-_eq(_L + "plan", "27 40 41 46 47", "the replica table's initial slots only; it grows on demand")
-_eq(_L + "plan", "51",
+_eq(_L + "plan", "18 20", "Python ints become an int64 array by default")
+_eq(_L + "plan", "22 35 36 41 42", "the replica table's initial slots only; it grows on demand")
+_eq(_L + "plan", "46",
     "the replica id in the second _replica_node call only names the replica in an error that the "
     "first call (in the Counter) would already have raised")
-_eq(_L + "plan", "76 111",
+_eq(_L + "plan", "71 106",
     "a model that found no group (or does not fit a node) is scanned again instead of skipped: it "
     "finds none again (commits only remove memory and add replicas)")
 _eq(_F + "_remove", "2",
