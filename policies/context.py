@@ -8,11 +8,14 @@ model M at TP t take", which planners such as MuxServe's placer estimate through
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Mapping
 
 from sim.cost import CostModel
 from sim.models import ServedModel
+
+if TYPE_CHECKING:
+    from policies.base import SharingModel
 
 
 @dataclass(frozen=True)
@@ -21,19 +24,12 @@ class RunContext:
 
     models: Mapping[str, ServedModel]
     cost: CostModel
-    #: The bundle's sharing model (``factor(phase, share, batch, busy_neighbours)``).
-    sharing: Any = None
-    _variants: dict = field(default_factory=dict, compare=False, repr=False)
+    #: The bundle's sharing model.
+    sharing: SharingModel | None = None
 
     def model_at(self, name: str, tp: int) -> ServedModel:
         """``name`` served at tensor-parallel degree ``tp``."""
-        m = self.models[name]
-        if tp == m.tp:
-            return m
-        key = (name, tp)
-        if key not in self._variants:
-            self._variants[key] = ServedModel(m.name, m.shape, tp)
-        return self._variants[key]
+        return self.models[name].at_tp(tp)
 
     def prefill_s(self, model: str, tp: int, tokens: int, seqs: int) -> float:
         """One prefill step of ``model`` at ``tp`` on whole GPUs."""

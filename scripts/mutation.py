@@ -218,8 +218,6 @@ _eq(_M + "_smart", "4",
 _eq(_M + "plan", "49 51",
     "every split's score is scaled by the same positive constant (or is 0 for every split when no model "
     "has a rate): the best split is the same")
-_eq("policies.muxserve.mesh.xǁShareTableǁfactor", "1",
-    "a default in a typing.Protocol stub: the body never runs (the placer calls the real MPS table)")
 # policies/warmserve/predictor.py
 _P = "policies.warmserve.predictor.x"
 _DT = "dtype left to numpy: the values are Python floats or already float64, so the arrays are float64 anyway"

@@ -26,7 +26,6 @@ class Activations:
 
     def __init__(self, sim: "Simulation"):
         self.sim = sim
-        self._tp_variants: dict[tuple[str, int], ServedModel] = {}  # a model at another TP (MuxServe meshes)
         self.initial_lines: list[str] = []  # the instances placed at time 0, for the report
 
     # ---- plan checks ----------------------------------------------------------------------------
@@ -39,10 +38,7 @@ class Activations:
         if tp is not None and tp != model.tp:
             if tp < 1 or model.shape.heads % tp:
                 raise PlanError(f"{what} {model_name}: tp {tp} does not divide its {model.shape.heads} heads")
-            key = (model_name, tp)
-            if key not in self._tp_variants:
-                self._tp_variants[key] = ServedModel(model.name, model.shape, tp)
-            model = self._tp_variants[key]
+            model = model.at_tp(tp)
         if len(gpus) != model.tp or len(set(gpus)) != len(gpus):
             raise PlanError(f"{what} {model_name}: needs {model.tp} distinct GPUs, got {gpus}")
         if any(g < 0 or g >= len(sim.cluster.gpus) for g in gpus):

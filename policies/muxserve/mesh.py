@@ -44,11 +44,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Mapping, Protocol, Sequence
 
 from policies.types import Activate, Snapshot
 from sim.errors import UserError
 from sim.models import CHUNK_BYTES, align_up
+
+if TYPE_CHECKING:
+    from policies.base import SharingModel
 
 #: MuxServe's candidate mesh splits of one node, by GPUs per node, in its enumeration order
 #: (``Cluster.generate_candidate_clusters``).
@@ -71,14 +74,6 @@ class MeshCosts(Protocol):
 
     def decode_s(self, model: str, tp: int, batch: int, ctx_tokens: int) -> float:
         """One decode step of ``batch`` sequences holding ``ctx_tokens`` tokens of context."""
-
-
-class ShareTable(Protocol):
-    """The MPS slowdown table (:class:`policies.muxserve.slowdown.ColocationSlowdown`)."""
-
-    def factor(self, phase: str, share: float, batch: int, busy_neighbours: int = 0, *,
-               tokens: int | None = None) -> float:
-        """Step-time factor of ``phase`` at compute ``share`` and ``batch``."""
 
 
 def _by_size(table: Sequence[Sequence[float]], params_b: float) -> float:
@@ -123,8 +118,8 @@ class MuxServeMeshPlacer:
     the bundle's MPS slowdown table, each model's KV bytes per token).
     """
 
-    costs: Any = None
-    sharing: Any = None
+    costs: MeshCosts | None = None
+    sharing: SharingModel | None = None
     kv_bytes_per_token: Mapping[str, int] | None = None
     #: GPUs of node 0 the engines may use: the artifact raises above 8 (``prewarm_manager.py``).
     max_gpus: int = 8

@@ -39,9 +39,10 @@ class MuxServeRouter:
     def route(self, model: str, instances: Sequence[InstanceView]) -> int | None:
         """Id of the engine to take the request, or ``None`` to hold it at the router."""
         default = self.cap(model)
+        configured = model in self.per_model  # a configured cap wins over the engine's own
         best: tuple[int, int] | None = None
         for inst in instances:
-            cap = default if inst.max_num_seqs is None or model in self.per_model else inst.max_num_seqs
+            cap = default if configured or inst.max_num_seqs is None else inst.max_num_seqs
             if inst.state not in LIVE_STATES or inst.inflight >= cap:
                 continue
             key = (inst.inflight, inst.id)
