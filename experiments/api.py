@@ -118,7 +118,7 @@ def simulate(cfg, systems: list[str] | None, outdir: Path, *, echo=None, strict:
     ``echo(line)`` gets the workload's lines before the runs start (what the builder changed)."""
     from experiments.builder import build_setup
     from experiments.commands import collected_warnings
-    from experiments.outputs import begin_run, workload_lines, workload_notes, write_run
+    from experiments.outputs import begin_run, workload_lines, write_run
     from experiments.runner import run_system
     from experiments.systems import resolve
     from experiments.validate import check_config
@@ -136,7 +136,7 @@ def simulate(cfg, systems: list[str] | None, outdir: Path, *, echo=None, strict:
         results = [run_system(setup, s, cfg) for s in scfgs]
     summary = write_run(outdir, results, cfg, setup, notes)
     res = load(outdir)
-    res.notes = workload_notes(setup.workload, setup.models)
+    res.notes = list(setup.workload_notes)
     res._tables.update(requests=pd.concat([r.requests for r in results], ignore_index=True),
                        timeline=pd.concat([r.timeline for r in results], ignore_index=True),
                        predictions=pd.concat([r.predictions for r in results], ignore_index=True))

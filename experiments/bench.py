@@ -299,13 +299,14 @@ def main(argv: list[str]) -> int:
         return 2
     repeat = args.repeat or (1 if args.quick else 3)
     only = None if args.only is None else {s.strip() for s in args.only.split(",") if s.strip()}
-    known = {s.name for s in scenarios(args.quick, args.scale_rate, args.scale_hours * 3600.0)}
+    base = scenarios(args.quick, args.scale_rate, args.scale_hours * 3600.0)
+    known = {s.name for s in base}
     known |= {"scale512", "day512", "scaling", "traces"}
     if only is not None and (not only or only - known):
         print(f"warmsim: error: --only {args.only}: unknown scenario(s) {', '.join(sorted(only - known)) or '(none given)'} "
               f"(known: {', '.join(sorted(known))})", file=sys.stderr)
         return 2
-    todo = [s for s in scenarios(args.quick, args.scale_rate, args.scale_hours * 3600.0)
+    todo = [s for s in base
             if only is None or s.name in only or (s.name.startswith("scale512") and "scale512" in only)]
     if only is not None and "day512" in only:
         day_systems = [x.strip() for x in args.day_systems.split(",") if x.strip()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from hydra.utils import instantiate
@@ -253,6 +254,13 @@ class Setup:
     cost: CostModel
     engine: EngineSpec
     sim: SimSpec
+
+    @cached_property
+    def workload_notes(self) -> list[str]:
+        """What building the workload changed (:func:`experiments.outputs.workload_notes`), computed
+        once: the run's first lines, workload.json and report.md all show it."""
+        from experiments.outputs import workload_notes
+        return workload_notes(self.workload, self.models)
 
 
 def build_setup(cfg) -> Setup:

@@ -91,9 +91,9 @@ def begin_run(outdir: Path) -> None:
 
 
 def write_run(outdir: Path, results: list[RunResult], cfg, setup, notes: list[str] = ()) -> pd.DataFrame:
-    """Write the run directory. Each file goes under a temporary name and is renamed into place;
-    :data:`MARKER` (the files and their SHA-256) comes last, so a directory holding it is whole."""
-    begin_run(outdir)
+    """Write the run directory (marked by :func:`begin_run` before the runs started). Each file goes
+    under a temporary name and is renamed into place; :data:`MARKER` (the files and their SHA-256)
+    comes last, so a directory holding it is whole."""
     summary = pd.concat([r.summary for r in results], ignore_index=True)
     files: list[tuple[str, object]] = [("summary.csv", lambda p: summary.to_csv(p, index=False))]
     if cfg.output.requests:
@@ -107,7 +107,7 @@ def write_run(outdir: Path, results: list[RunResult], cfg, setup, notes: list[st
     files.append(("config.yaml", lambda p: p.write_text(OmegaConf.to_yaml(cfg, resolve=True))))
     meta = {k: (v if isinstance(v, (int, float, str, bool, list, dict, type(None))) else str(v))
             for k, v in setup.workload.meta.items()}
-    meta["changes"] = workload_notes(setup.workload, setup.models)  # what the builder changed, as printed
+    meta["changes"] = setup.workload_notes  # what the builder changed, as printed
     files.append(("workload.json", lambda p: p.write_text(json.dumps(meta, indent=2, default=str))))
     files.append(("report.md", lambda p: write_report(p, summary, results, setup, notes)))
     for r in results:  # each system's resolved config (after overrides.<system>.*)
@@ -169,7 +169,7 @@ def workload_lines(setup) -> list[str]:
     w = setup.workload
     src = w.meta.get("kind", "?") + (f", trace {w.meta['trace']}" if w.meta.get("trace") else "")
     return [f"workload: {len(w)} requests over {w.duration_s:.0f} s ({src})"] + [
-        f"  note: {x}" for x in workload_notes(w, setup.models)]
+        f"  note: {x}" for x in setup.workload_notes]
 
 
 def _report_header(summary: pd.DataFrame, results: list[RunResult], setup, notes) -> list[str]:
@@ -186,7 +186,7 @@ def _report_header(summary: pd.DataFrame, results: list[RunResult], setup, notes
 
 
 def _report_workload(summary: pd.DataFrame, results: list[RunResult], setup, notes) -> list[str]:
-    lines = workload_notes(setup.workload, setup.models)
+    lines = setup.workload_notes
     if not lines:
         return []
     return ["## What the workload builder changed", ""] + [f"- {x}" for x in lines] + [""]

@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from experiments.claims import ABLATION_SHARES
 from figures import style
 
-#: Share with TTFT < 100 ms per system as reported by a third-party summary of the paper (unverified).
-PAPER_SHARES = {"warmserve": 1.00, "warmserve_disable_prewarm": 0.15, "warmserve_no_placement": 0.29,
-                "warmserve_no_kv_reserve": 0.88, "warmserve_window3": 0.46, "warmserve_window40": 0.30}
+#: The paper's share with TTFT < 100 ms per system (the claims table's, experiments/claims.py).
+PAPER_SHARES = ABLATION_SHARES
 
 
 def draw(summary: pd.DataFrame, out_path, *, systems: list[str] | None = None, fast_ttft_s: float = 0.1,

@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments.outputs import MARKER, atomic_write, run_state
+from experiments.outputs import atomic_write
 from sim.errors import UserArgumentParser, UserError, writable_dir
 
 from figures import jobs as jobmod
@@ -270,25 +269,6 @@ def _writable(out: Path) -> Path:
     return writable_dir(out, f"--out {out}")
 
 
-def complete_runs(root: Path) -> list:
-    """The run directories under ``root`` (as :func:`figures.tables.find_runs`), skipping, with a
-    one-line note each, those warmsim did not finish writing (no ``COMPLETE`` marker)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise UserError(f"--results {root}: not a directory")
-    found = sorted(Path(d) for d, _, files in os.walk(root, followlinks=True) if "summary.csv" in files)
-    runs = []
-    for d in found:
-        if run_state(d) == "incomplete":
-            print(f"figures: skipping {d}: incomplete (no {MARKER} marker: interrupted, failed or still running)")
-            continue
-        runs.append(tables.read_run(d))
-    if not runs:
-        raise UserError(f"--results {root}: no run directory (no summary.csv with its {MARKER} marker "
-                        "below it); run `warmsim figures` without --results, or `warmsim compare`, first")
-    return runs
-
-
 def main(argv: list[str]) -> int:
     """Entry point of ``warmsim figures``; returns the exit status (1 if an experiment failed)."""
     args = parser().parse_args(argv)
@@ -305,7 +285,7 @@ def main(argv: list[str]) -> int:
         root = out / "runs"
     else:
         root = args.results
-    runs = tables.main_group(complete_runs(root))
+    runs = tables.main_group(tables.find_runs(root))
     ctx = Context(runs=runs, args=args, failed=failed)
     numbers, timings, drawn, skipped = {}, {"experiments_s": round(exp_wall, 1)}, [], []
     for n in names:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from experiments.outputs import MARKER, run_state
 from sim.errors import UserError
 
 
@@ -76,15 +77,21 @@ def read_run(path: Path) -> Run:
 
 
 def find_runs(root: Path) -> list[Run]:
-    """Every run directory under ``root`` (sorted by path); UserError if there is none."""
+    """Every run directory under ``root`` (sorted by path), skipping, with a one-line note each, those
+    warmsim did not finish writing (no ``COMPLETE`` marker); UserError if none is left."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"--results {root}: not a directory")
-    found = [Path(d) for d, _, files in os.walk(root, followlinks=True) if "summary.csv" in files]
-    runs = [read_run(d) for d in sorted(found)]
+    found = sorted(Path(d) for d, _, files in os.walk(root, followlinks=True) if "summary.csv" in files)
+    runs = []
+    for d in found:
+        if run_state(d) == "incomplete":
+            print(f"figures: skipping {d}: incomplete (no {MARKER} marker: interrupted, failed or still running)")
+            continue
+        runs.append(read_run(d))
     if not runs:
-        raise UserError(f"--results {root}: no run directory (no summary.csv below it); "
-                        "run `warmsim figures` without --results, or `warmsim compare`, first")
+        raise UserError(f"--results {root}: no run directory (no summary.csv with its {MARKER} marker "
+                        "below it); run `warmsim figures` without --results, or `warmsim compare`, first")
     return runs
 
 

@@ -39,7 +39,7 @@ def _compose(overrides):
 
 def test_a_write_interrupted_after_the_first_file_leaves_no_marker_and_report_skips_it(tmp_path, monkeypatch):
     from experiments.commands import run_one
-    from figures.make import complete_runs
+    from figures.tables import find_runs
 
     good = tmp_path / "runs" / "good"
     assert warmsim("run", *TINY, "system=static", f"hydra.run.dir={good}", cwd=tmp_path).returncode == 0
@@ -70,7 +70,7 @@ def test_a_write_interrupted_after_the_first_file_leaves_no_marker_and_report_sk
     assert p.returncode == 0, p.stderr
     assert p.stderr.count("\n") == 1 and "skipping" in p.stderr and str(bad) in p.stderr
     assert list(pd.read_csv(tmp_path / "all.csv").run) == [str(good)]
-    assert [r.path for r in complete_runs(tmp_path / "runs")] == [good]
+    assert [r.path for r in find_runs(tmp_path / "runs")] == [good]
 
 
 def test_a_complete_run_is_marked_and_a_rerun_into_it_drops_the_old_marker_first(tmp_path):
