@@ -162,3 +162,10 @@ def test_wants_more_counts_burst_replicas():
     two = snap(ms, replicas=[(i, "a", (i,)) for i in range(2)])
     assert not EvictAwarePlacer().wants_more(three, {"a": (10.0, 70.0)})
     assert EvictAwarePlacer().wants_more(two, {"a": (10.0, 70.0)})
+
+
+def test_wants_more_counts_a_model_without_replicas_as_having_none():
+    # avg = peak = 32, nothing running: one foundation replica wanted, none there.
+    s = snap([model("a", GIB)])
+    assert EvictAwarePlacer().wants_more(s, {"a": (32.0, 32.0)})
+    assert not EvictAwarePlacer().wants_more(s, {"a": (0.0, 0.0)})
