@@ -182,8 +182,7 @@ class Activations:
 
     def on_stopped(self, inst: Instance) -> None:
         sim = self.sim
-        inst.state = STOPPED
-        sim.record_instance(inst)
+        inst.set_state(STOPPED)
         for g in inst.gpus:
             sim.cluster.gpus[g].instances.discard(inst.id)
             sim.views.gpu_changed(g)

@@ -126,11 +126,17 @@ class Engine:
         self.start(done.succeed)
         yield done
 
-    def halt(self) -> None:
-        """Stop at once (the instance was lost): whatever the engine was waiting for is ignored."""
+    def halt(self) -> list[int]:
+        """Stop at once (the instance was lost): whatever the engine was waiting for is ignored;
+        returns the requests it held (queued, then running), now forgotten with their blocks."""
+        rids = [s.rid for s in self.waiting] + [s.rid for s in self.running]
+        self.waiting.clear()
+        self.running.clear()
+        self.used_blocks = 0
         self._mode = _STOPPED
         self._ev = None
         self.busy = False
+        return rids
 
     def _poke(self) -> None:
         """Something arrived (a request, a stop): an idle engine looks again at this instant (after

@@ -179,12 +179,8 @@ class Faults:
     def lose_instance(self, inst, effect: dict) -> None:
         """``inst`` is gone now: its process stops, its loads stop, its requests are retried or dropped."""
         sim = self.sim
-        rids = list(inst.pending) + [s.rid for s in inst.engine.waiting] + [s.rid for s in inst.engine.running]
+        rids = list(inst.pending) + inst.engine.halt()
         inst.pending.clear()
-        inst.engine.waiting.clear()
-        inst.engine.running.clear()
-        inst.engine.used_blocks = 0
-        inst.engine.halt()
         for flow in list(sim.cluster.net.flows):
             if flow.tag == ("instance", inst.id):
                 sim.cluster.net.cancel(flow)
@@ -199,8 +195,7 @@ class Faults:
         if old != STOPPED:
             if inst.counted_pending:
                 inst.counted_pending = False
-                sim.load.pending_start[inst.model.name] -= 1
-            sim.state_changed(inst, old, STOPPED)
+                sim.load.pending_changed(inst.model.name, -1)
             sim.recorder.event(sim.env.now, "instance", inst.id, inst.model.name, inst.gpus, "failed", "fault")
             inst.successor = None  # a failed instance leaves no weights behind
             sim.on_instance_stopped(inst)

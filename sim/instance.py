@@ -124,7 +124,7 @@ class Instance:
         h.record_instance(self)
         if not h.device_prewarm:
             yield env.timeout(h.cost.process_start_s())
-        self._set_state(LOADING)
+        self.set_state(LOADING)
         ms = h.memswitch  # the memory-switch mechanism (sim.memswitch): None = no wait at that point
         if self.replica is not None:
             if not self.replica.ready.triggered:
@@ -148,7 +148,7 @@ class Instance:
             wait = ms.after_load_s(h.cost, shard, env.now - t0)
             if wait is not None:
                 yield env.timeout(wait)
-        self._set_state(INITIALISING)
+        self.set_state(INITIALISING)
         if not h.engine_prewarm:
             yield env.timeout(h.cost.engine_init_s(self.model))
         self._serve()
@@ -160,7 +160,7 @@ class Instance:
         """Become active and start the engine (a callback machine, not part of this process); the
         process ends here, the engine calls :meth:`_engine_stopped` when it stops."""
         self.active_at = self.host.env.now
-        self._set_state(ACTIVE)
+        self.set_state(ACTIVE)
         self.host.on_instance_active(self)
         for rid in self.pending:
             self.engine.submit(rid)
@@ -189,11 +189,12 @@ class Instance:
         """Stop taking requests; stop once the running ones finish."""
         if self.state in (DRAINING, STOPPED):
             return
-        self._set_state(DRAINING)
+        self.set_state(DRAINING)
         self.host.on_instance_draining(self)
         self.engine.stop_when_idle()
 
-    def _set_state(self, state: str) -> None:
+    def set_state(self, state: str) -> None:
+        """Move to ``state``: the host counts the change (live instances, views) and records it."""
         old, self.state = self.state, state
         self.host.state_changed(self, old, state)
         self.host.record_instance(self)

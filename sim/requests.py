@@ -84,7 +84,6 @@ class Requests:
         arrival time, each handling every request due then; the first fires at time 0 before any
         event due then (like a process's start)."""
         env = self.sim.env
-        self._next_rid = 0
         # Triggered and scheduled URGENT by hand, as SimPy starts a process (``Event.succeed`` would
         # schedule it NORMAL, after events already due at time 0).
         ev = env.event()

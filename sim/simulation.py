@@ -110,6 +110,7 @@ class Simulation:
         self.on_complete = self.requests.on_complete
         self.on_drop = self.requests.on_drop
         self.on_preempt = self.requests.on_preempt
+        self.step_slowdown = self.activations.step_slowdown  # per prefill step and decode run
         inst_dirty, kv_dirty = self.views.inst_dirty, self.kv.dirty
 
         def instance_changed(inst: Instance) -> None:
@@ -127,9 +128,6 @@ class Simulation:
     def snapshot(self) -> Snapshot:
         """A read-only picture of the cluster for a policy (:meth:`sim.views.SnapshotViews.snapshot`)."""
         return self.views.snapshot()
-
-    def check_group(self, model_name: str, gpus: tuple[int, ...], what: str, tp: int | None = None) -> ServedModel:
-        return self.activations.check_group(model_name, gpus, what, tp)
 
     def apply_activate(self, act: Activate, ready_at_start: bool = False) -> Instance:
         """Verify and apply an activation (:meth:`sim.activation.Activations.apply_activate`)."""
@@ -162,9 +160,6 @@ class Simulation:
         self.load.state_changed(inst.model.name, old, new)
         self.instance_changed(inst)
 
-    def step_slowdown(self, inst: Instance, phase: str, batch: int, tokens: int | None = None) -> float:
-        return self.activations.step_slowdown(inst, phase, batch, tokens)
-
     def load_weights(self, model: ServedModel, gpus: tuple[int, ...], source: str, tag, background=False,
                      replica: Replica | None = None, peer: Instance | None = None):
         return self.weights.load_weights(model, gpus, source, tag, background, replica, peer)
@@ -187,11 +182,7 @@ class Simulation:
     pending_start = property(lambda self: self.load.pending_start)
     load_samples = property(lambda self: self.load.samples)
     counters = property(lambda self: self.recorder.counters)
-    prediction_log = property(lambda self: self.recorder.prediction_log)
-    gpu_busy_area = property(lambda self: self.recorder.gpu_seconds)
     initial_lines = property(lambda self: self.activations.initial_lines)
-    end_s = property(lambda self: self.recorder.end_s)
-    events = property(lambda self: self.recorder.events)
 
     def _area_now(self, model: str, now: float) -> float:
         return self.load.area_now(model, now)

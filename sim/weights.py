@@ -97,7 +97,7 @@ class Weights:
     def apply_prewarm(self, p: Prewarm) -> None:
         """Verify and apply a prewarm: memory now, the load in the background."""
         sim = self.sim
-        model = sim.check_group(p.model, p.gpus, "Prewarm")
+        model = sim.activations.check_group(p.model, p.gpus, "Prewarm")
         src = SOURCES.get(p.source)
         if src is not None and src.peer:
             raise PlanError(f"Prewarm {p.model}: prewarming from a peer instance ({p.source}) is not modelled")
