@@ -62,18 +62,21 @@ def test_an_arrival_that_cannot_join_schedules_nothing():
 
 @pytest.mark.parametrize("at", [0.01, 0.05])  # during the prefill step, during the decode run
 def test_a_halted_engine_ignores_the_event_it_was_waiting_on(at):
-    h, e = engine([5], [11], [0.0])
+    # Request 1 arrives at 0.005 and waits behind request 0 (max_num_seqs 1) in both cases.
+    from sim.engine import EngineSpec
+    h, e = engine([5, 200], [11, 1], [0.0, 0.005], spec=EngineSpec(block_size=16, max_num_seqs=1))
+    got = []
 
     def lose():
         yield h.env.timeout(at)
-        e.running.clear()
-        e.waiting.clear()
-        e.halt()
+        got.append(e.halt())
 
     h.env.process(lose())
     h.env.run(until=1.0)
+    assert got == [[1, 0]]  # the queued request, then the running one
+    assert not e.waiting and not e.running and e.used_blocks == 0
     assert h.log == ([] if at < 0.015 else [(0.015, "first", 0)])  # nothing after the halt
     assert e.busy is False and e.steps == 0
     e.submit(0)  # a halted engine takes nothing more up
     h.env.run(until=2.0)
-    assert list(e.waiting) and not e.running
+    assert [q.rid for q in e.waiting] == [0] and not e.running
