@@ -88,6 +88,7 @@ def config(*overrides: str, config_dir: str | Path | list | None = None, multiru
     ``warmsim run`` does (``system.<key>`` then sets the one system run)."""
     from experiments import cli, confpath
     from experiments.systems import rewrite
+    from experiments.validate import check_config
     if len(overrides) == 1 and isinstance(overrides[0], (list, tuple)):
         overrides = tuple(overrides[0])
     dirs = [] if config_dir is None else [config_dir] if isinstance(config_dir, (str, Path)) else list(config_dir)
@@ -96,7 +97,7 @@ def config(*overrides: str, config_dir: str | Path | list | None = None, multiru
     confpath.register()
     over = rewrite([str(o) for o in overrides])
     cfg, _ = cli._check_overrides(command, over, multirun)
-    cli._check_config(cfg)
+    check_config(cfg)
     return cfg
 
 
@@ -122,9 +123,8 @@ def simulate(cfg, systems: list[str] | None, outdir: Path, *, echo=None, strict:
     from experiments.runner import run_system
     from experiments.systems import resolve
     from experiments.validate import check_config
-    from experiments.confpath import groups
 
-    check_config(cfg, groups=groups())
+    check_config(cfg)
     scfgs = resolve(cfg, systems, strict=systems is None if strict is None else strict)
     outdir = Path(outdir)
     begin_run(outdir)

@@ -197,12 +197,6 @@ def _check_overrides(command: str, overrides: list[str], multirun: bool):
     return cfg, swept
 
 
-def _check_config(cfg) -> None:
-    from experiments.confpath import groups
-    from experiments.validate import check_config
-    check_config(cfg, groups=groups())
-
-
 def _probe_dir(path: Path, key: str) -> None:
     """``path`` exists or can be created, is a directory, and a file can be written in it."""
     writable_dir(path, f"{key}={path}")
@@ -337,7 +331,8 @@ def _sweep_job_body(command: str, cfg, out: Path, hc, swept=frozenset()) -> None
     (out / FAILED).unlink(missing_ok=True)
     record = {"label": label, "overrides": [str(o) for o in hc.overrides.task]}
     try:
-        _check_config(cfg)
+        from experiments.validate import check_config
+        check_config(cfg)
         _body(command, cfg, out)
         return
     except UserError as e:
@@ -411,7 +406,8 @@ def _hydra(command: str, argv: list[str]) -> int:
     if not info:
         cfg, swept = _check_overrides(command, overrides, multirun)
         if not multirun:
-            _check_config(cfg)
+            from experiments.validate import check_config
+            check_config(cfg)
         outdir, pin = _output_dir(command, overrides, multirun)
     started = time.time()
     if multirun and not info:
@@ -431,7 +427,8 @@ def _hydra(command: str, argv: list[str]) -> int:
         if hc.mode == RunMode.MULTIRUN:
             return _sweep_job(command, cfg, out, hc, swept)
         try:
-            _check_config(cfg)
+            from experiments.validate import check_config
+            check_config(cfg)
             _body(command, cfg, out)
         except UserError as e:
             sys.exit(_fail(str(e)))

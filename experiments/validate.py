@@ -396,16 +396,15 @@ def check_systems(v: Any, known: Sequence[str]) -> None:
             raise UserError(f"unknown system '{s}' (config key systems / system; known: {', '.join(known)})")
 
 
-def check_config(cfg, groups: Sequence[str] = ()) -> None:
-    """Check the whole composed config (a DictConfig or a plain dict) against the schema.
-
-    ``groups``: names of hydra config groups (top-level keys they add are allowed, e.g. ``faults``);
-    every other top-level key outside the schema is an error."""
+def check_config(cfg) -> None:
+    """Check the whole composed config (a DictConfig or a plain dict) against the schema. Top-level
+    keys that config groups add (e.g. ``faults``, shipped or in a user config directory) are
+    allowed; every other top-level key outside the schema is an error."""
     c = _plain(cfg)
     if not isinstance(c, Mapping):
         raise UserError("config: not a mapping")
     c = {k: v for k, v in c.items() if k != "hydra"}
-    known_top = set(GROUPS) | set(TOP) | {"systems", "models", "workload", "cost", "system"} | set(groups)
+    known_top = set(GROUPS) | set(TOP) | {"systems", "models", "workload", "cost", "system"}
     known_top |= _top_keys()
     known_top.discard("hydra")
     for k in c:
