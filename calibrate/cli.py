@@ -123,8 +123,10 @@ def calibrate_main(argv: list[str]) -> int:
     try:
         info = device.info()
         gpu = str(info["gpu"].get("name", "gpu")).lower().replace(" ", "_")
-        out = args.out or Path("profiles") / gpu
-        _check_out(out)
+        out = args.out
+        if out is None:  # a given --out was checked before the device was opened
+            out = Path("profiles") / gpu
+            _check_out(out)
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
         meta = run_sweep(device, out, QUICK if args.quick else FULL, name=Path(out).name, sections=sections,
                          measured=backend.measured, label=backend.label)

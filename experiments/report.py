@@ -22,6 +22,13 @@ from experiments.outputs import MARKER, TABLE, atomic_write, run_state
 from sim.errors import UserArgumentParser, UserError
 
 
+def ci95(x) -> float:
+    """Half-width of the 95% confidence interval of the mean of ``x`` (Student's t; NaN below two
+    values)."""
+    from scipy import stats
+    return float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / len(x) ** 0.5) if len(x) > 1 else float("nan")
+
+
 def override_items(run_dir: Path) -> list[str] | None:
     """The hydra overrides that made this run (``.hydra/overrides.yaml``), hydra's own left out;
     ``[]`` when there is no record, None when it is unreadable."""
@@ -107,7 +114,6 @@ def with_params(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 def aggregate(table: pd.DataFrame, params: list[str]) -> pd.DataFrame:
     """One row per (parameters, system, model): ``n`` seeds, and for each numeric metric its mean
     (``<metric>``) and the half-width of its 95% confidence interval (``<metric>_ci``; NaN for one seed)."""
-    from scipy import stats
     metrics = [c for c in table.columns if c not in ("run", "overrides", "system", "model", SEED, *params)
                and pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])]
     keys = [*params, "system", "model"]
@@ -121,8 +127,7 @@ def aggregate(table: pd.DataFrame, params: list[str]) -> pd.DataFrame:
             x = g[m].to_numpy(dtype=float)
             x = x[~pd.isna(x)]
             row[m] = float(x.mean()) if len(x) else float("nan")
-            row[f"{m}_ci"] = (float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / len(x) ** 0.5)
-                              if len(x) > 1 else float("nan"))
+            row[f"{m}_ci"] = ci95(x)
         for c in ("profile", "profile_measured"):
             if c in g:
                 row[c] = g[c].iloc[0]

@@ -14,6 +14,7 @@ import pandas as pd
 import yaml
 
 from experiments.outputs import MARKER, run_state
+from experiments.report import ci95
 from sim.errors import UserError
 
 
@@ -150,7 +151,6 @@ def sweep_summary(runs: list[Run], systems: list[str]) -> pd.DataFrame:
     """summary rows of ``systems`` at every request rate found, averaged over the runs (seeds) at
     that rate: numeric columns are means, ``seeds`` counts the runs, ``<column>_ci`` is the half-width
     of the 95% confidence interval (Student t; NaN for one seed) of :data:`CI_COLUMNS`."""
-    from scipy import stats
     parts = []
     for rps in sorted({r.rps for r in runs if r.rps == r.rps}):
         at = [r for r in runs if r.rps == rps]
@@ -167,8 +167,7 @@ def sweep_summary(runs: list[Run], systems: list[str]) -> pd.DataFrame:
                 for c in CI_COLUMNS:
                     if c in g:
                         x = g[c].dropna().to_numpy(dtype=float)
-                        row[f"{c}_ci"] = (float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / len(x) ** 0.5)
-                                          if len(x) > 1 else float("nan"))
+                        row[f"{c}_ci"] = ci95(x)
                 row.update(model=model, seeds=n, rps=rps)
                 out.append(row)
             parts.append(pd.DataFrame(out))
