@@ -174,15 +174,15 @@ def run(cfg=None, system: str | None = None, out: str | Path | None = None,
 
 def load(path: str | Path) -> Run:
     """A run directory read back (complete runs only: the ``COMPLETE`` marker)."""
-    from experiments.outputs import MARKER, run_state
+    from experiments.outputs import MARKER, read_config, run_state
     d = Path(path)
     if not (d / "summary.csv").is_file():
         raise UserError(f"{d}: no summary.csv (not a warmsim run directory)")
     if run_state(d) == "incomplete":
         raise UserError(f"{d}: incomplete (no {MARKER} marker: interrupted, failed or still running)")
-    cfg = yaml.safe_load((d / "config.yaml").read_text()) if (d / "config.yaml").is_file() else {}
+    cfg = read_config(d)
     systems = {p.stem: yaml.safe_load(p.read_text()) for p in sorted((d / "systems").glob("*.yaml"))}
-    res = Run(pd.read_csv(d / "summary.csv"), d, cfg or {}, systems)
+    res = Run(pd.read_csv(d / "summary.csv"), d, cfg, systems)
     wl = d / "workload.json"
     if wl.is_file():
         try:

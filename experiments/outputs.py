@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
+import yaml
 from omegaconf import OmegaConf
 
 if TYPE_CHECKING:  # only for annotations: keeps `warmsim report` / `figures` off the simulator's imports
@@ -80,6 +81,13 @@ def run_state(d: Path) -> str:
 def _safe(name: str) -> str:
     """A system name as a file name (no separators)."""
     return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in str(name)) or "system"
+
+
+def read_config(run_dir: Path) -> dict:
+    """The resolved ``config.yaml`` a run directory holds (as :func:`write_run` wrote it); ``{}`` when
+    there is none."""
+    f = Path(run_dir) / "config.yaml"
+    return (yaml.safe_load(f.read_text()) or {}) if f.is_file() else {}
 
 
 def begin_run(outdir: Path) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from experiments.outputs import MARKER, TABLE, atomic_write, run_state
+from experiments.outputs import MARKER, TABLE, atomic_write, read_config, run_state
 from sim.errors import UserArgumentParser, UserError
 
 
@@ -60,7 +60,7 @@ def run_params(run_dir: Path) -> dict[str, str]:
             out[k.lstrip("+~")] = v
     if "seed" not in out and (run_dir / "config.yaml").is_file():
         try:
-            out["seed"] = str((yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("seed", 0))
+            out["seed"] = str(read_config(run_dir).get("seed", 0))
         except (OSError, yaml.YAMLError):
             pass
     return out

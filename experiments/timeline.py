@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from experiments.outputs import read_config
 from sim.errors import UserArgumentParser, UserError
 
 GIB = float(2**30)
@@ -175,10 +175,10 @@ def trace_events(timeline: pd.DataFrame, requests: pd.DataFrame | None, *, gpus_
 
 
 def _run_info(run_dir: Path) -> tuple[dict, int, int]:
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else {}
-    cl = (cfg or {}).get("cluster") or {}
+    cfg = read_config(run_dir)
+    cl = cfg.get("cluster") or {}
     gpn = int(cl.get("gpus_per_node") or 8)
-    return cfg or {}, gpn, int(cl.get("nodes") or 1) * gpn
+    return cfg, gpn, int(cl.get("nodes") or 1) * gpn
 
 
 def build_trace(run_dir: Path, system: str | None = None) -> dict:

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from experiments.outputs import MARKER, run_state
+from experiments.outputs import MARKER, read_config, run_state
 from experiments.report import ci95
 from sim.errors import UserError
 
@@ -61,9 +60,7 @@ def _num(x, default=float("nan")) -> float:
 def read_run(path: Path) -> Run:
     """The :class:`Run` of directory ``path`` (must hold ``summary.csv``)."""
     path = Path(path)
-    cfg = {}
-    if (path / "config.yaml").is_file():
-        cfg = yaml.safe_load((path / "config.yaml").read_text()) or {}
+    cfg = read_config(path)
     wl = cfg.get("workload") or {}
     try:
         systems = list(dict.fromkeys(pd.read_csv(path / "summary.csv", usecols=["system"])["system"]))
