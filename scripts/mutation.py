@@ -138,7 +138,7 @@ _eq(_E + "_loop", "13", "_admit() with an empty queue admits nothing")
 _eq(_E + "_loop", "8 27", "a mode other than _IDLE or _DECODE replaced by None: pokes are ignored in both")
 _eq(_E + "_maybe_cut", "2", "a mode other than _IDLE or _DECODE replaced by None: pokes are ignored in both")
 _eq(_E + "_poke", "3", "a mode other than _IDLE or _DECODE replaced by None: pokes are ignored in both")
-_eq(_E + "halt", "1", "a mode other than _IDLE or _DECODE replaced by None: pokes are ignored in both")
+_eq(_E + "halt", "5", "a mode other than _IDLE or _DECODE replaced by None: pokes are ignored in both")
 _eq(_E + "_loop", "60", "'<=' instead of '<' while taking the minimum: the same minimum")
 _eq(_E + "_loop", "62 63 68 75",
     "makes the one-pass fit check pessimistic (a larger need, or '<' at equality): the exact search "
@@ -147,7 +147,7 @@ _eq(_E + "__init__", "15", "_ev = '' instead of None: 'ev is self._ev' is false 
 _eq(_E + "_on_decode_end", "2", "_ev = '' instead of None: 'ev is self._ev' is false for both")
 _eq(_E + "_on_prefill_end", "2", "_ev = '' instead of None: 'ev is self._ev' is false for both")
 _eq(_E + "_on_wake", "2", "_ev = '' instead of None: 'ev is self._ev' is false for both")
-_eq(_E + "halt", "2", "_ev = '' instead of None: 'ev is self._ev' is false for both")
+_eq(_E + "halt", "6", "_ev = '' instead of None: 'ev is self._ev' is false for both")
 _eq("sim.engine.xǁSeqǁ__init__", "6 7",
     "a sequence's initial block count is overwritten at admission before anything reads it")
 _eq("sim.engine.xǁSeqǁ__init__", "8", "started None instead of False: only read as a truth value")

@@ -284,17 +284,25 @@ class ColocationSlowdown:
     #: MPS table path (columns of data/mps_a100_muxserve.csv); None: the shipped MuxServe A100 profile.
     table: str | None = None
     _table: MpsSlowdownTable = field(init=False, repr=False, compare=False)
+    #: factor() by its arguments: the simulator asks at every prefill step and decode run of a
+    #: shared engine, mostly for the same few (phase, share, batch) points.
+    _memo: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.contention >= 0:
             raise UserError(f"muxserve: contention must be >= 0, got {self.contention}")
         object.__setattr__(self, "_table", _cached_table(None if self.table is None else str(self.table)))
+        object.__setattr__(self, "_memo", {})
 
     def factor(self, phase: str, share: float, batch: int, busy_neighbours: int, *,
                tokens: int | None = None, params_b: float | None = None) -> float:
         """Multiplier on the isolated step time; see :func:`colocated_step_time`."""
-        return colocated_step_time(1.0, phase, share, batch, busy_neighbours, self.contention, self._table,
-                                   tokens=tokens, params_b=params_b)
+        key = (phase, share, batch, busy_neighbours, tokens, params_b)
+        f = self._memo.get(key)
+        if f is None:
+            f = self._memo[key] = colocated_step_time(1.0, phase, share, batch, busy_neighbours, self.contention,
+                                                      self._table, tokens=tokens, params_b=params_b)
+        return f
 
     def step_s(self, isolated_s: float, phase: str, share: float, batch: int, busy_neighbours: int, *,
                tokens: int | None = None, params_b: float | None = None) -> float:
