@@ -1,6 +1,6 @@
 """The analytic H100 profile: datasheet-class numbers run through the harness's own sweep.
 
-:class:`AnalyticDevice` implements the harness :class:`~calibrate.harness.device.Device` interface
+:class:`AnalyticDevice` implements the harness :class:`~warmsim.calibrate.harness.device.Device` interface
 with closed-form timings from :class:`H100Params`, and :func:`build` runs the full sweep on it, so
 the shipped ``h100_analytic`` profile has exactly the tables a measured run writes, labelled
 ``measured: false``. Every number is a field of :class:`H100Params` with its source.
@@ -9,8 +9,8 @@ the shipped ``h100_analytic`` profile has exactly the tables a measured run writ
 every engine of WarmServe's artifact does: each layer's kernel launches are paid on the CPU, one by one,
 in decode as in prefill. It ships as ``h100_eager_analytic``, also ``measured: false``.
 
-Regenerate with ``python -m calibrate.analytic [--out DIR]`` and
-``python -m calibrate.analytic --eager [--out DIR]``.
+Regenerate with ``python -m warmsim.calibrate.analytic [--out DIR]`` and
+``python -m warmsim.calibrate.analytic --eager [--out DIR]``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from calibrate.assumptions import Assumptions
-from calibrate.harness.device import INTERFERENCE_SCENARIOS, PROCESS_PHASES, VMM_OPS
-from calibrate.harness.plan import FULL, SweepPlan
-from calibrate.shapes import ShardDims
+from warmsim.calibrate.assumptions import Assumptions
+from warmsim.calibrate.harness.device import INTERFERENCE_SCENARIOS, PROCESS_PHASES, VMM_OPS
+from warmsim.calibrate.harness.plan import FULL, SweepPlan
+from warmsim.calibrate.shapes import ShardDims
 
 GB = 1e9
 MIB = 1 << 20
@@ -150,7 +150,7 @@ _EAGER_GRAPHS_SOURCE = ("0: --enforce-eager captures no CUDA graphs (artifact mu
 
 
 class AnalyticDevice:
-    """A :class:`~calibrate.harness.device.Device` whose timings are formulas of :class:`H100Params`.
+    """A :class:`~warmsim.calibrate.harness.device.Device` whose timings are formulas of :class:`H100Params`.
 
     ``jitter`` > 0 multiplies each timing by ``1 + jitter * u`` with ``u`` uniform in [-1, 1] from a
     generator seeded with ``seed`` (deterministic for a given call sequence).
@@ -275,7 +275,7 @@ def build(out: Path, params: H100Params | None = None, assumptions: Assumptions 
 
     ``eager``: the eager-mode variant (:class:`H100EagerParams`, no CUDA graphs at engine start, the
     eager label) unless ``params`` / ``assumptions`` are given."""
-    from calibrate.harness.runner import run_sweep
+    from warmsim.calibrate.harness.runner import run_sweep
 
     params = params or (H100EagerParams() if eager else H100Params())
     assumptions = assumptions or (EAGER_ASSUMPTIONS if eager else Assumptions())
@@ -292,7 +292,7 @@ def build(out: Path, params: H100Params | None = None, assumptions: Assumptions 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m calibrate.analytic [--eager] [--out DIR]``: regenerate a shipped analytic profile."""
+    """``python -m warmsim.calibrate.analytic [--eager] [--out DIR]``: regenerate a shipped analytic profile."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--eager", action="store_true",
                     help=f"the eager-mode variant (vLLM --enforce-eager), default --out profiles/{EAGER_PROFILE_NAME}")

@@ -1,6 +1,6 @@
 """Entry points the ``warmsim`` CLI wires to: ``warmsim calibrate`` and ``warmsim estimate``.
 
-Both raise :class:`sim.errors.UserError` on bad input (the CLI prints it and exits 2).
+Both raise :class:`warmsim.sim.errors.UserError` on bad input (the CLI prints it and exits 2).
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import sys
 import warnings
 from pathlib import Path
 
-from sim.errors import UserArgumentParser, UserError
+from warmsim.sim.errors import UserArgumentParser, UserError
 
 
 def estimate_main(argv: list[str]) -> int:
     """``warmsim estimate model=NAME gpu_profile=NAME source=SRC prompt_tokens=N [tp=T]
     [memswitch=free_malloc|vmm_pool] [device_prewarmed=true] [engine_prewarmed=true]``."""
-    from calibrate.estimate import estimate, format_estimate, parse_args, usage
+    from warmsim.calibrate.estimate import estimate, format_estimate, parse_args, usage
 
     if any(a in ("-h", "--help", "help") for a in argv):
         print(usage())
@@ -33,7 +33,7 @@ def estimate_main(argv: list[str]) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from calibrate.harness.backends import DEVICES
+    from warmsim.calibrate.harness.backends import DEVICES
 
     ap = UserArgumentParser(prog="warmsim calibrate",
                                  description="Measure a GPU calibration profile (needs a CUDA GPU and the "
@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 def _fit_quietly(profile):
     """Fit a loaded profile; fitting notes (e.g. extrapolation) are not what a check or a diff
     reports, so they are silenced."""
-    from calibrate.fit import fit_profile
+    from warmsim.calibrate.fit import fit_profile
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -66,15 +66,15 @@ def _fit_quietly(profile):
 
 
 def _load(name_or_path: str | Path):
-    from calibrate.profile import load_profile
-    from calibrate.profiles import resolve
+    from warmsim.calibrate.profile import load_profile
+    from warmsim.calibrate.profiles import resolve
 
     return load_profile(resolve(name_or_path))
 
 
 def _sanity(name_or_path: str | Path) -> tuple[str, int]:
     """The sanity table of a profile and how many values lie outside their range."""
-    from calibrate.sanity import check_profile, format_checks, format_spreads, outside, spreads
+    from warmsim.calibrate.sanity import check_profile, format_checks, format_spreads, outside, spreads
 
     profile = _load(name_or_path)  # read once: fitted for the checks, raw for the spreads
     fitted = _fit_quietly(profile)
@@ -85,23 +85,23 @@ def _sanity(name_or_path: str | Path) -> tuple[str, int]:
 
 def _check_out(out: Path) -> None:
     """The profile directory can be created and written (one line, exit 2, before measuring)."""
-    from sim.errors import writable_dir
+    from warmsim.sim.errors import writable_dir
     writable_dir(out, f"calibrate: --out {out}")
 
 
 def calibrate_main(argv: list[str]) -> int:
     """``warmsim calibrate [--quick] [--out PATH] [--device cuda|fake] [--check PROFILE] [--diff A B]``: run the
     harness on this machine's GPU (or the fake backend), then print the sanity table."""
-    from calibrate.harness.backends import open_backend
-    from calibrate.harness.device import NoDeviceError
-    from calibrate.harness.plan import FULL, QUICK
-    from calibrate.harness.runner import run_sweep
-    from calibrate.harness.sections import SECTIONS
+    from warmsim.calibrate.harness.backends import open_backend
+    from warmsim.calibrate.harness.device import NoDeviceError
+    from warmsim.calibrate.harness.plan import FULL, QUICK
+    from warmsim.calibrate.harness.runner import run_sweep
+    from warmsim.calibrate.harness.sections import SECTIONS
 
     args = _parser().parse_args(list(argv))
     if args.diff:
-        from calibrate.costmodel import ProfileCostModel
-        from calibrate.diff import format_diff
+        from warmsim.calibrate.costmodel import ProfileCostModel
+        from warmsim.calibrate.diff import format_diff
 
         print(format_diff(*(ProfileCostModel(_fit_quietly(_load(p))) for p in args.diff)))
         return 0

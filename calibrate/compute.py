@@ -18,12 +18,12 @@ import math
 import warnings
 from dataclasses import dataclass
 
-from calibrate.assumptions import Assumptions
-from calibrate.fit import ComputeData
-from calibrate.shapes import ShardDims, shard_dims
-from sim.cost import DecodeCoeffs
-from sim.errors import UserError
-from sim.models import ModelShape
+from warmsim.calibrate.assumptions import Assumptions
+from warmsim.calibrate.fit import ComputeData
+from warmsim.calibrate.shapes import ShardDims, shard_dims
+from warmsim.sim.cost import DecodeCoeffs
+from warmsim.sim.errors import UserError
+from warmsim.sim.models import ModelShape
 
 
 class ScalingWarning(UserWarning):

@@ -1,4 +1,4 @@
-"""``ProfileCostModel``: the simulator's :class:`sim.cost.CostModel` from a calibration profile.
+"""``ProfileCostModel``: the simulator's :class:`warmsim.sim.cost.CostModel` from a calibration profile.
 
 Imports neither torch nor any harness code, so the simulator can use it on any machine.
 """
@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from calibrate.compute import ModelCompute, model_compute
-from calibrate.fit import FittedProfile, fit_profile
-from calibrate.profile import load_profile
-from calibrate.profiles import resolve
-from sim.cost import LINKS, SOURCES, DecodeCoeffs, Interference
-from sim.errors import UserError
-from sim.models import CHUNK_BYTES, ServedModel
+from warmsim.calibrate.compute import ModelCompute, model_compute
+from warmsim.calibrate.fit import FittedProfile, fit_profile
+from warmsim.calibrate.profile import load_profile
+from warmsim.calibrate.profiles import resolve
+from warmsim.sim.cost import LINKS, SOURCES, DecodeCoeffs, Interference
+from warmsim.sim.errors import UserError
+from warmsim.sim.models import CHUNK_BYTES, ServedModel
 
 #: Copy fits backing each PCIe link kind.
 _COPY_LINKS = {"pcie_h2d_pinned": ("h2d", "pinned"), "pcie_h2d_pageable": ("h2d", "pageable"),

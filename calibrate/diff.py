@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 import warnings
 
-from calibrate.costmodel import ProfileCostModel
-from calibrate.estimate import EstimateRequest, estimate
-from sim.catalog import get_shape
-from sim.errors import UserError
-from sim.models import ServedModel
+from warmsim.calibrate.costmodel import ProfileCostModel
+from warmsim.calibrate.estimate import EstimateRequest, estimate
+from warmsim.sim.catalog import get_shape
+from warmsim.sim.errors import UserError
+from warmsim.sim.models import ServedModel
 
 #: Reference model and request of the composed rows.
 REFERENCE_MODEL = "llama-2-7b"

@@ -1,6 +1,6 @@
 """``warmsim estimate``: the predicted start-up breakdown and first-request TTFT of one model.
 
-Answers from :func:`sim.startup.startup_breakdown` (the simulator's own formulas, one load alone on
+Answers from :func:`warmsim.sim.startup.startup_breakdown` (the simulator's own formulas, one load alone on
 an idle node) plus one prefill of the prompt from the cost model.
 """
 
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from calibrate.costmodel import ProfileCostModel
-from sim.errors import UserError
-from sim.models import ServedModel
-from sim.startup import MEMSWITCH, SOURCE_PATHS, StartupBreakdown, startup_breakdown
+from warmsim.calibrate.costmodel import ProfileCostModel
+from warmsim.sim.errors import UserError
+from warmsim.sim.models import ServedModel
+from warmsim.sim.startup import MEMSWITCH, SOURCE_PATHS, StartupBreakdown, startup_breakdown
 
 #: Accepted ``key=value`` arguments: key -> (required, help).
 KEYS = {
@@ -96,10 +96,10 @@ def usage() -> str:
 
 def _cluster_and_engine(name: str | None):
     """The cluster and engine `warmsim compare` would use (its default config, or ``cluster=NAME``)."""
-    from experiments.builder import build_engine, group_choices
-    from experiments.confpath import compose
-    from experiments.validate import GROUPS
-    from sim.cluster import GIB, ClusterSpec
+    from warmsim.experiments.builder import build_engine, group_choices
+    from warmsim.experiments.confpath import compose
+    from warmsim.experiments.validate import GROUPS
+    from warmsim.sim.cluster import GIB, ClusterSpec
 
     if name is not None and name not in group_choices("cluster"):
         raise UserError(f"estimate: cluster={name!r} unknown (known: {', '.join(group_choices('cluster'))})")
@@ -116,9 +116,9 @@ def _cluster_and_engine(name: str | None):
 
 
 def check_request(req: EstimateRequest, model: ServedModel) -> None:
-    """The model/cluster checks of `warmsim compare` (:mod:`experiments.validate`), and a prompt
+    """The model/cluster checks of `warmsim compare` (:mod:`warmsim.experiments.validate`), and a prompt
     within the model's context."""
-    from experiments.validate import check_fit, check_tp
+    from warmsim.experiments.validate import check_fit, check_tp
 
     cluster, engine = _cluster_and_engine(req.cluster)
     check_tp(model.shape, req.tp, "estimate: tp", cluster.gpus_per_node)
@@ -154,7 +154,7 @@ class Estimate:
 
 def estimate(req: EstimateRequest, cost: ProfileCostModel | None = None) -> Estimate:
     """Compute the estimate for ``req`` (loading its profile unless ``cost`` is given)."""
-    from experiments.confpath import model_shape
+    from warmsim.experiments.confpath import model_shape
     model = ServedModel(req.model, model_shape(req.model), req.tp)  # a user model/NAME.yaml too
     check_request(req, model)
     cost = cost or ProfileCostModel.load(req.gpu_profile)

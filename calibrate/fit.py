@@ -1,4 +1,4 @@
-"""Turn a :class:`~calibrate.profile.Profile` into cost curves.
+"""Turn a :class:`~warmsim.calibrate.profile.Profile` into cost curves.
 
 * copies and disk: ``latency + bytes / bandwidth`` (least squares on medians per size);
 * cudaMalloc/cudaFree and VMM ops: per-call cost linear in the buffer/chunk size;
@@ -19,12 +19,12 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from calibrate.assumptions import Assumptions
-from calibrate.curves import LinearFit, PiecewiseLinear, fit_linear, medians
-from calibrate.profile import Profile
-from calibrate.shapes import ShardDims, dims_from_row
-from sim.cost import Interference
-from sim.errors import UserError
+from warmsim.calibrate.assumptions import Assumptions
+from warmsim.calibrate.curves import LinearFit, PiecewiseLinear, fit_linear, medians
+from warmsim.calibrate.profile import Profile
+from warmsim.calibrate.shapes import ShardDims, dims_from_row
+from warmsim.sim.cost import Interference
+from warmsim.sim.errors import UserError
 
 
 @dataclass(frozen=True)

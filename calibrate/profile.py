@@ -1,8 +1,8 @@
 """The calibration profile format: a directory of tidy CSV tables plus ``meta.json``.
 
 One row per measurement (every repetition is its own row, so spreads stay visible); the fitting
-code (:mod:`calibrate.fit`) takes medians. The same format holds measured profiles (written by the
-harness on a GPU) and the analytic one (written by :mod:`calibrate.analytic`, ``measured: false``).
+code (:mod:`warmsim.calibrate.fit`) takes medians. The same format holds measured profiles (written by the
+harness on a GPU) and the analytic one (written by :mod:`warmsim.calibrate.analytic`, ``measured: false``).
 The full specification is in ``docs/calibration.md``.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.errors import UserError
+from warmsim.sim.errors import UserError
 
 #: Version of the profile format (bumped when a table's columns change).
 FORMAT_VERSION = 1

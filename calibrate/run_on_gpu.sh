@@ -36,7 +36,7 @@ fi
 PROFILE="$WORK/$NAME"
 mkdir -p "$OUT" "$WORK/logs"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-WARMSIM="$PY -m experiments.cli"  # the warmsim command without installing it (no hydra needed here)
+WARMSIM="$PY -m warmsim.experiments.cli"  # the warmsim command without installing it (no hydra needed here)
 log() { echo "[run_on_gpu $(date -u +%H:%M:%S)] $*" | tee -a "$WORK/logs/run_on_gpu.log"; }
 
 log "python: $($PY -c 'import sys; print(sys.executable, sys.version.split()[0])' 2>&1)"
@@ -63,12 +63,12 @@ $WARMSIM calibrate --check "$PROFILE" >"$OUT/sanity.txt" 2>&1
 [ "$sweep_rc" = 0 ] || cat "$OUT/sanity.txt"  # a finished sweep printed it already
 
 log "validation (limit ${VALIDATE_TIMEOUT}s)"
-timeout -k 30 "$VALIDATE_TIMEOUT" $PY -m calibrate.harness.validate measure --device "$DEVICE" --out "$OUT/validate.csv" \
+timeout -k 30 "$VALIDATE_TIMEOUT" $PY -m warmsim.calibrate.harness.validate measure --device "$DEVICE" --out "$OUT/validate.csv" \
   >"$WORK/logs/validate.log" 2>&1 || log "validation measurement failed: $(tail -3 "$WORK/logs/validate.log")"
 {
   for prof in "$PROFILE" h100_analytic; do
     echo "== profile $prof"
-    $PY -m calibrate.harness.validate compare "$OUT/validate.csv" --profile "$prof" 2>&1
+    $PY -m warmsim.calibrate.harness.validate compare "$OUT/validate.csv" --profile "$prof" 2>&1
   done
   echo "== headline numbers, analytic (A) vs this run (B)"
   $WARMSIM calibrate --diff h100_analytic "$PROFILE" 2>&1

@@ -13,8 +13,8 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from calibrate.fit import MEMORY_FILESYSTEMS, FittedProfile
-from calibrate.profile import TABLES, Profile
+from warmsim.calibrate.fit import MEMORY_FILESYSTEMS, FittedProfile
+from warmsim.calibrate.profile import TABLES, Profile
 
 GB = 1e9
 MIB = 1 << 20

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sim.models import ModelShape
+from warmsim.sim.models import ModelShape
 
 #: Weight tensors per transformer layer: q, k, v, o, gate, up, down and two RMSNorm weights.
 TENSORS_PER_LAYER = 9

@@ -1,6 +1,6 @@
 """A small Python API for notebooks and scripts: what ``warmsim compare`` / ``run`` do, as functions.
 
-    from experiments.api import compare, config, load, run
+    from warmsim.experiments.api import compare, config, load, run
 
     cfg = config("workload.rps=10", "systems=[static,warmserve]")   # hydra overrides, checked as the CLI checks them
     res = compare(cfg)                                              # every system in cfg.systems
@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from sim.errors import UserError
+from warmsim.sim.errors import UserError
 
 __all__ = ["Run", "config", "compare", "run", "simulate", "load", "claim_dir"]
 
@@ -75,7 +75,7 @@ class Run:
 
     def table(self) -> str:
         """The table ``warmsim compare`` prints."""
-        from experiments.outputs import comparison_table
+        from warmsim.experiments.outputs import comparison_table
         return comparison_table(self.summary)
 
 
@@ -86,9 +86,9 @@ def config(*overrides: str, config_dir: str | Path | list | None = None, multiru
     ``config_dir``: user config directories in front of the shipped ones (as ``--config-dir``;
     ``./warmsim_conf`` and ``WARMSIM_CONFIG_DIR`` are read as well). ``command="run"`` checks them as
     ``warmsim run`` does (``system.<key>`` then sets the one system run)."""
-    from experiments import cli, confpath
-    from experiments.systems import rewrite
-    from experiments.validate import check_config
+    from warmsim.experiments import cli, confpath
+    from warmsim.experiments.systems import rewrite
+    from warmsim.experiments.validate import check_config
     if len(overrides) == 1 and isinstance(overrides[0], (list, tuple)):
         overrides = tuple(overrides[0])
     dirs = [] if config_dir is None else [config_dir] if isinstance(config_dir, (str, Path)) else list(config_dir)
@@ -104,7 +104,7 @@ def config(*overrides: str, config_dir: str | Path | list | None = None, multiru
 def claim_dir(out: str | Path | None, command: str = "compare") -> Path:
     """``out`` created (a fresh ``outputs/api/<date>/<time>-<command>`` when None; ``-2``, ``-3`` ...
     when a run already holds it)."""
-    from experiments.cli import _claim_dir
+    from warmsim.experiments.cli import _claim_dir
     if out is None:
         out = Path("outputs") / "api" / time.strftime("%Y-%m-%d") / f"{time.strftime('%H-%M-%S')}-{command}"
     out = Path(out).absolute()
@@ -117,12 +117,12 @@ def simulate(cfg, systems: list[str] | None, outdir: Path, *, echo=None, strict:
     """Run ``systems`` (default ``cfg.systems``, each with ``overrides.<system>``) on one workload
     and write the run directory ``outdir`` (an existing directory; see :func:`claim_dir`).
     ``echo(line)`` gets the workload's lines before the runs start (what the builder changed)."""
-    from experiments.builder import build_setup
-    from experiments.commands import collected_warnings
-    from experiments.outputs import begin_run, workload_lines, write_run
-    from experiments.runner import run_system
-    from experiments.systems import resolve
-    from experiments.validate import check_config
+    from warmsim.experiments.builder import build_setup
+    from warmsim.experiments.commands import collected_warnings
+    from warmsim.experiments.outputs import begin_run, workload_lines, write_run
+    from warmsim.experiments.runner import run_system
+    from warmsim.experiments.systems import resolve
+    from warmsim.experiments.validate import check_config
 
     check_config(cfg)
     scfgs = resolve(cfg, systems, strict=systems is None if strict is None else strict)
@@ -174,7 +174,7 @@ def run(cfg=None, system: str | None = None, out: str | Path | None = None,
 
 def load(path: str | Path) -> Run:
     """A run directory read back (complete runs only: the ``COMPLETE`` marker)."""
-    from experiments.outputs import MARKER, read_config, run_state
+    from warmsim.experiments.outputs import MARKER, read_config, run_state
     d = Path(path)
     if not (d / "summary.csv").is_file():
         raise UserError(f"{d}: no summary.csv (not a warmsim run directory)")

@@ -1,8 +1,8 @@
 """``warmsim bench``: how fast the simulator replays traffic, and how much memory it takes.
 
 Prints figures, not pass/fail. Each scenario is composed with hydra's compose API from
-``experiments/conf`` and run through :func:`experiments.builder.build_setup` and
-:func:`experiments.runner.run_system`, the code path of ``warmsim compare``/``run``. Every
+``experiments/conf`` and run through :func:`warmsim.experiments.builder.build_setup` and
+:func:`warmsim.experiments.runner.run_system`, the code path of ``warmsim compare``/``run``. Every
 (scenario, system) pair runs in a fresh process (``spawn``), so its peak RSS is its own; inside
 it the setup (workload build) is timed once and the system's run ``--repeat`` times.
 
@@ -22,7 +22,7 @@ Scenarios (``--quick`` runs a reduced set in well under a minute):
   one size grows with the others fixed: requests (``req_*``: 512 GPUs, 64 models, 60 req/s, 5 to
   40 minutes), GPUs (``gpus_*``: 16 to 512 GPUs at the same per-GPU load, 7.5 req/s and one model
   per node), models (``models_*``: 512 GPUs, 60 req/s, 8 to 64 models), under warmserve and ondemand;
-- ``traces``: the trace layer's own timings (:func:`traces.bench.run`).
+- ``traces``: the trace layer's own timings (:func:`warmsim.traces.bench.run`).
 
 Columns: wall time of one run (median, min, max over the repeats; bundle build, simulation and
 result tables, as ``run_system`` does), simulated requests per wall second, simulated seconds
@@ -42,7 +42,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
-from sim.errors import UserArgumentParser
+from warmsim.sim.errors import UserArgumentParser
 
 # Scale scenario: one hour of ServeGen's language clients on 64 models; prompts/outputs capped as in
 # WarmServe's recipe so that every request fits the 2048-token Llama-2 context.
@@ -164,8 +164,8 @@ def measure(scenario: str, overrides: list[str], system: str, repeat: int, heap:
     from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
-    from experiments.builder import CONF_DIR, build_setup, system_config
-    from experiments.runner import run_system
+    from warmsim.experiments.builder import CONF_DIR, build_setup, system_config
+    from warmsim.experiments.runner import run_system
 
     bare = bare_event_rate()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
@@ -359,7 +359,7 @@ def main(argv: list[str]) -> int:
 
     trace_rows: list[tuple[str, float]] = []
     if do_traces:
-        from traces import bench as tbench
+        from warmsim.traces import bench as tbench
         trace_rows = list(tbench.run().items())
         print("\ntrace layer (seconds, uncached)")
         for k, v in trace_rows:

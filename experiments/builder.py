@@ -10,21 +10,21 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from policies.bundle import Bundle, ShareByInverse
-from policies.context import RunContext
-from sim.cluster import GIB, ClusterSpec
-from sim.cost import ConstantCostModel, CostModel, DecodeCoeffs, Interference
-from sim.engine import EngineSpec
-from sim.errors import UserError
-from sim.memswitch import MEMSWITCHES
-from sim.models import ServedModel
-from sim.simulation import SimSpec
+from warmsim.policies.bundle import Bundle, ShareByInverse
+from warmsim.policies.context import RunContext
+from warmsim.sim.cluster import GIB, ClusterSpec
+from warmsim.sim.cost import ConstantCostModel, CostModel, DecodeCoeffs, Interference
+from warmsim.sim.engine import EngineSpec
+from warmsim.sim.errors import UserError
+from warmsim.sim.memswitch import MEMSWITCHES
+from warmsim.sim.models import ServedModel
+from warmsim.sim.simulation import SimSpec
 
-from policies.load_estimate import peak_inflight
+from warmsim.policies.load_estimate import peak_inflight
 
-from experiments import validate
-from experiments.confpath import CONF_DIR, group_choices, model_shape  # noqa: F401 (CONF_DIR, group_choices: re-exported)
-from experiments.validate import check_tp
+from warmsim.experiments import validate
+from warmsim.experiments.confpath import CONF_DIR, group_choices, model_shape  # noqa: F401 (CONF_DIR, group_choices: re-exported)
+from warmsim.experiments.validate import check_tp
 
 MECHANISMS = {"device_prewarm", "engine_prewarm", "memswitch", "keep_weights_on_stop", "evict_on_activate", "scale_on_miss", "prewarm_source"}
 
@@ -102,7 +102,7 @@ def build_engine(cfg) -> EngineSpec:
 
 def check_fit(models: dict[str, ServedModel], cluster: ClusterSpec, engine: EngineSpec) -> None:
     """Every model must fit its TP group: weights plus KV for one full-length sequence per GPU
-    (:func:`experiments.validate.check_fit`, shared with ``warmsim estimate``)."""
+    (:func:`warmsim.experiments.validate.check_fit`, shared with ``warmsim estimate``)."""
     validate.check_fit(models, cluster, engine)
 
 
@@ -111,7 +111,7 @@ def build_cost(cfg) -> CostModel:
     c = cfg.cost
     kind = c.get("kind")
     if kind == "profile":
-        from calibrate.costmodel import ProfileCostModel  # torch-free
+        from warmsim.calibrate.costmodel import ProfileCostModel  # torch-free
         return ProfileCostModel.load(str(_get(c, "profile", "cost")))
     if kind == "constant":
         n = lambda k: _num(c, k, "cost", positive=False)  # noqa: E731
@@ -128,7 +128,7 @@ def build_cost(cfg) -> CostModel:
 
 # ---- workload -------------------------------------------------------------------------------------
 def build_workload(cfg, models: dict[str, ServedModel]):
-    from traces.builders import build_workload as build
+    from warmsim.traces.builders import build_workload as build
     wl = build(_plain(cfg.workload), list(models), int(cfg.seed))
     wl.validate()
     return wl
@@ -138,7 +138,7 @@ def build_workload(cfg, models: dict[str, ServedModel]):
 def system_config(name: str) -> DictConfig:
     """The composed ``system/<name>.yaml`` config (overlays resolved), or a UserError listing the
     known systems."""
-    from experiments.confpath import compose, find
+    from warmsim.experiments.confpath import compose, find
     if find("system", name) is None:
         raise UserError(f"unknown system '{name}' (config key systems / system; known: "
                         f"{', '.join(group_choices('system'))})")
@@ -160,7 +160,7 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
             parts[key] = None if node is None else instantiate(node)
         init = scfg.get("initial")
         if init is not None and init.get("instances") == "auto":
-            from policies.static import size_for_peak
+            from warmsim.policies.static import size_for_peak
             per = int(scfg.sizing.per_instance)
             peaks = peak_inflight(workload, models, cost, int(cfg.sim.service_estimate_batch))
             counts = size_for_peak(peaks, {m: s.tp for m, s in models.items()}, per, cluster.n_gpus,
@@ -171,7 +171,7 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
         pred = scfg.get("predictor")
         parts["predictor"] = None
         if pred is not None:  # CSP history / oracle truth (observed in a pre-pass): experiments/predictor_inputs.py
-            from experiments.predictor_inputs import predictor_inputs
+            from warmsim.experiments.predictor_inputs import predictor_inputs
             parts["predictor"] = instantiate(pred, **predictor_inputs(scfg, workload, models, cluster, cost, cfg))
     except UserError:
         raise
@@ -225,7 +225,7 @@ def system_cluster(scfg, cluster: ClusterSpec) -> ClusterSpec:
 def build_faults(cfg, cluster: ClusterSpec) -> tuple[tuple, str]:
     """The run's faults (``faults`` group) checked against the cluster, and what happens to the
     requests a lost instance held."""
-    from sim.faults import parse_faults
+    from warmsim.sim.faults import parse_faults
     f = cfg.get("faults")
     if f is None:
         return (), "retry"
@@ -257,9 +257,9 @@ class Setup:
 
     @cached_property
     def workload_notes(self) -> list[str]:
-        """What building the workload changed (:func:`experiments.outputs.workload_notes`), computed
+        """What building the workload changed (:func:`warmsim.experiments.outputs.workload_notes`), computed
         once: the run's first lines, workload.json and report.md all show it."""
-        from experiments.outputs import workload_notes
+        from warmsim.experiments.outputs import workload_notes
         return workload_notes(self.workload, self.models)
 
 

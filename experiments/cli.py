@@ -15,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from sim.errors import UserError, writable_dir
+from warmsim.sim.errors import UserError, writable_dir
 
 USAGE = """usage: warmsim COMMAND [args]
 
@@ -40,13 +40,13 @@ HYDRA_GROUPS = ("cluster", "models", "workload", "cost", "system", "slo")
 #: Commands outside hydra: name -> (module, function taking the remaining argv), imported on use so
 #: that e.g. ``warmsim trace`` never imports the simulator and only ``calibrate`` may import torch.
 COMMANDS = {
-    "trace": ("traces.cli", "main"),
-    "calibrate": ("calibrate.cli", "calibrate_main"),
-    "estimate": ("calibrate.cli", "estimate_main"),
-    "bench": ("experiments.bench", "main"),
-    "report": ("experiments.report", "main"),
-    "timeline": ("experiments.timeline", "main"),
-    "figures": ("figures.make", "main"),
+    "trace": ("warmsim.traces.cli", "main"),
+    "calibrate": ("warmsim.calibrate.cli", "calibrate_main"),
+    "estimate": ("warmsim.calibrate.cli", "estimate_main"),
+    "bench": ("warmsim.experiments.bench", "main"),
+    "report": ("warmsim.experiments.report", "main"),
+    "timeline": ("warmsim.experiments.timeline", "main"),
+    "figures": ("warmsim.figures.make", "main"),
 }
 #: hydra's own options that ``compare`` / ``run`` pass through: option -> takes a value.
 HYDRA_OPTIONS = {"-m": False, "--multirun": False, "-h": False, "--help": False, "--hydra-help": False,
@@ -86,7 +86,7 @@ CONFIG_DIR_OPTIONS = ("--config-dir", "-cd")
 def _config_dirs(argv: list[str]) -> list[str]:
     """Take ``--config-dir DIR`` / ``-cd DIR`` / ``--config-dir=DIR`` and ``hydra.searchpath=[...]``
     out of ``argv`` (in place); register them as user config directories, first wins."""
-    from experiments import confpath
+    from warmsim.experiments import confpath
     dirs, rest, i = [], [], 0
     while i < len(argv):
         a = argv[i]
@@ -146,8 +146,8 @@ def _check_overrides(command: str, overrides: list[str], multirun: bool):
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from experiments.confpath import compose, group_choices
-    from experiments.confpath import groups as conf_groups
+    from warmsim.experiments.confpath import compose, group_choices
+    from warmsim.experiments.confpath import groups as conf_groups
 
     groups = set(conf_groups())
     try:
@@ -179,11 +179,11 @@ def _check_overrides(command: str, overrides: list[str], multirun: bool):
         if adds:
             base = compose([x for x in first_job if not x.startswith("+")])
     except (HydraException, OmegaConfBaseException, ValueError) as e:
-        from experiments.systems import hint_for
+        from warmsim.experiments.systems import hint_for
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         hint = next((hint_for(a) for a in first_job if hint_for(a)), "") if command == "compare" else ""
         raise UserError(f"bad override: {first}{hint}") from None
-    from experiments.systems import check_system_keys
+    from warmsim.experiments.systems import check_system_keys
     check_system_keys(command, cfg, first_job)
     for a, key in adds:
         if OmegaConf.select(base, key, default=None) is not None:
@@ -230,7 +230,7 @@ def _output_dir(command: str, overrides: list[str], multirun: bool) -> tuple[Pat
     """The run (or sweep) directory, checked writable, and the overrides that pin it for hydra."""
     from omegaconf import OmegaConf
 
-    from experiments.confpath import compose
+    from warmsim.experiments.confpath import compose
 
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     given = _explicit(overrides, key)
@@ -284,8 +284,8 @@ def _sweep_total(overrides: list[str], hc_params: dict) -> int:
 def _sweep_progress(out: Path) -> None:
     """One line after each job: jobs done of the sweep's total (complete or failed directories
     under the sweep directory, written since it started, whichever process ran them), elapsed, ETA."""
-    from experiments.outputs import MARKER
-    from figures.jobs import progress_line
+    from warmsim.experiments.outputs import MARKER
+    from warmsim.figures.jobs import progress_line
     try:
         started, total = float(os.environ[SWEEP_ENV[0]]), int(os.environ[SWEEP_ENV[1]])
     except (KeyError, ValueError):
@@ -321,7 +321,7 @@ def _sweep_job_body(command: str, cfg, out: Path, hc, swept=frozenset()) -> None
     recorded in ``FAILED.json`` and reported on one line, and the sweep goes on."""
     from omegaconf import OmegaConf
 
-    from experiments.outputs import run_state
+    from warmsim.experiments.outputs import run_state
     label = _job_label(hc, swept)
     resolved = OmegaConf.to_yaml(cfg, resolve=True)
     conf = out / "config.yaml"
@@ -331,7 +331,7 @@ def _sweep_job_body(command: str, cfg, out: Path, hc, swept=frozenset()) -> None
     (out / FAILED).unlink(missing_ok=True)
     record = {"label": label, "overrides": [str(o) for o in hc.overrides.task]}
     try:
-        from experiments.validate import check_config
+        from warmsim.experiments.validate import check_config
         check_config(cfg)
         _body(command, cfg, out)
         return
@@ -353,17 +353,17 @@ def _sweep_job_body(command: str, cfg, out: Path, hc, swept=frozenset()) -> None
 def _body(command: str, cfg, out: Path) -> None:
     _current["outdir"] = out
     if command == "compare":
-        from experiments.commands import compare
+        from warmsim.experiments.commands import compare
         compare(cfg, out)
     else:
-        from experiments.commands import run_one
+        from warmsim.experiments.commands import run_one
         run_one(cfg, out)
     _current["outdir"] = None
 
 
 def _sweep_report(sweep_dir: Path, started: float) -> int:
     """After a sweep: the failed jobs (one line each) and the exit status (2: all bad input, 1)."""
-    from experiments.outputs import run_state
+    from warmsim.experiments.outputs import run_state
     jobs = sorted((p.parent for p in sweep_dir.rglob(".hydra")), key=lambda p: str(p))
     failed = []
     for d in jobs:
@@ -392,12 +392,12 @@ def _hydra(command: str, argv: list[str]) -> int:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from experiments.builder import CONF_DIR
+    from warmsim.experiments.builder import CONF_DIR
 
     argv = list(argv)
     _config_dirs(argv)
     opts, overrides = _split(command, argv)
-    from experiments.systems import rewrite
+    from warmsim.experiments.systems import rewrite
     overrides = rewrite(overrides)
     info = any(o.split("=", 1)[0] in _INFO_OPTIONS for o in opts)
     multirun = any(o in ("-m", "--multirun") for o in opts)
@@ -406,13 +406,13 @@ def _hydra(command: str, argv: list[str]) -> int:
     if not info:
         cfg, swept = _check_overrides(command, overrides, multirun)
         if not multirun:
-            from experiments.validate import check_config
+            from warmsim.experiments.validate import check_config
             check_config(cfg)
         outdir, pin = _output_dir(command, overrides, multirun)
     started = time.time()
     if multirun and not info:
         try:
-            from experiments.confpath import compose
+            from warmsim.experiments.confpath import compose
             hc = compose([o for o in overrides if "," not in o.partition("=")[2] or o.startswith("hydra")],
                          return_hydra_config=True)
             params = dict(hc.hydra.sweeper.get("params") or {})
@@ -427,7 +427,7 @@ def _hydra(command: str, argv: list[str]) -> int:
         if hc.mode == RunMode.MULTIRUN:
             return _sweep_job(command, cfg, out, hc, swept)
         try:
-            from experiments.validate import check_config
+            from warmsim.experiments.validate import check_config
             check_config(cfg)
             _body(command, cfg, out)
         except UserError as e:

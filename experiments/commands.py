@@ -1,5 +1,5 @@
 """The bodies of ``warmsim compare`` and ``warmsim run`` (inside hydra's run directory): a thin layer
-over :func:`experiments.api.simulate` that prints the workload's lines first and the table last."""
+over :func:`warmsim.experiments.api.simulate` that prints the workload's lines first and the table last."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _echo(text: str) -> None:
 
 def compare(cfg, outdir: Path) -> None:
     """Run every system in ``cfg.systems`` on one workload; print the table; write the run directory."""
-    from experiments.api import simulate
+    from warmsim.experiments.api import simulate
     res = simulate(cfg, None, outdir, echo=_echo)
     cost = res.summary["profile"].iloc[0]
     measured = bool(res.summary["profile_measured"].iloc[0])
@@ -47,7 +47,7 @@ def compare(cfg, outdir: Path) -> None:
 
 def run_one(cfg, outdir: Path) -> None:
     """Run ``cfg.system`` alone (with ``overrides.<its name>``)."""
-    from experiments.api import simulate
+    from warmsim.experiments.api import simulate
     res = simulate(cfg, [cfg.system.get("name")], outdir, echo=_echo, strict=False)
     print(res.table())
     print(f"\nresults: {outdir}")

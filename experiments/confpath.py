@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from sim.errors import UserError
+from warmsim.sim.errors import UserError
 
 #: The shipped config directory.
 CONF_DIR = Path(__file__).resolve().parent / "conf"
@@ -104,7 +104,7 @@ def find(group: str, name: str) -> Path | None:
 
 def model_shape(name: str):
     """A model shape: ``model/<name>.yaml`` of a user directory, else the shipped catalog."""
-    from sim.catalog import get_shape, shape_from_mapping
+    from warmsim.sim.catalog import get_shape, shape_from_mapping
     for d in user_dirs():
         p = d / "model" / f"{name}.yaml"
         if p.is_file():

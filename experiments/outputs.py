@@ -14,7 +14,7 @@ import yaml
 from omegaconf import OmegaConf
 
 if TYPE_CHECKING:  # only for annotations: keeps `warmsim report` / `figures` off the simulator's imports
-    from experiments.runner import RunResult
+    from warmsim.experiments.runner import RunResult
 
 #: Columns shown in the terminal table, with short headers.
 TABLE = [("system", "system"), ("requests", "reqs"), ("completed", "done"), ("dropped", "drop"),
@@ -256,7 +256,7 @@ def _report_faults(summary: pd.DataFrame, results: list[RunResult], setup, notes
 
 
 def _report_claims(summary: pd.DataFrame, results: list[RunResult], setup, notes) -> list[str]:
-    from experiments.claims import claims_markdown
+    from warmsim.experiments.claims import claims_markdown
     return claims_markdown(summary)
 
 

@@ -1,6 +1,6 @@
 """What a WarmServe predictor is built with: the CSP's seasonal history and the oracle's truth.
 
-:func:`predictor_inputs` is called by :func:`experiments.builder.build_bundle` for a system's
+:func:`predictor_inputs` is called by :func:`warmsim.experiments.builder.build_bundle` for a system's
 ``predictor`` node and returns the keyword arguments its constructor needs:
 
 * ``CorrectiveSeasonalPredictor``: ``history``, the (avg, peak) in-flight load of each history day,
@@ -57,7 +57,7 @@ def seasonal_history(workload, models, cost, batch: int, window_s: float,
     ``baseline_window_s``; there are as many rows as the run has windows (and at least as many
     as bins fit in the run), so that window ``i`` reads bin ``i`` as the artifact does rather than
     wrapping around early."""
-    from policies.load_estimate import inflight_estimate
+    from warmsim.policies.load_estimate import inflight_estimate
     n_run = max(1, math.ceil(workload.duration_s / window_s))
     if baseline_window_s is None:
         row_s, n_rows = window_s, n_run
@@ -78,7 +78,7 @@ def observed_inflight(requests, models: list[str], window_s: float, n_windows: i
     """Per model ``(n_windows, 2)``: (avg, peak) requests in flight per window, each request in
     flight from its arrival to its finish (completion or drop); a request still unfinished counts
     until ``end_s``."""
-    from policies.load_profile import inflight_windows
+    from warmsim.policies.load_profile import inflight_windows
     out = {}
     for name in models:
         r = requests[requests["model"] == name]
@@ -94,7 +94,7 @@ def truth_system(scfg, window_s: float, truth_from: str):
     in the oracle's place (``"self"``), or ``static``."""
     from omegaconf import OmegaConf
 
-    from experiments.builder import CONF_DIR, system_config
+    from warmsim.experiments.builder import CONF_DIR, system_config
     if truth_from == "static":
         return system_config(STATIC_SYSTEM)
     if truth_from != "self":
@@ -113,8 +113,8 @@ def oracle_truth(scfg, workload, models, cluster, cost, cfg, window_s: float,
     window of a pre-pass (:func:`truth_system`) on the same workload and setup."""
     from omegaconf import OmegaConf
 
-    from experiments.builder import Setup, build_cluster, build_engine, build_sim
-    from experiments.runner import run_system
+    from warmsim.experiments.builder import Setup, build_cluster, build_engine, build_sim
+    from warmsim.experiments.runner import run_system
     prepass = truth_system(scfg, window_s, truth_from)
     key = (id(workload), float(window_s), repr(OmegaConf.to_container(prepass, resolve=True)))
     hit = _truth_cache.get(key)

@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from experiments.outputs import MARKER, TABLE, atomic_write, read_config, run_state
-from sim.errors import UserArgumentParser, UserError
+from warmsim.experiments.outputs import MARKER, TABLE, atomic_write, read_config, run_state
+from warmsim.sim.errors import UserArgumentParser, UserError
 
 
 def ci95(x) -> float:
@@ -246,7 +246,7 @@ def main(argv: list[str]) -> int:
     shown = shown_aggregate(agg, params, args.all_models)
     print(_fmt(shown))
     if html is not None:
-        from experiments.report_html import write_html
+        from warmsim.experiments.report_html import write_html
         try:
             write_html(html, full, params, [str(d) for d in args.dirs], argv)
         except OSError as e:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from experiments.builder import Setup, build_bundle, system_cluster
-from experiments.summary import summarize
-from sim.simulation import Simulation
+from warmsim.experiments.builder import Setup, build_bundle, system_cluster
+from warmsim.experiments.summary import summarize
+from warmsim.sim.simulation import Simulation
 
 
 @dataclass
@@ -54,7 +54,7 @@ def run_system(setup: Setup, scfg, cfg) -> RunResult:
     """Build ``scfg``'s bundle on ``setup``, replay the workload, summarise."""
     import time
     t0 = time.perf_counter()
-    from experiments.confpath import add_import_paths
+    from warmsim.experiments.confpath import add_import_paths
     add_import_paths()  # own policies by import path: modules in a user config directory
     bundle = build_bundle(scfg, setup.workload, setup.models, setup.cluster, setup.cost, cfg)
     tick, bar = _progress(cfg, len(setup.workload), bundle.name)

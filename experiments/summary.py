@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.recorder import COMPLETED, DROPPED
+from warmsim.sim.recorder import COMPLETED, DROPPED
 
 #: Columns of summary.csv, in order (architecture.md "Contracts", plus the GPU cost next to latency).
 COLUMNS = ["system", "model", "requests", "completed", "dropped", "ttft_p50_s", "ttft_p90_s", "ttft_p95_s",
@@ -17,8 +17,8 @@ COLUMNS = ["system", "model", "requests", "completed", "dropped", "ttft_p50_s", 
 
 def prediction_accuracy(log: list[tuple]) -> dict[str, tuple[float, float]]:
     """Per model and pooled (key ``ALL``): 1 - mean relative error of (avg, peak) predictions,
-    scored by :class:`policies.warmserve.PredictionAccuracy` (rules in its docstring)."""
-    from policies.warmserve.predictor import PredictionAccuracy
+    scored by :class:`warmsim.policies.warmserve.PredictionAccuracy` (rules in its docstring)."""
+    from warmsim.policies.warmserve.predictor import PredictionAccuracy
     acc = PredictionAccuracy()
     for model, _w, p_avg, p_peak, o_avg, o_peak in log:
         acc.record(model, (p_avg, p_peak), (o_avg, o_peak))

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
-from sim.errors import UserError
+from warmsim.sim.errors import UserError
 
 KEY = "overrides"
 
@@ -77,7 +77,7 @@ def resolve(cfg, names: list[str] | None = None, strict: bool = True) -> list[Di
     """The system configs to run: ``names`` (default ``cfg.systems``), each composed from its file
     (``cfg.system`` itself when it is that system) with ``overrides.<name>`` applied; ``strict``: an
     override for a system not run is an error (``compare``), else ignored (``run`` in a sweep)."""
-    from experiments.builder import system_config
+    from warmsim.experiments.builder import system_config
     names = list(cfg.systems or []) if names is None else list(names)
     if not names:
         raise UserError("config key systems: empty; name at least one system")

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.outputs import read_config
-from sim.errors import UserArgumentParser, UserError
+from warmsim.experiments.outputs import read_config
+from warmsim.sim.errors import UserArgumentParser, UserError
 
 GIB = float(2**30)
 US = 1e6
@@ -239,7 +239,7 @@ def main(argv: list[str]) -> int:
     out = args.out or args.run_dir / (f"timeline-{args.system}.json" if args.system else "timeline.json")
     if out.is_dir():
         raise UserError(f"warmsim timeline: --out {out}: is a directory; give a file name ending in .json")
-    from experiments.outputs import atomic_write
+    from warmsim.experiments.outputs import atomic_write
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(out, lambda f: f.write_text(json.dumps(trace, separators=(",", ":"))))
@@ -249,7 +249,7 @@ def main(argv: list[str]) -> int:
     print(f"wrote {out}: {n} events, systems {', '.join(trace['metadata']['systems'])}; "
           "open it in https://ui.perfetto.dev (Open trace file) or chrome://tracing")
     if args.figure is not None:
-        from figures import fig_memory_timeline
+        from warmsim.figures import fig_memory_timeline
         system = args.system or trace["metadata"]["systems"][0]
         tl = pd.read_parquet(args.run_dir / "timeline.parquet")
         rate = rate_label(args.run_dir)

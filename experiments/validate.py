@@ -1,7 +1,7 @@
 """One validation layer for the composed config: a typed schema with bounds and a help per knob.
 
 :func:`check_config` runs before anything is built or written (``warmsim compare`` / ``run``, each
-job of a sweep); every bad value is a :class:`sim.errors.UserError` of one line naming the key, the
+job of a sweep); every bad value is a :class:`warmsim.sim.errors.UserError` of one line naming the key, the
 value and what is allowed, e.g.::
 
     config key cluster.nodes: got inf; allowed: an integer in [1, 4096] (servers)
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.errors import UserError
+from warmsim.sim.errors import UserError
 
 #: The hydra config directory (the same as ``experiments.builder.CONF_DIR``, without its imports).
 CONF_DIR = Path(__file__).resolve().parent / "conf"
@@ -288,7 +288,7 @@ def _check_group(key: str, node: Any, schema: Mapping[str, Knob]) -> Mapping:
 
 
 def _workload_defaults() -> dict[str, Mapping]:
-    from traces.kinds import mapped, servegen_kind, synthetic, trace, warmserve
+    from warmsim.traces.kinds import mapped, servegen_kind, synthetic, trace, warmserve
     return {"mapped": mapped.DEFAULTS, "servegen": servegen_kind.DEFAULTS, "synthetic": synthetic.DEFAULTS,
             "warmserve": warmserve.DEFAULTS, "trace": trace.DEFAULTS}
 
@@ -335,7 +335,7 @@ def check_cost(node: Any) -> None:
 
 def check_models(entries: Any) -> None:
     """The ``models`` list: entries of name, base (a catalog model) and tp (dividing its heads)."""
-    from experiments.confpath import model_shape
+    from warmsim.experiments.confpath import model_shape
     if not isinstance(entries, Sequence) or isinstance(entries, str) or not entries:
         raise UserError(f"config key models: got {entries!r}; allowed: a non-empty list of {{name, base, tp}}")
     seen = set()
@@ -374,7 +374,7 @@ def check_tp(shape, tp: int, where: str, gpus_per_node: int | None = None) -> No
 
 def check_fit(models, cluster, engine, where: str = "config key models") -> None:
     """Every model must fit its TP group: weights plus KV for one full-length sequence per GPU."""
-    from sim.cluster import GIB
+    from warmsim.sim.cluster import GIB
     for m in models.values():
         if m.tp > cluster.gpus_per_node:
             raise UserError(f"{where}: {m.name} has tp={m.tp} but a node has only "
@@ -414,7 +414,7 @@ def check_config(cfg) -> None:
         if k in c:
             knob.check(k, c[k])
     if "systems" in c:
-        from experiments.confpath import group_choices
+        from warmsim.experiments.confpath import group_choices
         check_systems(c["systems"], group_choices("system"))
     for g, schema in GROUPS.items():
         if g in c:
@@ -447,7 +447,7 @@ def _top_keys() -> set[str]:
     config directories of experiments/confpath.py)."""
     import yaml
 
-    from experiments.confpath import groups, search_dirs
+    from warmsim.experiments.confpath import groups, search_dirs
     keys = set(groups())
     for d in search_dirs():
         try:

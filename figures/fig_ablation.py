@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from experiments.claims import ABLATION_SHARES
-from figures import style
+from warmsim.experiments.claims import ABLATION_SHARES
+from warmsim.figures import style
 
 #: The paper's share with TTFT < 100 ms per system (the claims table's, experiments/claims.py).
 PAPER_SHARES = ABLATION_SHARES

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from figures import style
+from warmsim.figures import style
 
 
 def draw(summary: pd.DataFrame, out_path, *, highlight_rps: float | None = None, title_extra: str = "") -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from figures import style
+from warmsim.figures import style
 
 #: The paper's claim: WarmServe serves up to this many times more requests than MuxServe.
 PAPER_FACTOR = 2.5

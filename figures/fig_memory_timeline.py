@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Patch
 
-from figures import style
+from warmsim.figures import style
 
 #: Replica states after which a prewarmed replica no longer occupies its GPUs.
 _REPLICA_LIVE = {"loading", "ready"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from figures import style
+from warmsim.figures import style
 
 #: Accuracy reported for the paper's predictor (average, peak); third-party summary.
 PAPER_ACCURACY = (0.947, 0.927)

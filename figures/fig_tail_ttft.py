@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from figures import style
+from warmsim.figures import style
 
 #: The paper's headline claim: WarmServe's tail TTFT is up to this many times lower than ServerlessLLM's.
 PAPER_RATIO = 50.8

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from figures import style
+from warmsim.figures import style
 
 
 def draw(requests: pd.DataFrame, out_path, *, fast_ttft_s: float = 0.1, slo_ttft_s: float | None = 1.0,

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments.outputs import MARKER
+from warmsim.experiments.outputs import MARKER
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Job:
 def warmsim_argv() -> list[str]:
     """The installed console script, or this interpreter running the same entry point."""
     exe = shutil.which("warmsim")
-    return [exe] if exe else [sys.executable, "-m", "experiments.cli"]
+    return [exe] if exe else [sys.executable, "-m", "warmsim.experiments.cli"]
 
 
 def plan(out: Path, *, workload: str, headline_rps: float, rates: list[float], main_systems: list[str],

@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments.outputs import atomic_write
-from sim.errors import UserArgumentParser, UserError, writable_dir
+from warmsim.experiments.outputs import atomic_write
+from warmsim.sim.errors import UserArgumentParser, UserError, writable_dir
 
-from figures import jobs as jobmod
-from figures import tables
+from warmsim.figures import jobs as jobmod
+from warmsim.figures import tables
 
 #: Figure names in drawing order, with the experiment sets each needs.
 FIGURES: dict[str, set[str]] = {
@@ -125,14 +125,14 @@ class _Skip(Exception):
 
 
 def draw_tail_ttft(ctx: Context, out: Path) -> dict:
-    from figures import fig_tail_ttft
+    from warmsim.figures import fig_tail_ttft
     runs, systems = _headline(ctx)
     return fig_tail_ttft.draw(tables.gather(runs, "summary", systems), out,
                               title_extra=f" at {ctx.args.rps:g} req/s" + ctx.suffix)
 
 
 def draw_ttft_cdf(ctx: Context, out: Path) -> dict:
-    from figures import fig_ttft_cdf
+    from warmsim.figures import fig_ttft_cdf
     runs, systems = _headline(ctx)
     r0 = tables.provider(runs, systems[0])
     slo = (r0.cfg.get("slo") or {}).get("ttft_s")
@@ -141,7 +141,7 @@ def draw_ttft_cdf(ctx: Context, out: Path) -> dict:
 
 
 def draw_max_rps(ctx: Context, out: Path) -> dict:
-    from figures import fig_max_rps
+    from warmsim.figures import fig_max_rps
     sweep = tables.sweep_summary(ctx.runs, _present(ctx.runs, ctx.args.systems))
     if sweep.empty or sweep["rps"].nunique() < 2:
         raise _Skip("needs runs at two or more request rates (workload.rps)")
@@ -151,7 +151,7 @@ def draw_max_rps(ctx: Context, out: Path) -> dict:
 
 
 def draw_ablation(ctx: Context, out: Path) -> dict:
-    from figures import fig_ablation
+    from warmsim.figures import fig_ablation
     rps = ctx.args.ablation_rps if ctx.args.ablation_rps is not None else ctx.args.rps
     runs = ctx.at(rps)
     systems = ["warmserve"] + [s for s in ctx.args.ablation_systems if s != "warmserve"]
@@ -168,14 +168,14 @@ def _window_s(run, system: str):
     if sc.get("name") == system:
         return ((sc.get("predictor") or {}).get("window_s"))
     try:
-        from experiments.builder import system_config
+        from warmsim.experiments.builder import system_config
         return float(system_config(system).predictor.window_s)
     except Exception:  # noqa: BLE001 - an unknown window only changes the x label
         return None
 
 
 def draw_prediction(ctx: Context, out: Path) -> dict:
-    from figures import fig_prediction
+    from warmsim.figures import fig_prediction
     runs = ctx.at(ctx.args.rps)
     run = tables.provider(runs, "warmserve")
     if run is None:
@@ -188,8 +188,8 @@ def draw_prediction(ctx: Context, out: Path) -> dict:
 
 
 def draw_memory_timeline(ctx: Context, out: Path) -> dict:
-    from figures import fig_memory_timeline
-    from experiments.timeline import rate_label
+    from warmsim.figures import fig_memory_timeline
+    from warmsim.experiments.timeline import rate_label
     runs = ctx.at(ctx.args.rps)
     run = tables.provider(runs, "warmserve") or (runs[0] if runs else None)  # any system draws; WarmServe first
     if run is None:
@@ -204,7 +204,7 @@ def draw_memory_timeline(ctx: Context, out: Path) -> dict:
 
 
 def draw_gpu_cost(ctx: Context, out: Path) -> dict:
-    from figures import fig_gpu_cost
+    from warmsim.figures import fig_gpu_cost
     systems = _present(ctx.runs, ctx.args.systems)
     sweep = tables.sweep_summary(ctx.runs, systems)
     if sweep.empty:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.outputs import MARKER, read_config, run_state
-from experiments.report import ci95
-from sim.errors import UserError
+from warmsim.experiments.outputs import MARKER, read_config, run_state
+from warmsim.experiments.report import ci95
+from warmsim.sim.errors import UserError
 
 
 @dataclass

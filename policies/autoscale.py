@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from policies.types import ACTIVE, ScaleDecision, Snapshot
+from warmsim.policies.types import ACTIVE, ScaleDecision, Snapshot
 
 
 @dataclass(frozen=True)

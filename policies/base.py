@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Mapping, Protocol, Sequence
 
-from policies.types import Activate, Evict, InstanceView, Prewarm, ScaleDecision, Snapshot
+from warmsim.policies.types import Activate, Evict, InstanceView, Prewarm, ScaleDecision, Snapshot
 
 
 class Predictor(Protocol):
@@ -63,7 +63,7 @@ class DemandAwarePlacer(PrewarmPlacer, Protocol):
     models of its replicas, and the predictions; when it returns False, ``plan`` must return no
     action for that snapshot. The simulator then calls neither (nor builds their snapshot) until
     the predictions, the number of live instances of some model, or the set of replicas changes.
-    :class:`policies.warmserve.placement.EvictAwarePlacer` is one.
+    :class:`warmsim.policies.warmserve.placement.EvictAwarePlacer` is one.
     """
 
     def wants_more(self, snap: Snapshot, predictions: Mapping[str, tuple[float, float]]) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from policies.base import (Activator, Autoscaler, InitialPlacer, KVPolicy, Predictor, PrewarmPlacer, Router,
+from warmsim.policies.base import (Activator, Autoscaler, InitialPlacer, KVPolicy, Predictor, PrewarmPlacer, Router,
                            SharingModel)
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
 
-from sim.cost import CostModel
-from sim.models import ServedModel
+from warmsim.sim.cost import CostModel
+from warmsim.sim.models import ServedModel
 
 if TYPE_CHECKING:
-    from policies.base import SharingModel
+    from warmsim.policies.base import SharingModel
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from policies.load_profile import inflight_windows
-from sim.cost import CostModel
-from sim.models import ServedModel
+from warmsim.policies.load_profile import inflight_windows
+from warmsim.sim.cost import CostModel
+from warmsim.sim.models import ServedModel
 
 
 def service_estimate_s(model: ServedModel, cost: CostModel, prompt: np.ndarray, output: np.ndarray,

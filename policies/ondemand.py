@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from policies.types import ACTIVE, Activate, InstanceView, ScaleDecision, Snapshot
-from sim.cost import check_source
+from warmsim.policies.types import ACTIVE, Activate, InstanceView, ScaleDecision, Snapshot
+from warmsim.sim.cost import check_source
 
 
 @dataclass(frozen=True)

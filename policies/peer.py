@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from policies.types import ACTIVE, Activate, Snapshot
-from sim.cost import check_source
+from warmsim.policies.types import ACTIVE, Activate, Snapshot
+from warmsim.sim.cost import check_source
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from policies.types import ACTIVE, InstanceView, LIVE_STATES
+from warmsim.policies.types import ACTIVE, InstanceView, LIVE_STATES
 
 
 @dataclass(frozen=True)

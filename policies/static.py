@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
-from policies.types import Activate, Snapshot
-from sim.errors import UserError
+from warmsim.policies.types import Activate, Snapshot
+from warmsim.sim.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ try_launcher() {  # name, pip package, hydra overrides...
   fi
   "$PY" -m pip list 2>/dev/null | grep -i -E "^(hydra-core|$pkg|ray|submitit) " | sed 's/^/  /'
   local t0=$SECONDS
-  echo "+ python -m experiments.cli run -m $* ${TINY[*]} system=static,ondemand hydra.sweep.dir=$WORK/$name"
-  "$PY" -m experiments.cli run -m "$@" "${TINY[@]}" system=static,ondemand "hydra.sweep.dir=$WORK/$name" \
+  echo "+ python -m warmsim.experiments.cli run -m $* ${TINY[*]} system=static,ondemand hydra.sweep.dir=$WORK/$name"
+  "$PY" -m warmsim.experiments.cli run -m "$@" "${TINY[@]}" system=static,ondemand "hydra.sweep.dir=$WORK/$name" \
     >"$name.log" 2>&1
   local rc=$?
   grep -h -E "warmsim: sweep:|error" "$name.log" "$WORK/$name"/.submitit/*/*.err 2>/dev/null | sed -e "s/\x1b\[[0-9;]*m//g" -e "s/^/  /"
@@ -46,6 +46,6 @@ try_launcher ray hydra-ray-launcher hydra/launcher=ray +hydra.launcher.ray.init.
 try_launcher submitit_local hydra-submitit-launcher hydra/launcher=submitit_local hydra.launcher.timeout_min=10
 if [ ${#swept[@]} -gt 0 ]; then
   echo "+ warmsim report ${swept[*]}"
-  "$PY" -m experiments.cli report "${swept[@]}" || status=1
+  "$PY" -m warmsim.experiments.cli report "${swept[@]}" || status=1
 fi
 exit $status

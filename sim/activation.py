@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from policies.types import ACTIVE, DRAINING, STOPPED, Activate
-from sim.errors import PlanError
-from sim.instance import Instance
-from sim.models import ServedModel
-from sim.sources import SOURCES
+from warmsim.policies.types import ACTIVE, DRAINING, STOPPED, Activate
+from warmsim.sim.errors import PlanError
+from warmsim.sim.instance import Instance
+from warmsim.sim.models import ServedModel
+from warmsim.sim.sources import SOURCES
 
 if TYPE_CHECKING:
-    from sim.simulation import Simulation
+    from warmsim.sim.simulation import Simulation
 
 
 class Activations:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from sim.errors import UserError
-from sim.models import ModelShape
+from warmsim.sim.errors import UserError
+from warmsim.sim.models import ModelShape
 
 CATALOG_DIR = Path(__file__).resolve().parent.parent / "experiments" / "conf" / "model"
 _FIELDS = ("name", "layers", "hidden", "heads", "kv_heads", "head_dim", "intermediate", "vocab",

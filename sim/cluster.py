@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from sim.flows import FlowNetwork, Link
-from sim.memory import GPUMemory
-from sim.sources import get_source
+from warmsim.sim.flows import FlowNetwork, Link
+from warmsim.sim.memory import GPUMemory
+from warmsim.sim.sources import get_source
 
 GIB = 1 << 30
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from sim.errors import UserError
-from sim.models import ServedModel
-from sim.sources import SOURCES as _SOURCE_TABLE
+from warmsim.sim.errors import UserError
+from warmsim.sim.models import ServedModel
+from warmsim.sim.sources import SOURCES as _SOURCE_TABLE
 
-#: Where a model's weights come from when an instance loads them (the table in :mod:`sim.sources`).
+#: Where a model's weights come from when an instance loads them (the table in :mod:`warmsim.sim.sources`).
 #: ``peer_nvlink`` / ``peer_rdma`` copy them from the GPUs of a running instance of the same model
 #: (same node / another node).
 SOURCES = tuple(_SOURCE_TABLE)
@@ -29,7 +29,7 @@ STORAGE_SOURCES = tuple(n for n, s in _SOURCE_TABLE.items() if s.storage)
 
 def check_source(source: str, what: str, allowed: tuple[str, ...] | None = None) -> None:
     """:class:`UserError` naming ``what`` (e.g. ``FirstFitActivator.source``) unless ``source`` is allowed
-    (default: a storage tier of the source table, :mod:`sim.sources`, read at the call)."""
+    (default: a storage tier of the source table, :mod:`warmsim.sim.sources`, read at the call)."""
     if allowed is None:
         allowed = tuple(n for n, s in _SOURCE_TABLE.items() if s.storage)
     if source not in allowed:

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 from simpy.events import Timeout
 
-from sim.cost import CostModel
-from sim.models import ServedModel
+from warmsim.sim.cost import CostModel
+from warmsim.sim.models import ServedModel
 
 if TYPE_CHECKING:
-    from sim.protocols import EngineHost
+    from warmsim.sim.protocols import EngineHost
 
 
 #: Batch size from which the KV look-ahead uses numpy arrays instead of Python integers.
@@ -64,7 +64,7 @@ class Seq:
 
 class Engine:
     """The serving loop of one instance. ``host``: the run (clock, callbacks), a
-    :class:`sim.protocols.EngineHost`."""
+    :class:`warmsim.sim.protocols.EngineHost`."""
 
     def __init__(self, host: "EngineHost", instance, model: ServedModel, cost: CostModel, spec: EngineSpec, kv_blocks: int):
         self.host = host

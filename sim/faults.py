@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from policies.types import STOPPED
-from sim.errors import UserError
+from warmsim.policies.types import STOPPED
+from warmsim.sim.errors import UserError
 
 FAULT_KINDS = ("gpu_down", "node_down", "load_fail", "link_degrade")
 ON_FAILURE = ("retry", "drop")

@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING
 
 import simpy
 
-from policies.types import ACTIVE, DRAINING, INITIALISING, LOADING, STARTING, STOPPED, InstanceView
-from sim.engine import Engine
-from sim.faults import LOST
-from sim.memory import KV, WEIGHTS
-from sim.models import ServedModel
-from sim.recorder import START_COLD, START_PREWARMED, START_WARM
+from warmsim.policies.types import ACTIVE, DRAINING, INITIALISING, LOADING, STARTING, STOPPED, InstanceView
+from warmsim.sim.engine import Engine
+from warmsim.sim.faults import LOST
+from warmsim.sim.memory import KV, WEIGHTS
+from warmsim.sim.models import ServedModel
+from warmsim.sim.recorder import START_COLD, START_PREWARMED, START_WARM
 
 if TYPE_CHECKING:
-    from sim.protocols import InstanceHost
+    from warmsim.sim.protocols import InstanceHost
 
 
 class Instance:

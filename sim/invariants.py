@@ -24,12 +24,12 @@ from __future__ import annotations
 
 from collections import Counter
 
-from policies.types import ACTIVE, DRAINING, INITIALISING, LOADING, STARTING, STOPPED
+from warmsim.policies.types import ACTIVE, DRAINING, INITIALISING, LOADING, STARTING, STOPPED
 
 #: Every this many events the checker also scans the queues (a request queued in two places).
 QUEUE_SCAN_EVERY = 256
-from sim.memory import KV
-from sim.recorder import COMPLETED, DROPPED, PENDING
+from warmsim.sim.memory import KV
+from warmsim.sim.recorder import COMPLETED, DROPPED, PENDING
 
 #: Legal lifecycle transitions (from -> allowed next states).
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -47,7 +47,7 @@ class InvariantViolation(RuntimeError):
 
 
 class InvariantChecker:
-    """Checks one :class:`sim.simulation.Simulation`; :meth:`install` hooks it in before the run."""
+    """Checks one :class:`warmsim.sim.simulation.Simulation`; :meth:`install` hooks it in before the run."""
 
     def __init__(self, sim):
         self.sim = sim

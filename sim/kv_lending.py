@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from policies.types import ACTIVE
-from sim.memory import KV
+from warmsim.policies.types import ACTIVE
+from warmsim.sim.memory import KV
 
 if TYPE_CHECKING:
-    from sim.instance import Instance
-    from sim.simulation import Simulation
+    from warmsim.sim.instance import Instance
+    from warmsim.sim.simulation import Simulation
 
 
 class KVLending:

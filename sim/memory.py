@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sim.errors import PlanError
-from sim.models import CHUNK_BYTES, align_up
+from warmsim.sim.errors import PlanError
+from warmsim.sim.models import CHUNK_BYTES, align_up
 
 #: Kinds of holdings on a GPU.
 WEIGHTS, KV, PREWARM = "weights", "kv", "prewarm"

@@ -1,7 +1,7 @@
-"""What an :class:`~sim.engine.Engine` and an :class:`~sim.instance.Instance` may ask of the run
+"""What an :class:`~warmsim.sim.engine.Engine` and an :class:`~warmsim.sim.instance.Instance` may ask of the run
 that hosts them: two small typed Protocols instead of the whole simulation.
 
-The simulation (:class:`sim.simulation.Simulation`) implements both; a test may hand an engine or an
+The simulation (:class:`warmsim.sim.simulation.Simulation`) implements both; a test may hand an engine or an
 instance any object that does.
 """
 
@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any, Generator, Protocol
 if TYPE_CHECKING:
     import simpy
 
-    from sim.cluster import Cluster
-    from sim.cost import CostModel
-    from sim.engine import EngineSpec
-    from sim.instance import Instance
-    from sim.memswitch import MemorySwitch
-    from sim.models import ServedModel
-    from sim.recorder import Recorder
+    from warmsim.sim.cluster import Cluster
+    from warmsim.sim.cost import CostModel
+    from warmsim.sim.engine import EngineSpec
+    from warmsim.sim.instance import Instance
+    from warmsim.sim.memswitch import MemorySwitch
+    from warmsim.sim.models import ServedModel
+    from warmsim.sim.recorder import Recorder
 
 
 class EngineHost(Protocol):

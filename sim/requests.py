@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 from simpy.core import URGENT
 from simpy.events import Timeout
 
-from policies.types import LIVE_STATES
-from sim.errors import PlanError
-from sim.recorder import PENDING
+from warmsim.policies.types import LIVE_STATES
+from warmsim.sim.errors import PlanError
+from warmsim.sim.recorder import PENDING
 
 if TYPE_CHECKING:
-    from sim.simulation import Simulation
+    from warmsim.sim.simulation import Simulation
 
 
 class Requests:

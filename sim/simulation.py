@@ -3,17 +3,17 @@
 :class:`Simulation` is the wiring: it owns the clock, the cluster, the instances and replicas and
 the recorder, and hands the work to one component per seam, each in its own module:
 
-- :mod:`sim.views`: the snapshot a policy sees, kept incrementally;
-- :mod:`sim.load`: per-model load (in-flight, window averages and peaks, instance counts);
-- :mod:`sim.requests`: arrivals, routing, held queues, retries, how each request ends;
-- :mod:`sim.activation`: instance starts (plans verified and applied), stops, the autoscaler loop;
-- :mod:`sim.weights`: weight loads through the flow network and prewarmed replicas, placement;
-- :mod:`sim.kv_lending`: KV blocks lent to the GPU pool and reclaimed.
+- :mod:`warmsim.sim.views`: the snapshot a policy sees, kept incrementally;
+- :mod:`warmsim.sim.load`: per-model load (in-flight, window averages and peaks, instance counts);
+- :mod:`warmsim.sim.requests`: arrivals, routing, held queues, retries, how each request ends;
+- :mod:`warmsim.sim.activation`: instance starts (plans verified and applied), stops, the autoscaler loop;
+- :mod:`warmsim.sim.weights`: weight loads through the flow network and prewarmed replicas, placement;
+- :mod:`warmsim.sim.kv_lending`: KV blocks lent to the GPU pool and reclaimed.
 
-Instances and engines reach the run only through :class:`sim.protocols.InstanceHost` /
-:class:`sim.protocols.EngineHost`, which this class implements. Policies are called at their
-decision points with a fresh :class:`~policies.types.Snapshot`; every plan is verified before it is
-applied (:class:`~sim.errors.PlanError` otherwise).
+Instances and engines reach the run only through :class:`warmsim.sim.protocols.InstanceHost` /
+:class:`warmsim.sim.protocols.EngineHost`, which this class implements. Policies are called at their
+decision points with a fresh :class:`~warmsim.policies.types.Snapshot`; every plan is verified before it is
+applied (:class:`~warmsim.sim.errors.PlanError` otherwise).
 
 Same-time event order (SimPy breaks ties by scheduling order): arrivals are scheduled first at
 start-up, so at equal times an arrival precedes a control tick scheduled later; control loops
@@ -28,23 +28,23 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from policies.bundle import Bundle
-from policies.types import Activate, Prewarm, Snapshot
-from sim.activation import Activations
-from sim.cluster import Cluster, ClusterSpec
-from sim.cost import CostModel
-from sim.engine import EngineSpec
-from sim.errors import UserError
-from sim.instance import Instance
-from sim.kv_lending import KVLending
-from sim.load import LoadTracker
-from sim.memswitch import MEMSWITCHES
-from sim.models import ServedModel
-from sim.recorder import PENDING, Recorder
-from sim.replica import Replica
-from sim.requests import Requests
-from sim.views import SnapshotViews
-from sim.weights import Weights
+from warmsim.policies.bundle import Bundle
+from warmsim.policies.types import Activate, Prewarm, Snapshot
+from warmsim.sim.activation import Activations
+from warmsim.sim.cluster import Cluster, ClusterSpec
+from warmsim.sim.cost import CostModel
+from warmsim.sim.engine import EngineSpec
+from warmsim.sim.errors import UserError
+from warmsim.sim.instance import Instance
+from warmsim.sim.kv_lending import KVLending
+from warmsim.sim.load import LoadTracker
+from warmsim.sim.memswitch import MEMSWITCHES
+from warmsim.sim.models import ServedModel
+from warmsim.sim.recorder import PENDING, Recorder
+from warmsim.sim.replica import Replica
+from warmsim.sim.requests import Requests
+from warmsim.sim.views import SnapshotViews
+from warmsim.sim.weights import Weights
 
 
 #: Environment variable that turns the invariant checker on in every run (the test suite sets it);
@@ -126,15 +126,15 @@ class Simulation:
         return self._next_id
 
     def snapshot(self) -> Snapshot:
-        """A read-only picture of the cluster for a policy (:meth:`sim.views.SnapshotViews.snapshot`)."""
+        """A read-only picture of the cluster for a policy (:meth:`warmsim.sim.views.SnapshotViews.snapshot`)."""
         return self.views.snapshot()
 
     def apply_activate(self, act: Activate, ready_at_start: bool = False) -> Instance:
-        """Verify and apply an activation (:meth:`sim.activation.Activations.apply_activate`)."""
+        """Verify and apply an activation (:meth:`warmsim.sim.activation.Activations.apply_activate`)."""
         return self.activations.apply_activate(act, ready_at_start)
 
     def apply_prewarm(self, p: Prewarm) -> None:
-        """Verify and apply a prewarm (:meth:`sim.weights.Weights.apply_prewarm`)."""
+        """Verify and apply a prewarm (:meth:`warmsim.sim.weights.Weights.apply_prewarm`)."""
         self.weights.apply_prewarm(p)
 
     def evict(self, rid: int, why: str = "") -> float:
@@ -145,7 +145,7 @@ class Simulation:
         return self.activations.try_start(model)
 
     def reclaim_kv(self, inst: Instance, blocks: int) -> None:
-        """Take back up to ``blocks`` reserved KV blocks (:meth:`sim.kv_lending.KVLending.reclaim`)."""
+        """Take back up to ``blocks`` reserved KV blocks (:meth:`warmsim.sim.kv_lending.KVLending.reclaim`)."""
         self.kv.reclaim(inst, blocks)
 
     def _set_reserved(self, inst: Instance, blocks: int) -> None:
@@ -217,11 +217,11 @@ class Simulation:
             env.process(self.kv.loop())
         checker = None
         if self.spec.check_invariants or os.environ.get(CHECK_ENV, "") not in ("", "0"):
-            from sim.invariants import InvariantChecker
+            from warmsim.sim.invariants import InvariantChecker
             checker = InvariantChecker(self)
             checker.install()
         if self.spec.faults:
-            from sim.faults import Faults
+            from warmsim.sim.faults import Faults
             env.process(Faults(self, tuple(self.spec.faults), self.spec.on_failure).run())
         horizon = self.workload.duration_s + self.spec.drain_s
         if len(self.workload) == 0:

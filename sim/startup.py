@@ -9,18 +9,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from sim.cost import CostModel
-from sim.memswitch import MEMSWITCHES, get_memswitch
-from sim.models import ServedModel
-from sim.sources import SOURCES
+from warmsim.sim.cost import CostModel
+from warmsim.sim.memswitch import MEMSWITCHES, get_memswitch
+from warmsim.sim.models import ServedModel
+from warmsim.sim.sources import SOURCES
 
 #: Link kinds a weight load from each source crosses: (node-level link shared by all shards, or
-#: None; per-GPU link), from the source table (:mod:`sim.sources`). A peer copy over NVLink has a
+#: None; per-GPU link), from the source table (:mod:`warmsim.sim.sources`). A peer copy over NVLink has a
 #: link pair per GPU pair and nothing shared; one over RDMA crosses both nodes' NICs (same
 #: capacity) and the destination GPU's PCIe link.
 SOURCE_PATHS: dict[str, tuple[str | None, str] | None] = {name: s.link_kinds for name, s in SOURCES.items()}
 
-#: Memory-switch mechanisms: how a GPU's memory is made ready for new weights (:mod:`sim.memswitch`).
+#: Memory-switch mechanisms: how a GPU's memory is made ready for new weights (:mod:`warmsim.sim.memswitch`).
 MEMSWITCH = tuple(MEMSWITCHES)
 
 

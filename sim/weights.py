@@ -2,7 +2,7 @@
 a peer instance), replicas placed in the background, evicted, taken over by an instance, or kept
 from a stopping instance; and the placement loop that asks the placer for them.
 
-It owns the link-level side of a load (which :mod:`sim.sources` entry gives the path, background
+It owns the link-level side of a load (which :mod:`warmsim.sim.sources` entry gives the path, background
 copies counted on their GPUs, the host cache refreshed) and every change to ``sim.replicas``.
 """
 
@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from policies.types import Evict, Prewarm
-from sim.errors import PlanError
-from sim.memory import PREWARM, WEIGHTS
-from sim.models import ServedModel
-from sim.replica import Replica
-from sim.sources import SOURCES, get_source
+from warmsim.policies.types import Evict, Prewarm
+from warmsim.sim.errors import PlanError
+from warmsim.sim.memory import PREWARM, WEIGHTS
+from warmsim.sim.models import ServedModel
+from warmsim.sim.replica import Replica
+from warmsim.sim.sources import SOURCES, get_source
 
 if TYPE_CHECKING:
-    from sim.instance import Instance
-    from sim.simulation import Simulation
+    from warmsim.sim.instance import Instance
+    from warmsim.sim.simulation import Simulation
 
 
 class Weights:
@@ -201,7 +201,7 @@ class Weights:
         """Every ``placer.period_s`` (first at time 0): the placer's prewarms and evictions. A
         prediction changes only with the window asked for and the observations made, so the
         predictor is asked once per (window, observation count), not at every tick. A placer that
-        declares its inputs (:class:`policies.base.DemandAwarePlacer`) and wanted nothing is not
+        declares its inputs (:class:`warmsim.policies.base.DemandAwarePlacer`) and wanted nothing is not
         asked again, nor its snapshot built, until one of them changes."""
         sim = self.sim
         placer, pred = sim.bundle.placer, sim.bundle.predictor

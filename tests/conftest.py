@@ -3,6 +3,6 @@
 
 import os
 
-from sim.simulation import CHECK_ENV
+from warmsim.sim.simulation import CHECK_ENV
 
 os.environ[CHECK_ENV] = "1"

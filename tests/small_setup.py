@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import warnings
 
-from experiments.api import config
-from experiments.builder import build_setup
+from warmsim.experiments.api import config
+from warmsim.experiments.builder import build_setup
 
 SMALL = ["cluster=tiny", "cluster.gpus_per_node=4", "models=pair7b", "workload=warmserve_conv", "workload.rps=1"]
 

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from sim.errors import UserError
-from traces.workload import Workload
+from warmsim.sim.errors import UserError
+from warmsim.traces.workload import Workload
 
 CAP_DEFAULTS = {
     "max_prompt_tokens": None,  # cap prompt lengths at this (null = no cap); counted in meta
@@ -111,7 +111,7 @@ def trace_window(name: str, start_s: float, duration_s: float | None, time_scale
     ``duration_s=None`` replays the whole trace from ``start_s``; a user file (a path, not a shipped
     name) shorter than the window is replayed whole instead of failing (both noted). Returns
     ``(table, duration_s, notes)``; the table's ``attrs`` keep the loader's (``ignored_columns``)."""
-    from traces import registry
+    from warmsim.traces import registry
 
     notes: list[str] = []
     spec = registry.resolve(name)

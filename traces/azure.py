@@ -16,9 +16,9 @@ import re
 import numpy as np
 import pandas as pd
 
-from sim.errors import UserError
-from traces import validate
-from traces.tokens import sample_pairs
+from warmsim.sim.errors import UserError
+from warmsim.traces import validate
+from warmsim.traces.tokens import sample_pairs
 
 AZURE2023_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 AZURE2024_COLUMNS = ("Time", "TIMESTAMP")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from traces import registry
-from traces.builders import build_workload
+from warmsim.traces import registry
+from warmsim.traces.builders import build_workload
 
 
 def _timed(fn) -> float:

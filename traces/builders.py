@@ -1,6 +1,6 @@
 """Workload builders: one entry point, :func:`build_workload`, dispatching on ``cfg["kind"]``.
 
-Kinds (see each module in :mod:`traces.kinds` and ``experiments/conf/workload/*.yaml``):
+Kinds (see each module in :mod:`warmsim.traces.kinds` and ``experiments/conf/workload/*.yaml``):
 
 * ``warmserve``: the WarmServe paper's recipe on the Azure 2024 week;
 * ``servegen``: ServeGen client series on N models;
@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from sim.errors import UserError
-from traces.kinds import mapped, servegen_kind, synthetic, trace, warmserve
-from traces.workload import Workload
+from warmsim.sim.errors import UserError
+from warmsim.traces.kinds import mapped, servegen_kind, synthetic, trace, warmserve
+from warmsim.traces.workload import Workload
 
 KINDS = {"warmserve": warmserve.build, "servegen": servegen_kind.build, "mapped": mapped.build,
          "synthetic": synthetic.build, "trace": trace.build}

@@ -1,7 +1,7 @@
 """``warmsim trace describe|plot|list``: look at a trace before building workloads from it.
 
 The lead's CLI calls :func:`main` with the arguments after ``warmsim trace`` and turns
-:class:`sim.errors.UserError` into one line on stderr and exit status 2.
+:class:`warmsim.sim.errors.UserError` into one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.errors import UserArgumentParser, UserError, writable_dir
-from traces import describe as describe_mod
-from traces import registry
+from warmsim.sim.errors import UserArgumentParser, UserError, writable_dir
+from warmsim.traces import describe as describe_mod
+from warmsim.traces import registry
 
 
 #: Shortest rate bin: finer bins make arrays of billions of entries on a day-long trace.
@@ -72,7 +72,7 @@ def main(argv: list[str]) -> int:
         with pd.option_context("display.max_columns", None, "display.width", 200, "display.float_format", "{:.6g}".format):
             print(table.to_string(index=False))
         return 0
-    from traces.plot import plot
+    from warmsim.traces.plot import plot
 
     out = _plot_path(args.out, f"{registry.resolve(args.trace).name.replace('/', '_').rsplit('.', 1)[0]}.png")
     try:

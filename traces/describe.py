@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from traces import registry, servegen
-from traces.registry import TraceSpec
+from warmsim.traces import registry, servegen
+from warmsim.traces.registry import TraceSpec
 
 
 def _token_stats(x: np.ndarray, prefix: str) -> dict[str, float]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sim.errors import UserError
+from warmsim.sim.errors import UserError
 
 
 class Knobs:

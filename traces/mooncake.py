@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.errors import UserError
-from traces import validate
+from warmsim.sim.errors import UserError
+from warmsim.traces import validate
 
 MOONCAKE_FIELDS = ("timestamp", "input_length", "output_length")
 

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from traces import registry, servegen  # noqa: E402
+from warmsim.traces import registry, servegen  # noqa: E402
 
 
 def _hist(ax, tokens, title: str) -> None:

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.errors import UserError
-from traces import azure, mooncake, servegen
-from traces.tokens import sample_pairs
+from warmsim.sim.errors import UserError
+from warmsim.traces import azure, mooncake, servegen
+from warmsim.traces.tokens import sample_pairs
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 

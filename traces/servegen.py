@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.errors import UserError
-from traces import validate
+from warmsim.sim.errors import UserError
+from warmsim.traces import validate
 
 SERVEGEN_COLUMNS = ("window_start_s", "rate", "cv", "pattern", "shape", "scale")
 SERVEGEN_PATTERNS = ("Gamma", "Weibull")

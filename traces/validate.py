@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.errors import UserError
+from warmsim.sim.errors import UserError
 
 
 def where(path: str | Path, row: int, header_lines: int = 1) -> str:

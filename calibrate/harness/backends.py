@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from calibrate.harness.device import Device
+from warmsim.calibrate.harness.device import Device
 
 #: Backends ``warmsim calibrate --device`` accepts.
 DEVICES = ("cuda", "fake")
@@ -32,12 +32,12 @@ class Backend:
 def open_backend(kind: str, scratch: Path | None = None, seed: int = 0) -> Backend:
     """Open backend ``kind``; the ``cuda`` one raises :class:`~.device.NoDeviceError` without a GPU."""
     if kind == "fake":
-        from calibrate.harness.fake import FakeDevice
+        from warmsim.calibrate.harness.fake import FakeDevice
 
         return Backend(FakeDevice(jitter=FAKE_JITTER, seed=seed), measured=False, label=FAKE_LABEL)
     if kind == "cuda":
-        from calibrate.harness.runner import MEASURED_LABEL
-        from calibrate.harness.torch_device import TorchDevice
+        from warmsim.calibrate.harness.runner import MEASURED_LABEL
+        from warmsim.calibrate.harness.torch_device import TorchDevice
 
         return Backend(TorchDevice(scratch=scratch), measured=True, label=MEASURED_LABEL)
     raise ValueError(f"unknown device backend {kind!r} (known: {', '.join(DEVICES)})")

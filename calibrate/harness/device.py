@@ -1,7 +1,7 @@
 """The backend interface every measurement goes through.
 
-:class:`~calibrate.harness.torch_device.TorchDevice` measures a real CUDA GPU;
-:class:`~calibrate.harness.fake.FakeDevice` returns deterministic synthetic timings so that the whole
+:class:`~warmsim.calibrate.harness.torch_device.TorchDevice` measures a real CUDA GPU;
+:class:`~warmsim.calibrate.harness.fake.FakeDevice` returns deterministic synthetic timings so that the whole
 bookkeeping (sweeps, tables, meta, failures) runs on a CPU in tests. Every timing method returns one
 number of seconds per repetition, measured after a warm-up.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from calibrate.shapes import ShardDims
+from warmsim.calibrate.shapes import ShardDims
 
 #: Phases of a fresh worker process, in order.
 PROCESS_PHASES = ("python", "import_torch", "cuda_context", "first_gemm")

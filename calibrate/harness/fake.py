@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from calibrate.analytic import AnalyticDevice, H100Params
+from warmsim.calibrate.analytic import AnalyticDevice, H100Params
 
 
 class FakeDevice(AnalyticDevice):
-    """:class:`~calibrate.analytic.AnalyticDevice` that can fail chosen methods.
+    """:class:`~warmsim.calibrate.analytic.AnalyticDevice` that can fail chosen methods.
 
     ``fail`` maps a Device method name (e.g. ``"vmm_s"``) to the error message it raises, to test
     that one failing section is recorded and the others still run.

@@ -1,4 +1,4 @@
-"""Measurements that must run in a fresh process: ``python -m calibrate.harness.probes KIND ...``.
+"""Measurements that must run in a fresh process: ``python -m warmsim.calibrate.harness.probes KIND ...``.
 
 * ``process``: prints wall-clock timestamps after interpreter start, ``import torch``, the first
   CUDA call (context creation) and the first GEMM; the parent subtracts its spawn time.

@@ -14,10 +14,10 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from calibrate.harness.device import Device
-from calibrate.harness.plan import SweepPlan
-from calibrate.harness.sections import SECTIONS, Rows
-from calibrate.profile import FORMAT_VERSION, SECTION_TABLES, write_meta, write_table
+from warmsim.calibrate.harness.device import Device
+from warmsim.calibrate.harness.plan import SweepPlan
+from warmsim.calibrate.harness.sections import SECTIONS, Rows
+from warmsim.calibrate.profile import FORMAT_VERSION, SECTION_TABLES, write_meta, write_table
 
 #: Version of the harness, recorded in every profile it writes.
 HARNESS_VERSION = "0.1.0"

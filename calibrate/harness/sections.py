@@ -1,15 +1,15 @@
 """Harness sections: each runs one sweep of :class:`~.plan.SweepPlan` on a :class:`~.device.Device`
-and returns the rows of one profile table (see :data:`calibrate.profile.TABLES`)."""
+and returns the rows of one profile table (see :data:`warmsim.calibrate.profile.TABLES`)."""
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from calibrate.assumptions import Assumptions
-from calibrate.harness.device import INTERFERENCE_SCENARIOS, PROCESS_PHASES, VMM_OPS, Device
-from calibrate.harness.plan import SweepPlan
-from calibrate.shapes import full_dims_row, llama_tensor_bytes, shard_dims
-from sim.catalog import get_shape
+from warmsim.calibrate.assumptions import Assumptions
+from warmsim.calibrate.harness.device import INTERFERENCE_SCENARIOS, PROCESS_PHASES, VMM_OPS, Device
+from warmsim.calibrate.harness.plan import SweepPlan
+from warmsim.calibrate.shapes import full_dims_row, llama_tensor_bytes, shard_dims
+from warmsim.sim.catalog import get_shape
 
 Rows = list[dict[str, Any]]
 

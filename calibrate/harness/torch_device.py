@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from calibrate.harness.device import NoDeviceError, PROCESS_PHASES
-from calibrate.shapes import ShardDims
+from warmsim.calibrate.harness.device import NoDeviceError, PROCESS_PHASES
+from warmsim.calibrate.shapes import ShardDims
 
 #: Prompt length and decode point used by the interference section.
 INTERFERENCE_PREFILL_TOKENS = 1024
@@ -158,7 +158,7 @@ class TorchDevice:
         return self._pin_s[nbytes]
 
     def _probe(self, args: list[str], env: dict[str, str] | None = None) -> dict:
-        r = subprocess.run([sys.executable, "-m", "calibrate.harness.probes", *args], capture_output=True, text=True,
+        r = subprocess.run([sys.executable, "-m", "warmsim.calibrate.harness.probes", *args], capture_output=True, text=True,
                            timeout=PROBE_TIMEOUT_S, env=dict(os.environ, **(env or {})))
         if r.returncode != 0:
             raise RuntimeError(f"probe {args[0]} exited {r.returncode}: {r.stderr.strip()[-500:]}")
@@ -175,7 +175,7 @@ class TorchDevice:
         return out
 
     def vmm_s(self, total_bytes: int, chunk_bytes: int, reps: int) -> dict[str, list[float]]:
-        from calibrate.harness.vmm import vmm_once
+        from warmsim.calibrate.harness.vmm import vmm_once
 
         dev = self.torch.cuda.current_device()
         runs = [vmm_once(dev, total_bytes, chunk_bytes) for _ in range(WARMUP + reps)][WARMUP:]
@@ -193,7 +193,7 @@ class TorchDevice:
         return out
 
     def _layers(self, dims: ShardDims, layers: int) -> Any:
-        from calibrate.harness.llama import LayerStack
+        from warmsim.calibrate.harness.llama import LayerStack
 
         key = (dims.key(), layers)
         if self._stack is None or self._stack[0] != key:

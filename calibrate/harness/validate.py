@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sim.errors import UserArgumentParser, UserError
+from warmsim.sim.errors import UserArgumentParser, UserError
 
 if TYPE_CHECKING:
-    from calibrate.harness.device import Device
+    from warmsim.calibrate.harness.device import Device
 
 #: What the validation measures.
 MODEL = "llama-2-7b"
@@ -33,8 +33,8 @@ def measure_rows(dev: "Device") -> list[tuple[str, float, int]]:
 
     The prefill is the whole model (every layer, then the LM head) on one 1024-token prompt.
     """
-    from calibrate.shapes import llama_tensor_bytes, shard_dims
-    from sim.catalog import get_shape
+    from warmsim.calibrate.shapes import llama_tensor_bytes, shard_dims
+    from warmsim.sim.catalog import get_shape
 
     shape = get_shape(MODEL)
     dims = shard_dims(shape, 1)
@@ -50,7 +50,7 @@ def measure_rows(dev: "Device") -> list[tuple[str, float, int]]:
 
 def measure(out: Path, device: str = "cuda") -> None:
     """Measure the validation quantities on backend ``device`` into ``out`` (CSV: quantity, seconds, rep)."""
-    from calibrate.harness.backends import open_backend
+    from warmsim.calibrate.harness.backends import open_backend
 
     dev = open_backend(device).device
     try:
@@ -66,8 +66,8 @@ def measure(out: Path, device: str = "cuda") -> None:
 
 def predict(profile: str) -> dict[str, float]:
     """The same quantities from ``profile`` through the estimate path."""
-    from calibrate.costmodel import ProfileCostModel
-    from calibrate.estimate import EstimateRequest, estimate
+    from warmsim.calibrate.costmodel import ProfileCostModel
+    from warmsim.calibrate.estimate import EstimateRequest, estimate
 
     cost = ProfileCostModel.load(profile)
     e = estimate(EstimateRequest(MODEL, profile, "host_pinned", PROMPT_TOKENS, device_prewarmed=True,
@@ -105,7 +105,7 @@ def compare(measured_csv: Path, profile: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    ap = UserArgumentParser(prog="python -m calibrate.harness.validate")
+    ap = UserArgumentParser(prog="python -m warmsim.calibrate.harness.validate")
     sub = ap.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("measure")
     m.add_argument("--out", type=Path, required=True)
@@ -113,7 +113,7 @@ def main(argv: list[str]) -> int:
     c = sub.add_parser("compare")
     c.add_argument("csv", type=Path)
     c.add_argument("--profile", required=True)
-    from calibrate.harness.device import NoDeviceError
+    from warmsim.calibrate.harness.device import NoDeviceError
 
     try:
         args = ap.parse_args(argv)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sim.errors import UserError
+from warmsim.sim.errors import UserError
 
 #: Directory holding the shipped profiles.
 PROFILES_DIR = Path(__file__).resolve().parent

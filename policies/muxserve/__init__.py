@@ -8,10 +8,10 @@ See docs/baselines.md for what is modelled, simplified and left out.
 
 from __future__ import annotations
 
-from policies.muxserve.mesh import MuxServeMeshPlacer
-from policies.muxserve.placement import MuxEngine, MuxPlan, MuxServePlacer
-from policies.muxserve.router import MuxServeRouter
-from policies.muxserve.slowdown import ColocationSlowdown, MpsSlowdownTable, colocated_step_time
+from warmsim.policies.muxserve.mesh import MuxServeMeshPlacer
+from warmsim.policies.muxserve.placement import MuxEngine, MuxPlan, MuxServePlacer
+from warmsim.policies.muxserve.router import MuxServeRouter
+from warmsim.policies.muxserve.slowdown import ColocationSlowdown, MpsSlowdownTable, colocated_step_time
 
 __all__ = ["MuxServeMeshPlacer", "MuxServePlacer", "MuxPlan", "MuxEngine", "MuxServeRouter", "ColocationSlowdown",
            "MpsSlowdownTable", "colocated_step_time"]

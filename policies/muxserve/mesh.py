@@ -18,7 +18,7 @@ WarmServe artifact ``LLMServe/WarmServe@a6012151``, ``prewarm_manager.py``):
    per-sequence scheduling overhead on decode (``get_latency``), and "meets the rate" when
    ``tpt + min(0.5, 0.1 tpt) > rate``. MuxServe reads ``t_decode``/``t_prefill`` from its profiled
    ``llama.json``; here they are the run's cost model at TP = mesh size, times the MPS slowdown
-   table of :mod:`policies.muxserve.slowdown` (the same table the simulator charges).
+   table of :mod:`warmsim.policies.muxserve.slowdown` (the same table the simulator charges).
 4. **Greedy mesh choice** (``PlacementOptimizer.smart_placement``): LLMs by ``rate x rate_scale``
    descending; each goes to the mesh where the estimated mesh throughput rises most (ties: the
    smaller mesh), meshes kept sorted by (amortised compute tag, free memory) descending; a mesh
@@ -46,12 +46,12 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Mapping, Protocol, Sequence
 
-from policies.types import Activate, Snapshot
-from sim.errors import UserError
-from sim.models import CHUNK_BYTES, align_up
+from warmsim.policies.types import Activate, Snapshot
+from warmsim.sim.errors import UserError
+from warmsim.sim.models import CHUNK_BYTES, align_up
 
 if TYPE_CHECKING:
-    from policies.base import SharingModel
+    from warmsim.policies.base import SharingModel
 
 #: MuxServe's candidate mesh splits of one node, by GPUs per node, in its enumeration order
 #: (``Cluster.generate_candidate_clusters``).

@@ -19,7 +19,7 @@ throughput estimator is replaced by a proportional rule:
    the least memory used, then the lowest GPU id. Feasible: every GPU keeps room for the weights
    shard plus ``min_kv_tokens`` of KV (and ``reserve_bytes_per_engine``), holds no engine of the same
    model, and holds fewer than ``floor(1 / min_share)`` engines. A first engine that fits nowhere is
-   a :class:`sim.errors.UserError`; an extra engine that fits nowhere is dropped.
+   a :class:`warmsim.sim.errors.UserError`; an extra engine that fits nowhere is dropped.
 4. **Compute shares.** On each GPU the asked-for shares are normalised to sum to 1 (scaled up when
    they sum to less, as WarmServe's artifact normalises MPS percentages per unit; scaled down above
    ``min_share`` when they sum to more). An engine's share is the smallest it got on any of its GPUs,
@@ -38,9 +38,9 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
-from policies.types import Activate, Snapshot
-from sim.errors import PlanError, UserError
-from sim.models import CHUNK_BYTES, align_up
+from warmsim.policies.types import Activate, Snapshot
+from warmsim.sim.errors import PlanError, UserError
+from warmsim.sim.models import CHUNK_BYTES, align_up
 
 GIB = float(1 << 30)
 KV_SPLITS = ("rate", "block")

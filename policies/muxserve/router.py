@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from policies.types import InstanceView, LIVE_STATES
-from sim.errors import UserError
+from warmsim.policies.types import InstanceView, LIVE_STATES
+from warmsim.sim.errors import UserError
 
 
 @dataclass(frozen=True)

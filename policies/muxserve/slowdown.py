@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from sim.errors import UserError
+from warmsim.sim.errors import UserError
 
 #: The shipped table: MuxServe's A100 MPS profile, tidy (see data/PROVENANCE.md).
 DEFAULT_TABLE = Path(__file__).resolve().parent / "data" / "mps_a100_muxserve.csv"

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from policies.sllm.activator import SllmActivator
-from policies.sllm.autoscaler import SllmAutoscaler
-from policies.sllm.router import SllmRouter
-from sim.errors import UserError
+from warmsim.policies.sllm.activator import SllmActivator
+from warmsim.policies.sllm.autoscaler import SllmAutoscaler
+from warmsim.policies.sllm.router import SllmRouter
+from warmsim.sim.errors import UserError
 
 #: The two ServerlessLLM variants, by name, with whether each uses the host-memory cache.
 VARIANTS: dict[str, bool] = {"sllm": True, "sllm_ssd": False}

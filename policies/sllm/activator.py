@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from policies.types import Activate, Snapshot
-from sim.errors import UserError
+from warmsim.policies.types import Activate, Snapshot
+from warmsim.sim.errors import UserError
 
 #: Tiers a ServerlessLLM load can come from, fastest first, as ``sim.cost.SOURCES`` names them.
 HOST, SSD, REMOTE = "host_pinned", "ssd", "remote"

@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from policies.types import ACTIVE, InstanceView, LoadView, ScaleDecision, Snapshot
-from sim.errors import UserError
+from warmsim.policies.types import ACTIVE, InstanceView, LoadView, ScaleDecision, Snapshot
+from warmsim.sim.errors import UserError
 
 
 @dataclass

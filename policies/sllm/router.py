@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from policies.types import ACTIVE, InstanceView
-from sim.errors import UserError
+from warmsim.policies.types import ACTIVE, InstanceView
+from warmsim.sim.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class SllmRouter:
     ServerlessLLM's per-model router hands a request only to an instance that has finished starting,
     and an instance refuses a request once ``max_queue_length`` are in flight; otherwise the request
     waits at the router and is retried (every second there). This differs from
-    :class:`policies.routing.LeastLoadedRouter` in that a starting instance never takes a request, so
+    :class:`warmsim.policies.routing.LeastLoadedRouter` in that a starting instance never takes a request, so
     a request is never stuck behind one cold start while another instance becomes ready first.
 
     ServerlessLLM picks among ready instances round-robin; least-loaded (ties: lowest id) is used

@@ -3,12 +3,12 @@ prewarmed replicas, activation, and proactive KV reservation; :mod:`.bundle` nam
 its ablations are hydra configs in ``experiments/conf/system/warmserve*.yaml``. Every policy is a pure decision function of a snapshot (the predictors keep their
 own observation history)."""
 
-from policies.warmserve.activation import WarmServeActivator, replicas_evicted_by
-from policies.warmserve.kv_reserve import KVReservePolicy, KVReserveStep
-from policies.warmserve.placement import EvictAwarePlacer, RoundRobinPlacer
-from policies.warmserve.predictor import (AccuracyReport, CorrectiveSeasonalPredictor, LastWindowPredictor,
+from warmsim.policies.warmserve.activation import WarmServeActivator, replicas_evicted_by
+from warmsim.policies.warmserve.kv_reserve import KVReservePolicy, KVReserveStep
+from warmsim.policies.warmserve.placement import EvictAwarePlacer, RoundRobinPlacer
+from warmsim.policies.warmserve.predictor import (AccuracyReport, CorrectiveSeasonalPredictor, LastWindowPredictor,
                                           OraclePredictor, PredictionAccuracy)
-from policies.warmserve.scores import replica_demand, replica_scores
+from warmsim.policies.warmserve.scores import replica_demand, replica_scores
 
 __all__ = [
     "AccuracyReport", "CorrectiveSeasonalPredictor", "EvictAwarePlacer", "KVReservePolicy", "KVReserveStep",

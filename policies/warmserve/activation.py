@@ -1,8 +1,8 @@
 """Where an on-demand instance starts (warmserve.md section 4, "On-demand activation").
 
-Both activators implement :class:`policies.base.Activator`. The simulator calls
+Both activators implement :class:`warmsim.policies.base.Activator`. The simulator calls
 ``choose(snap, model)`` each time the autoscaler or the router wants a new instance of ``model``;
-after applying the returned :class:`policies.types.Activate` it evicts every replica that
+after applying the returned :class:`warmsim.policies.types.Activate` it evicts every replica that
 :func:`replicas_evicted_by` names (WarmServe's activation turns a universal worker into a
 dedicated one).
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from policies.types import Activate, ReplicaView, Snapshot
-from sim.cost import check_source
+from warmsim.policies.types import Activate, ReplicaView, Snapshot
+from warmsim.sim.cost import check_source
 
 #: The ``source`` of an activation that takes over a prewarmed replica.
 PREWARMED = "prewarmed"

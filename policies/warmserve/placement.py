@@ -2,9 +2,9 @@
 
 :class:`EvictAwarePlacer` is WarmServe's placement, following the authors' artifact; it never
 evicts. :class:`RoundRobinPlacer` is the "no placement" ablation. Both implement
-:class:`policies.base.PrewarmPlacer`: the simulator calls ``plan(snap, predictions)`` every
+:class:`warmsim.policies.base.PrewarmPlacer`: the simulator calls ``plan(snap, predictions)`` every
 ``period_s`` with the predicted (avg, peak) in-flight load of every model for the current window,
-and applies the returned :class:`policies.types.Prewarm` actions in order.
+and applies the returned :class:`warmsim.policies.types.Prewarm` actions in order.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Mapping
 
 import numpy as np
 
-from policies.types import LIVE_STATES, Evict, ModelView, Prewarm, Snapshot
-from policies.warmserve.groups import ReplicaTable, choose_group, mask_members, scan_groups, subset_masks
-from policies.warmserve.scores import replica_demand, replica_scores
-from sim.cost import check_source
-from sim.models import CHUNK_BYTES, align_up
+from warmsim.policies.types import LIVE_STATES, Evict, ModelView, Prewarm, Snapshot
+from warmsim.policies.warmserve.groups import ReplicaTable, choose_group, mask_members, scan_groups, subset_masks
+from warmsim.policies.warmserve.scores import replica_demand, replica_scores
+from warmsim.sim.cost import check_source
+from warmsim.sim.models import CHUNK_BYTES, align_up
 
 
 def shard_need(model: ModelView, chunk_bytes: int) -> int:
@@ -48,7 +48,7 @@ class EvictAwarePlacer:
     (ready or loading, by ascending replica id) take the model's scores in order, extras score 0;
     the missing replicas become candidates, placed by descending score; (3) each candidate scans
     every ``tp``-GPU group inside one node whose GPUs each have ``free_bytes`` >= the aligned
-    shard, under the nesting rules (see :mod:`policies.warmserve.groups`); (4) it takes the group
+    shard, under the nesting rules (see :mod:`warmsim.policies.warmserve.groups`); (4) it takes the group
     with the smallest overlapped score sum among those where it outranks every overlapped replica,
     else the smallest sum overall, else it is skipped; (5) committed candidates reduce the local
     free memory and join the local replica table, so later candidates in the same call see them.

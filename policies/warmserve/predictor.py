@@ -1,6 +1,6 @@
 """Load predictors for WarmServe (warmserve.md section 3) and an accuracy tracker.
 
-All predictors implement :class:`policies.base.Predictor`: the simulator calls
+All predictors implement :class:`warmsim.policies.base.Predictor`: the simulator calls
 ``observe(model, window, avg, peak)`` when window ``window`` closes, and
 ``predict(model, window)`` for the (average, peak) in-flight load of a window, typically the one
 about to start. Predictors keep their own observation history (they are stateful objects, unlike
@@ -130,7 +130,7 @@ class OraclePredictor:
 
     Args:
         truth: per model an array ``(n_windows, 2)`` of the run's actual (avg, peak) per window
-            (build it with :func:`policies.load_profile.inflight_windows`). Models or windows not
+            (build it with :func:`warmsim.policies.load_profile.inflight_windows`). Models or windows not
             covered predict 0.
         window_s: window length in seconds (must match how ``truth`` was built).
         truth_from: where the experiment builder takes ``truth`` from (recorded only; see

@@ -1,7 +1,7 @@
 """Replica demand and scores of the evict-aware placement (warmserve.md section 4, steps 1-2).
 
-Pure functions; :class:`policies.warmserve.placement.EvictAwarePlacer` and
-:class:`policies.warmserve.placement.RoundRobinPlacer` both use them.
+Pure functions; :class:`warmsim.policies.warmserve.placement.EvictAwarePlacer` and
+:class:`warmsim.policies.warmserve.placement.RoundRobinPlacer` both use them.
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from sim.cost import CostModel
-from sim.memswitch.free_malloc import FREE_MALLOC
-from sim.memswitch.vmm_pool import VMM_POOL
+from warmsim.sim.cost import CostModel
+from warmsim.sim.memswitch.free_malloc import FREE_MALLOC
+from warmsim.sim.memswitch.vmm_pool import VMM_POOL
 
 
 class MemorySwitch(Protocol):

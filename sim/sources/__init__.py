@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from sim.sources.host import HOST_PAGEABLE, HOST_PINNED
-from sim.sources.peer import PEER_NVLINK, PEER_RDMA
-from sim.sources.prewarmed import PREWARMED
-from sim.sources.remote import REMOTE
-from sim.sources.ssd import SSD
+from warmsim.sim.sources.host import HOST_PAGEABLE, HOST_PINNED
+from warmsim.sim.sources.peer import PEER_NVLINK, PEER_RDMA
+from warmsim.sim.sources.prewarmed import PREWARMED
+from warmsim.sim.sources.remote import REMOTE
+from warmsim.sim.sources.ssd import SSD
 
 
 class WeightSource(Protocol):

@@ -7,16 +7,16 @@ import warnings
 
 import pytest
 
-from calibrate.analytic import AnalyticDevice, H100Params
-from calibrate.assumptions import Assumptions
-from calibrate.compute import ScalingWarning
-from calibrate.costmodel import ProfileCostModel
-from calibrate.profiles import known_profiles, resolve
-from calibrate.shapes import shard_dims
-from sim.catalog import get_shape
-from sim.cost import LINKS, CostModel, DecodeCoeffs, Interference
-from sim.errors import UserError
-from sim.models import ServedModel
+from warmsim.calibrate.analytic import AnalyticDevice, H100Params
+from warmsim.calibrate.assumptions import Assumptions
+from warmsim.calibrate.compute import ScalingWarning
+from warmsim.calibrate.costmodel import ProfileCostModel
+from warmsim.calibrate.profiles import known_profiles, resolve
+from warmsim.calibrate.shapes import shard_dims
+from warmsim.sim.catalog import get_shape
+from warmsim.sim.cost import LINKS, CostModel, DecodeCoeffs, Interference
+from warmsim.sim.errors import UserError
+from warmsim.sim.models import ServedModel
 
 P = H100Params()
 A = Assumptions()

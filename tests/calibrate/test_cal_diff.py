@@ -6,13 +6,13 @@ import dataclasses
 
 import pytest
 
-from calibrate.analytic import H100Params
-from calibrate.cli import calibrate_main
-from calibrate.costmodel import ProfileCostModel
-from calibrate.diff import format_diff, headline
-from calibrate.harness.fake import FakeDevice
-from calibrate.harness.plan import QUICK
-from calibrate.harness.runner import run_sweep
+from warmsim.calibrate.analytic import H100Params
+from warmsim.calibrate.cli import calibrate_main
+from warmsim.calibrate.costmodel import ProfileCostModel
+from warmsim.calibrate.diff import format_diff, headline
+from warmsim.calibrate.harness.fake import FakeDevice
+from warmsim.calibrate.harness.plan import QUICK
+from warmsim.calibrate.harness.runner import run_sweep
 
 GB = 1e9
 

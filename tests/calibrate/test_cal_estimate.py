@@ -7,11 +7,11 @@ import warnings
 
 import pytest
 
-from calibrate.cli import estimate_main
-from calibrate.estimate import EstimateRequest, estimate
-from sim.catalog import get_shape
-from sim.errors import UserError
-from sim.models import ServedModel
+from warmsim.calibrate.cli import estimate_main
+from warmsim.calibrate.estimate import EstimateRequest, estimate
+from warmsim.sim.catalog import get_shape
+from warmsim.sim.errors import UserError
+from warmsim.sim.models import ServedModel
 
 BASE = ["model=llama-2-7b", "gpu_profile=h100_analytic", "source=host_pinned", "prompt_tokens=1024"]
 

@@ -6,13 +6,13 @@ import random
 
 import pytest
 
-from calibrate.curves import ExtrapolationWarning, PiecewiseLinear, fit_linear
-from calibrate.fit import fit_bandwidth, fit_profile
-from calibrate.harness.fake import FakeDevice
-from calibrate.harness.plan import QUICK
-from calibrate.harness.runner import run_sweep
-from calibrate.analytic import H100Params
-from calibrate.profile import load_profile
+from warmsim.calibrate.curves import ExtrapolationWarning, PiecewiseLinear, fit_linear
+from warmsim.calibrate.fit import fit_bandwidth, fit_profile
+from warmsim.calibrate.harness.fake import FakeDevice
+from warmsim.calibrate.harness.plan import QUICK
+from warmsim.calibrate.harness.runner import run_sweep
+from warmsim.calibrate.analytic import H100Params
+from warmsim.calibrate.profile import load_profile
 
 
 def test_bandwidth_fit_recovers_latency_and_bandwidth():

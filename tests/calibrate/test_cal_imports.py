@@ -5,15 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from calibrate.analytic import build
-from calibrate.profile import TABLES, table_path
-from calibrate.profiles import resolve
+from warmsim.calibrate.analytic import build
+from warmsim.calibrate.profile import TABLES, table_path
+from warmsim.calibrate.profiles import resolve
 
 
 def test_costmodel_does_not_import_torch():
-    code = ("import sys, calibrate.costmodel, calibrate.fit, calibrate.profiles, calibrate.estimate, "
-            "calibrate.cli, calibrate.harness.torch_device; "
-            "from calibrate.costmodel import ProfileCostModel; ProfileCostModel.load('h100_analytic'); "
+    code = ("import sys, warmsim.calibrate.costmodel, warmsim.calibrate.fit, warmsim.calibrate.profiles, "
+            "warmsim.calibrate.estimate, warmsim.calibrate.cli, warmsim.calibrate.harness.torch_device; "
+            "from warmsim.calibrate.costmodel import ProfileCostModel; ProfileCostModel.load('h100_analytic'); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

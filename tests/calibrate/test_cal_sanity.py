@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from calibrate.analytic import H100Params
-from calibrate.cli import calibrate_main
-from calibrate.costmodel import ProfileCostModel
-from calibrate.harness.fake import FakeDevice
-from calibrate.harness.plan import QUICK
-from calibrate.harness.runner import run_sweep
-from calibrate.sanity import check_profile, format_checks, outside
+from warmsim.calibrate.analytic import H100Params
+from warmsim.calibrate.cli import calibrate_main
+from warmsim.calibrate.costmodel import ProfileCostModel
+from warmsim.calibrate.harness.fake import FakeDevice
+from warmsim.calibrate.harness.plan import QUICK
+from warmsim.calibrate.harness.runner import run_sweep
+from warmsim.calibrate.sanity import check_profile, format_checks, outside
 
 GB = 1e9
 
@@ -92,8 +92,8 @@ def test_check_command_exit_status(tmp_path, capsys):
 
 
 def test_spread_reports_how_much_repetitions_disagree(tmp_path):
-    from calibrate.profile import load_profile
-    from calibrate.sanity import format_spreads, spreads
+    from warmsim.calibrate.profile import load_profile
+    from warmsim.calibrate.sanity import format_spreads, spreads
 
     run_sweep(FakeDevice(jitter=0.10, seed=3), tmp_path / "noisy", QUICK, name="noisy")
     run_sweep(FakeDevice(), tmp_path / "exact", QUICK, name="exact")

@@ -7,11 +7,11 @@ import warnings
 
 import pytest
 
-from calibrate.costmodel import ProfileCostModel
-from calibrate.estimate import EstimateRequest, estimate
-from calibrate.profile import load_profile
-from calibrate.profiles import known_profiles, resolve
-from calibrate.sanity import check_profile
+from warmsim.calibrate.costmodel import ProfileCostModel
+from warmsim.calibrate.estimate import EstimateRequest, estimate
+from warmsim.calibrate.profile import load_profile
+from warmsim.calibrate.profiles import known_profiles, resolve
+from warmsim.calibrate.sanity import check_profile
 
 
 @pytest.mark.parametrize("name", known_profiles())

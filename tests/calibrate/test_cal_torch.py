@@ -6,14 +6,14 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch (the [calibrate] extra) is not installed")
 
-from calibrate.harness.device import NoDeviceError  # noqa: E402
-from calibrate.shapes import ShardDims  # noqa: E402
+from warmsim.calibrate.harness.device import NoDeviceError  # noqa: E402
+from warmsim.calibrate.shapes import ShardDims  # noqa: E402
 
 TINY = ShardDims(shape="tiny", hidden=64, heads=4, kv_heads=2, head_dim=16, intermediate=128, vocab=100, tp=1)
 
 
 def test_layer_stack_runs_on_cpu():
-    from calibrate.harness.llama import LayerStack
+    from warmsim.calibrate.harness.llama import LayerStack
 
     st = LayerStack(TINY, layers=2, device="cpu", dtype=torch.float32)
     x = torch.randn(2, 8, TINY.hidden)
@@ -28,7 +28,7 @@ def test_layer_stack_runs_on_cpu():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
 def test_torch_device_refuses_without_cuda():
-    from calibrate.harness.torch_device import TorchDevice
+    from warmsim.calibrate.harness.torch_device import TorchDevice
 
     with pytest.raises(NoDeviceError, match="no CUDA GPU"):
         TorchDevice()
@@ -36,9 +36,9 @@ def test_torch_device_refuses_without_cuda():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_torch_device_quick_sections(tmp_path):
-    from calibrate.harness.plan import QUICK
-    from calibrate.harness.runner import run_sweep
-    from calibrate.harness.torch_device import TorchDevice
+    from warmsim.calibrate.harness.plan import QUICK
+    from warmsim.calibrate.harness.runner import run_sweep
+    from warmsim.calibrate.harness.torch_device import TorchDevice
 
     dev = TorchDevice(scratch=tmp_path)
     try:

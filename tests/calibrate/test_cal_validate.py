@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from calibrate.analytic import H100Params
-from calibrate.harness.fake import FakeDevice
-from calibrate.harness.plan import QUICK
-from calibrate.harness.runner import run_sweep
-from calibrate.harness.validate import errors, measure_rows
+from warmsim.calibrate.analytic import H100Params
+from warmsim.calibrate.harness.fake import FakeDevice
+from warmsim.calibrate.harness.plan import QUICK
+from warmsim.calibrate.harness.runner import run_sweep
+from warmsim.calibrate.harness.validate import errors, measure_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 GB = 1e9
@@ -73,7 +73,7 @@ def test_run_on_gpu_script_dry_run(tmp_path):
 
 
 def test_validate_command_line(tmp_path, capsys):
-    from calibrate.harness.validate import main
+    from warmsim.calibrate.harness.validate import main
 
     assert main(["compare", str(tmp_path / "absent.csv"), "--profile", "h100_analytic"]) == 2
     assert "no measurements at" in capsys.readouterr().err

@@ -53,8 +53,8 @@ def run_with_fake_driver(lib_dir: Path, code: str) -> dict:
 @pytest.mark.parametrize("total,chunk", [(256 * MIB, 2 * MIB), (64 * MIB, 32 * MIB), (8 * MIB, 8 * MIB)])
 def test_vmm_once_times_every_op_and_leaves_nothing_behind(fake_driver_dir, total, chunk):
     res = run_with_fake_driver(fake_driver_dir, f"""
-        from calibrate.harness.vmm import vmm_once
-        from calibrate.harness.device import VMM_OPS
+        from warmsim.calibrate.harness.vmm import vmm_once
+        from warmsim.calibrate.harness.device import VMM_OPS
         t = vmm_once(0, {total}, {chunk})
         print(json.dumps({{"ops": sorted(t), "want": sorted(VMM_OPS), "min": min(t.values()), "live": live()}}))
     """)
@@ -65,7 +65,7 @@ def test_vmm_once_times_every_op_and_leaves_nothing_behind(fake_driver_dir, tota
 
 def test_vmm_once_refuses_a_chunk_off_the_granularity(fake_driver_dir):
     res = run_with_fake_driver(fake_driver_dir, """
-        from calibrate.harness.vmm import vmm_once
+        from warmsim.calibrate.harness.vmm import vmm_once
         try:
             vmm_once(0, 12 << 20, 3 << 20)
             print(json.dumps({"error": None}))
@@ -80,7 +80,7 @@ def test_the_stand_in_driver_refuses_what_a_real_driver_refuses(fake_driver_dir)
     """The stub has teeth: mapping outside a reservation, freeing a mapped range and setting access on
     an unmapped range all fail, so the clean runs above are evidence."""
     res = run_with_fake_driver(fake_driver_dir, """
-        from calibrate.harness.vmm import _driver
+        from warmsim.calibrate.harness.vmm import _driver
         cu = _driver()
         cu.cuInit(0)
         prop = cu.CUmemAllocationProp()

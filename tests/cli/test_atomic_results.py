@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from experiments import outputs
+from warmsim.experiments import outputs
 
 TINY = ["cluster=tiny", "models=tiny1", "workload=synthetic", "workload.duration_s=120", "workload.total_rate=1",
         "workload.tokens_from=null", "workload.prompt_tokens=200", "workload.output_tokens=20"]
@@ -32,14 +32,14 @@ def warmsim(*args, cwd):
 def _compose(overrides):
     from hydra import compose, initialize_config_dir
 
-    from experiments.builder import CONF_DIR
+    from warmsim.experiments.builder import CONF_DIR
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         return compose(config_name="config", overrides=overrides)
 
 
 def test_a_write_interrupted_after_the_first_file_leaves_no_marker_and_report_skips_it(tmp_path, monkeypatch):
-    from experiments.commands import run_one
-    from figures.tables import find_runs
+    from warmsim.experiments.commands import run_one
+    from warmsim.figures.tables import find_runs
 
     good = tmp_path / "runs" / "good"
     assert warmsim("run", *TINY, "system=static", f"hydra.run.dir={good}", cwd=tmp_path).returncode == 0
@@ -118,7 +118,7 @@ def test_two_runs_started_together_get_their_own_directories_and_labels(tmp_path
 
 
 def test_the_same_second_gives_a_suffixed_directory(tmp_path):
-    from experiments.cli import _claim_dir
+    from warmsim.experiments.cli import _claim_dir
     a = _claim_dir(tmp_path / "12-00-00-run", "hydra.run.dir")
     b = _claim_dir(tmp_path / "12-00-00-run", "hydra.run.dir")
     assert a != b and a.is_dir() and b.is_dir() and b.name == "12-00-00-run-2"
@@ -141,7 +141,7 @@ def test_a_sweep_with_a_bad_job_runs_the_others_lists_the_failure_and_skips_comp
 def test_the_sweep_status_is_2_when_every_failure_was_bad_input_and_1_otherwise(tmp_path, capsys):
     import json
 
-    from experiments.cli import FAILED, _sweep_report
+    from warmsim.experiments.cli import FAILED, _sweep_report
     for name, status in (("0", None), ("1", 2), ("2", 1)):
         d = tmp_path / name
         (d / ".hydra").mkdir(parents=True)

@@ -6,7 +6,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from experiments.summary import COLUMNS
+from warmsim.experiments.summary import COLUMNS
 
 TINY = ["cluster=tiny", "models=tiny1", "workload=synthetic", "workload.duration_s=120", "workload.total_rate=1",
         "workload.tokens_from=null", "workload.prompt_tokens=200", "workload.output_tokens=20"]

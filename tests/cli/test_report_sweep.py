@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.report import aggregate
+from warmsim.experiments.report import aggregate
 
 TINY = ["cluster=tiny", "models=tiny1", "workload=synthetic", "workload.duration_s=120",
         "workload.tokens_from=null", "workload.prompt_tokens=200", "workload.output_tokens=20"]
@@ -59,7 +59,7 @@ def test_a_three_seed_two_rate_sweep_gives_one_row_per_system_and_rate(tmp_path)
 
 
 def test_the_sweep_total_counts_overrides_and_the_experiment_s_sweeper_params():
-    from experiments.cli import _sweep_total
+    from warmsim.experiments.cli import _sweep_total
     params = {"workload.trace": "conv,code", "workload.rps": "5,10,15,20", "workload.alpha": "0.5,2.0"}
     assert _sweep_total(["experiment=paper_main"], params) == 16
     assert _sweep_total(["experiment=paper_main", "workload.rps=5,10", "seed=0,1,2"], params) == 24

@@ -11,7 +11,7 @@ from collections import defaultdict
 import pandas as pd
 import pytest
 
-from experiments.timeline import trace_events
+from warmsim.experiments.timeline import trace_events
 from tests.figures import synthetic
 
 PHASES = {"M", "X", "i", "C"}
@@ -93,7 +93,7 @@ def test_the_default_compare_timeline_is_valid_trace_event_json(tmp_path):
 
 
 def test_the_figure_title_takes_the_rate_from_the_run(tmp_path):
-    from experiments.timeline import rate_label
+    from warmsim.experiments.timeline import rate_label
     (tmp_path / "config.yaml").write_text("workload: {kind: warmserve, rps: 5.0}\ncluster: {nodes: 1, gpus_per_node: 2}\n")
     assert rate_label(tmp_path) == "5 req/s"
     (tmp_path / "config.yaml").write_text("workload: {kind: mapped, duration_s: 100}\n")

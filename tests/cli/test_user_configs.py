@@ -89,9 +89,9 @@ def test_a_non_editable_install_reads_the_user_directory(tmp_path):
     """``pip install --target`` (a copy, as ``pip install .`` makes) runs a compare on a user model."""
     src = tmp_path / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(ROOT / name, src / name)
-    for pkg in ("sim", "policies", "traces", "calibrate", "experiments", "figures"):
+    for pkg in ("warmsim", "sim", "policies", "traces", "calibrate", "experiments", "figures"):
         shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__", "out"))
     target = tmp_path / "site"
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(src)]
@@ -104,10 +104,10 @@ def test_a_non_editable_install_reads_the_user_directory(tmp_path):
     work.mkdir()
     user_dir(work)
     env = {**os.environ, "PYTHONPATH": str(target)}
-    where = subprocess.run([sys.executable, "-c", "import experiments; print(experiments.__file__)"], cwd=work,
+    where = subprocess.run([sys.executable, "-c", "import warmsim.experiments as e; print(e.__file__)"], cwd=work,
                            env=env, capture_output=True, text=True)
     assert where.stdout.startswith(str(target)), where.stdout + where.stderr
-    p = subprocess.run([sys.executable, "-m", "experiments.cli", "compare", *TINY, "models=mine",
+    p = subprocess.run([sys.executable, "-m", "warmsim.experiments.cli", "compare", *TINY, "models=mine",
                         "systems=[mystatic]", f"hydra.run.dir={work / 'r'}"], cwd=work, env=env,
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr

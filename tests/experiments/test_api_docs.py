@@ -36,8 +36,8 @@ def test_the_api_examples_run_and_the_default_compare_matches_the_cli(tmp_path, 
 
 
 def test_a_bad_override_is_a_user_error_and_load_refuses_a_non_run(tmp_path):
-    from experiments.api import config, load
-    from sim.errors import UserError
+    from warmsim.experiments.api import config, load
+    from warmsim.sim.errors import UserError
     with pytest.raises(UserError, match="unknown cluster 'nope'"):
         config("cluster=nope")
     with pytest.raises(UserError, match="not a warmsim run directory"):

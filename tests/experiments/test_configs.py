@@ -4,7 +4,7 @@
 import pytest
 from hydra import compose, initialize_config_dir
 
-from experiments.builder import CONF_DIR, build_bundle, group_choices, system_config
+from warmsim.experiments.builder import CONF_DIR, build_bundle, group_choices, system_config
 
 from tests.small_setup import small_setup
 
@@ -31,7 +31,7 @@ def test_every_group_choice_composes(group):
         for choice in group_choices(group):
             if group in ("predictor", "placer"):  # nested in system: `predictor@system.predictor=oracle`
                 cfg = compose(config_name="config", overrides=["system=warmserve", f"{group}@system.{group}={choice}"])
-                assert cfg.system[group]._target_.startswith("policies.")
+                assert cfg.system[group]._target_.startswith("warmsim.policies.")
             else:
                 cfg = compose(config_name="config", overrides=[f"{group}={choice}"])
                 assert cfg[group] is not None

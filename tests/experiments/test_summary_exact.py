@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.summary import summarize
-from sim.recorder import START_NAMES, STATUS_NAMES
+from warmsim.experiments.summary import summarize
+from warmsim.sim.recorder import START_NAMES, STATUS_NAMES
 
 COUNTERS = {"cold_starts": 1, "prewarm_hits": 0, "prewarm_hits_loading": 0, "evictions": 0, "prewarms": 0,
             "instance_starts": 1}

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.summary import COLUMNS, summarize
+from warmsim.experiments.summary import COLUMNS, summarize
 from tests.experiments.test_summary_exact import table
 
 KEYS = ["cold_starts", "prewarm_hits", "prewarm_hits_loading", "evictions", "prewarms", "instance_starts"]

@@ -8,8 +8,8 @@ import time
 import pytest
 import yaml
 
-from figures import make
-from sim.errors import UserError
+from warmsim.figures import make
+from warmsim.sim.errors import UserError
 
 from tests.figures import synthetic
 
@@ -81,7 +81,7 @@ def test_quick_end_to_end_tail_ttft(tmp_path):
 
 
 def test_plan_runs_warmserve_for_an_ablation_alone(tmp_path):
-    from figures.jobs import plan
+    from warmsim.figures.jobs import plan
     kw = dict(workload="warmserve_conv", headline_rps=10, rates=[10, 20], main_systems=["sllm", "warmserve"],
               ablation_systems=["warmserve_oracle"], ablation_rps=10, duration_s=60, seed=0)
     alone = {j.name for j in plan(tmp_path, need={"ablation"}, **kw)}

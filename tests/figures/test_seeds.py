@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from figures import tables
+from warmsim.figures import tables
 
 
 def _run(root, name, seed, rps, p99):

@@ -52,8 +52,8 @@ def run_case(case: GoldenCase) -> pd.DataFrame:
 
     from hydra import compose, initialize_config_dir
 
-    from experiments.builder import CONF_DIR, build_setup, system_config
-    from experiments.runner import run_system
+    from warmsim.experiments.builder import CONF_DIR, build_setup, system_config
+    from warmsim.experiments.runner import run_system
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):

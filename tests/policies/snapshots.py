@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from policies.types import GPUView, InstanceView, LoadView, ModelView, ReplicaView, Snapshot
+from warmsim.policies.types import GPUView, InstanceView, LoadView, ModelView, ReplicaView, Snapshot
 
 GIB = 1 << 30
 

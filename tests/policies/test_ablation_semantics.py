@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 from hydra import initialize_config_dir
 
-from experiments.builder import CONF_DIR, build_bundle, system_config
-from experiments.outputs import comparison_table
-from experiments.predictor_inputs import observed_inflight, oracle_truth, seasonal_history
-from experiments.summary import summarize
-from policies.load_estimate import inflight_estimate
-from policies.load_profile import inflight_windows
-from policies.warmserve import CorrectiveSeasonalPredictor, KVReservePolicy, OraclePredictor, RoundRobinPlacer
+from warmsim.experiments.builder import CONF_DIR, build_bundle, system_config
+from warmsim.experiments.outputs import comparison_table
+from warmsim.experiments.predictor_inputs import observed_inflight, oracle_truth, seasonal_history
+from warmsim.experiments.summary import summarize
+from warmsim.policies.load_estimate import inflight_estimate
+from warmsim.policies.load_profile import inflight_windows
+from warmsim.policies.warmserve import CorrectiveSeasonalPredictor, KVReservePolicy, OraclePredictor, RoundRobinPlacer
 
 from tests.small_setup import small_setup
 
@@ -128,7 +128,7 @@ def test_oracle_truth_is_observed_in_its_own_system_with_the_csp(small):
     cfg, setup = small
     b = bundle(small, "warmserve_oracle")
     assert isinstance(b.predictor, OraclePredictor) and b.predictor.truth_from == "self"
-    from experiments.runner import run_system
+    from warmsim.experiments.runner import run_system
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         csp_run = run_system(setup, system_config("warmserve"), cfg)  # warmserve_oracle = warmserve + oracle
     seen = _observed(csp_run)
@@ -145,7 +145,7 @@ def test_oracle_truth_is_observed_in_its_own_system_with_the_csp(small):
 
 def test_oracle_truth_from_static(small):
     cfg, setup = small
-    from experiments.runner import run_system
+    from warmsim.experiments.runner import run_system
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         scfg = system_config("warmserve_oracle")
         static = run_system(setup, system_config("static"), cfg)
@@ -185,7 +185,7 @@ def test_unclosed_window_is_reported():
 
 @pytest.mark.parametrize("name,hits,cold", [("warmserve_disable_prewarm", 1, 1), ("warmserve_default_mode", 0, 2)])
 def test_disable_prewarm_rehits_the_weights_a_stopped_instance_left(name, hits, cold):
-    from sim.simulation import Simulation
+    from warmsim.sim.simulation import Simulation
     from tests.sim.helpers import cluster, cost, model, workload
     # one request, a long idle gap (the autoscaler stops the instance after its 5 s protection),
     # then another request for the same model

@@ -5,8 +5,8 @@ of bad settings. Written for the mutants that survived tests/policies/test_warms
 
 import pytest
 
-from policies.types import ACTIVE, Activate
-from policies.warmserve.activation import WarmServeActivator
+from warmsim.policies.types import ACTIVE, Activate
+from warmsim.policies.warmserve.activation import WarmServeActivator
 from tests.policies.test_warmserve_activation import snap
 
 

@@ -2,12 +2,12 @@
 
 import pytest
 
-from policies.autoscale import NoAutoscaler, ThresholdAutoscaler
-from policies.ondemand import FirstFitActivator, KeepAliveAutoscaler
-from policies.routing import LeastLoadedRouter
-from policies.static import StaticPlacer, size_for_peak
-from policies.types import LoadView
-from sim.errors import UserError
+from warmsim.policies.autoscale import NoAutoscaler, ThresholdAutoscaler
+from warmsim.policies.ondemand import FirstFitActivator, KeepAliveAutoscaler
+from warmsim.policies.routing import LeastLoadedRouter
+from warmsim.policies.static import StaticPlacer, size_for_peak
+from warmsim.policies.types import LoadView
+from warmsim.sim.errors import UserError
 from tests.policies.snapshots import inst, snap
 
 

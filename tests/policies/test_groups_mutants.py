@@ -6,7 +6,7 @@ tests/policies/test_warmserve_placement.py (docs/testing.md)."""
 import numpy as np
 import pytest
 
-from policies.warmserve.groups import GroupScan, ReplicaTable, choose_group, scan_groups, subset_masks
+from warmsim.policies.warmserve.groups import GroupScan, ReplicaTable, choose_group, scan_groups, subset_masks
 
 
 @pytest.mark.parametrize("n,size", [(4, 0), (2, 3), (0, 1)])

@@ -4,7 +4,7 @@ that survived tests/policies/test_warmserve_kv_reserve.py (docs/testing.md)."""
 
 import pytest
 
-from policies.warmserve.kv_reserve import KVReservePolicy, KVReserveStep
+from warmsim.policies.warmserve.kv_reserve import KVReservePolicy, KVReserveStep
 
 
 def test_one_free_block_over_the_target_is_reserved():

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies.load_profile import inflight_windows
+from warmsim.policies.load_profile import inflight_windows
 
 
 def test_hand_case():

@@ -12,10 +12,10 @@ import math
 
 import pytest
 
-from policies.muxserve.mesh import MuxServeMeshPlacer, _by_size, _LLM, _Mesh
-from policies.types import ModelView
-from sim.errors import UserError
-from sim.models import CHUNK_BYTES as CHUNK
+from warmsim.policies.muxserve.mesh import MuxServeMeshPlacer, _by_size, _LLM, _Mesh
+from warmsim.policies.types import ModelView
+from warmsim.sim.errors import UserError
+from warmsim.sim.models import CHUNK_BYTES as CHUNK
 from tests.policies.test_muxserve_mesh import FlatCosts, NoSlowdown, mv, placer, snapshot
 
 GIB = 1 << 30

@@ -7,9 +7,9 @@ import statistics
 
 import pytest
 
-from policies.muxserve import ColocationSlowdown, MpsSlowdownTable, colocated_step_time
-from policies.muxserve.slowdown import DEFAULT_TABLE
-from sim.errors import UserError
+from warmsim.policies.muxserve import ColocationSlowdown, MpsSlowdownTable, colocated_step_time
+from warmsim.policies.muxserve.slowdown import DEFAULT_TABLE
+from warmsim.sim.errors import UserError
 
 SHARES = [0.05, 0.3, 0.35, 0.4, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from policies.muxserve import ColocationSlowdown, MuxServePlacer, MuxServeRouter, colocated_step_time
-from policies.types import ACTIVE, GPUView, InstanceView, ModelView, Snapshot
-from sim.catalog import get_shape
-from sim.errors import UserError
-from sim.models import CHUNK_BYTES, ServedModel
+from warmsim.policies.muxserve import ColocationSlowdown, MuxServePlacer, MuxServeRouter, colocated_step_time
+from warmsim.policies.types import ACTIVE, GPUView, InstanceView, ModelView, Snapshot
+from warmsim.sim.catalog import get_shape
+from warmsim.sim.errors import UserError
+from warmsim.sim.models import CHUNK_BYTES, ServedModel
 
 GIB = 1 << 30
 MIB = 1 << 20

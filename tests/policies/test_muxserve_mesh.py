@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from policies.autoscale import NoAutoscaler
-from policies.bundle import Bundle
-from policies.muxserve import MuxServeMeshPlacer, MuxServeRouter
-from policies.types import Activate, GPUView, ModelView, Snapshot
-from sim.catalog import get_shape
-from sim.errors import UserError
-from sim.models import CHUNK_BYTES, ServedModel, align_up
-from sim.simulation import Simulation
+from warmsim.policies.autoscale import NoAutoscaler
+from warmsim.policies.bundle import Bundle
+from warmsim.policies.muxserve import MuxServeMeshPlacer, MuxServeRouter
+from warmsim.policies.types import Activate, GPUView, ModelView, Snapshot
+from warmsim.sim.catalog import get_shape
+from warmsim.sim.errors import UserError
+from warmsim.sim.models import CHUNK_BYTES, ServedModel, align_up
+from warmsim.sim.simulation import Simulation
 from tests.sim.helpers import cluster, cost, workload
 
 GIB = 1 << 30
@@ -171,7 +171,7 @@ def test_prefill_and_decode_slow_down_differently_and_an_idle_neighbour_costs_no
 
 
 def test_the_real_mps_table_slows_decode_less_than_prefill_at_half_the_sms():
-    from policies.muxserve import ColocationSlowdown
+    from warmsim.policies.muxserve import ColocationSlowdown
     t = ColocationSlowdown()
     assert 1.0 < t.factor("decode", 0.5, 32, 0) < t.factor("prefill", 0.5, 1, 0)
     assert t.factor("decode", 1.0, 32, 0) == 1.0
@@ -182,7 +182,7 @@ def test_the_real_mps_table_slows_decode_less_than_prefill_at_half_the_sms():
 
 def test_the_default_muxserve_system_holds_one_node_and_one_engine_per_model():
     from hydra import compose, initialize_config_dir
-    from experiments.builder import CONF_DIR, build_bundle, build_setup, system_cluster, system_config
+    from warmsim.experiments.builder import CONF_DIR, build_bundle, build_setup, system_cluster, system_config
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         cfg = compose(config_name="config", overrides=["workload.duration_s=60", "cost=constant"])
         setup = build_setup(cfg)

@@ -1,7 +1,7 @@
 """PeerActivator on hand-built snapshots: where it starts a scale-up and whom it copies from."""
 
-from policies.peer import PeerActivator
-from policies.types import Activate
+from warmsim.policies.peer import PeerActivator
+from warmsim.policies.types import Activate
 from tests.policies.snapshots import inst, snap
 
 

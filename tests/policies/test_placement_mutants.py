@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import pytest
 
-from policies.types import ReplicaView
+from warmsim.policies.types import ReplicaView
 
-from policies.warmserve.placement import EvictAwarePlacer, RoundRobinPlacer, shard_need
+from warmsim.policies.warmserve.placement import EvictAwarePlacer, RoundRobinPlacer, shard_need
 from tests.policies.test_warmserve_placement import GIB, model, placed, snap
 
 

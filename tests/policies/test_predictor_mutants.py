@@ -6,7 +6,7 @@ mutants that survived tests/policies/test_warmserve_predictor.py (docs/testing.m
 import numpy as np
 import pytest
 
-from policies.warmserve.predictor import (CorrectiveSeasonalPredictor, LastWindowPredictor, OraclePredictor,
+from warmsim.policies.warmserve.predictor import (CorrectiveSeasonalPredictor, LastWindowPredictor, OraclePredictor,
                                           PredictionAccuracy)
 
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from policies.warmserve.scores import GIB, burst_factor, replica_demand, replica_scores
+from warmsim.policies.warmserve.scores import GIB, burst_factor, replica_demand, replica_scores
 
 
 def test_burst_factor_divides_by_any_positive_average():

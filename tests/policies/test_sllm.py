@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from policies.sllm import SllmActivator, SllmAutoscaler, SllmRouter, sllm_policies
-from policies.types import ACTIVE, LOADING, GPUView, InstanceView, LoadView, ModelView, Snapshot
-from sim.errors import UserError
+from warmsim.policies.sllm import SllmActivator, SllmAutoscaler, SllmRouter, sllm_policies
+from warmsim.policies.types import ACTIVE, LOADING, GPUView, InstanceView, LoadView, ModelView, Snapshot
+from warmsim.sim.errors import UserError
 
 GB = 10**9
 

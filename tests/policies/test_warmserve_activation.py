@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from policies.types import (ACTIVE, DRAINING, STOPPED, Activate, GPUView, InstanceView, ModelView, ReplicaView,
+from warmsim.policies.types import (ACTIVE, DRAINING, STOPPED, Activate, GPUView, InstanceView, ModelView, ReplicaView,
                             Snapshot)
-from policies.ondemand import FirstFitActivator
-from policies.warmserve.activation import WarmServeActivator, replicas_evicted_by
+from warmsim.policies.ondemand import FirstFitActivator
+from warmsim.policies.warmserve.activation import WarmServeActivator, replicas_evicted_by
 
 GIB = 1 << 30
 

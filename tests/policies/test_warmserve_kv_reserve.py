@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from policies.warmserve.kv_reserve import KVReservePolicy, KVReserveStep
+from warmsim.policies.warmserve.kv_reserve import KVReservePolicy, KVReserveStep
 
 P = KVReservePolicy()
 

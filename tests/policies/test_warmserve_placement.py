@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies.types import ACTIVE, GPUView, InstanceView, ModelView, Prewarm, ReplicaView, Snapshot
-from policies.warmserve.groups import ReplicaTable, scan_groups, subset_masks
-from policies.warmserve.placement import EvictAwarePlacer, RoundRobinPlacer, shard_need
-from policies.warmserve.scores import replica_demand, replica_scores
-from sim.models import MIB, align_up
+from warmsim.policies.types import ACTIVE, GPUView, InstanceView, ModelView, Prewarm, ReplicaView, Snapshot
+from warmsim.policies.warmserve.groups import ReplicaTable, scan_groups, subset_masks
+from warmsim.policies.warmserve.placement import EvictAwarePlacer, RoundRobinPlacer, shard_need
+from warmsim.policies.warmserve.scores import replica_demand, replica_scores
+from warmsim.sim.models import MIB, align_up
 
 GIB = 1 << 30
 CAP = 80 * GIB

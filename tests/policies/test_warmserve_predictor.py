@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from policies.base import Predictor
-from policies.warmserve.predictor import (CorrectiveSeasonalPredictor, LastWindowPredictor, OraclePredictor,
+from warmsim.policies.base import Predictor
+from warmsim.policies.warmserve.predictor import (CorrectiveSeasonalPredictor, LastWindowPredictor, OraclePredictor,
                                           PredictionAccuracy)
 
 # Two previous days, four windows, (avg, peak) per window.

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from policies.autoscale import NoAutoscaler
-from policies.bundle import Bundle
-from policies.ondemand import FirstFitActivator, KeepAliveAutoscaler
-from policies.routing import LeastLoadedRouter
-from policies.static import StaticPlacer
-from sim.catalog import get_shape
-from sim.cluster import ClusterSpec
-from sim.cost import ConstantCostModel, DecodeCoeffs
-from sim.models import ServedModel
-from traces.workload import Workload
+from warmsim.policies.autoscale import NoAutoscaler
+from warmsim.policies.bundle import Bundle
+from warmsim.policies.ondemand import FirstFitActivator, KeepAliveAutoscaler
+from warmsim.policies.routing import LeastLoadedRouter
+from warmsim.policies.static import StaticPlacer
+from warmsim.sim.catalog import get_shape
+from warmsim.sim.cluster import ClusterSpec
+from warmsim.sim.cost import ConstantCostModel, DecodeCoeffs
+from warmsim.sim.models import ServedModel
+from warmsim.traces.workload import Workload
 
 GIB = 1 << 30
 
@@ -48,7 +48,7 @@ def ondemand(keep_alive_s=60.0, source="host_pinned") -> Bundle:
 
 
 def peerload(keep_alive_s=60.0, per_instance=32) -> Bundle:
-    from policies.peer import PeerActivator
+    from warmsim.policies.peer import PeerActivator
 
     return Bundle("peerload", LeastLoadedRouter(per_instance),
                   KeepAliveAutoscaler(keep_alive_s=keep_alive_s, per_instance=per_instance), PeerActivator())

@@ -2,8 +2,8 @@
 
 import pytest
 
-from sim.engine import EngineSpec
-from sim.simulation import Simulation
+from warmsim.sim.engine import EngineSpec
+from warmsim.sim.simulation import Simulation
 from tests.sim.helpers import cluster, cost, model, static, workload
 
 

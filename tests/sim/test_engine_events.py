@@ -53,7 +53,7 @@ def test_an_arrival_that_cannot_join_schedules_nothing():
     # max_num_seqs 1: request 1 at 0.05 cannot join request 0's run (0.015 -> 0.115); it is
     # admitted when the run ends, with no wake-up of its own: wake, prefill, run, prefill, run... the
     # second request's single token needs no decode run: 4 events.
-    from sim.engine import EngineSpec
+    from warmsim.sim.engine import EngineSpec
     h, e = engine([5, 5], [11, 1], [0.0, 0.05], spec=EngineSpec(block_size=16, max_num_seqs=1))
     h.env.run()
     assert h.log == [(0.015, "first", 0), (0.115, "done", 0), (0.13, "first", 1), (0.13, "done", 1)]
@@ -63,7 +63,7 @@ def test_an_arrival_that_cannot_join_schedules_nothing():
 @pytest.mark.parametrize("at", [0.01, 0.05])  # during the prefill step, during the decode run
 def test_a_halted_engine_ignores_the_event_it_was_waiting_on(at):
     # Request 1 arrives at 0.005 and waits behind request 0 (max_num_seqs 1) in both cases.
-    from sim.engine import EngineSpec
+    from warmsim.sim.engine import EngineSpec
     h, e = engine([5, 200], [11, 1], [0.0, 0.005], spec=EngineSpec(block_size=16, max_num_seqs=1))
     got = []
 

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import simpy
 
-from sim.cost import DecodeCoeffs
-from sim.engine import Engine, EngineSpec, Seq
+from warmsim.sim.cost import DecodeCoeffs
+from warmsim.sim.engine import Engine, EngineSpec, Seq
 
 US = 1e-9
 

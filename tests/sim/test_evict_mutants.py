@@ -9,10 +9,10 @@ import gc
 
 import pytest
 
-from policies.types import Prewarm
-from sim.engine import EngineSpec
-from sim.errors import PlanError
-from sim.simulation import Simulation
+from warmsim.policies.types import Prewarm
+from warmsim.sim.engine import EngineSpec
+from warmsim.sim.errors import PlanError
+from warmsim.sim.simulation import Simulation
 from tests.sim.helpers import cluster, cost, model, workload
 from tests.sim.test_reserve_evict import SHARD, bundle
 

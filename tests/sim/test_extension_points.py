@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from sim import cost as cost_mod
-from sim.cluster import Cluster, ClusterSpec
-from sim.memswitch import MEMSWITCHES
-from sim.sources import SOURCES
-from sim.startup import SOURCE_PATHS, startup_breakdown
-from sim.simulation import Simulation
+from warmsim.sim import cost as cost_mod
+from warmsim.sim.cluster import Cluster, ClusterSpec
+from warmsim.sim.memswitch import MEMSWITCHES
+from warmsim.sim.sources import SOURCES
+from warmsim.sim.startup import SOURCE_PATHS, startup_breakdown
+from warmsim.sim.simulation import Simulation
 from tests.sim.helpers import GIB, cost, model, ondemand, workload
 
 SHARD1 = 13_478_395_904

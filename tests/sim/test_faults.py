@@ -6,10 +6,10 @@ Costs are chosen so a cold start is only its weight transfer: the 7B shard (13,4
 
 import pytest
 
-from sim.cluster import ClusterSpec
-from sim.errors import UserError
-from sim.faults import Fault, parse_faults
-from sim.simulation import SimSpec, Simulation
+from warmsim.sim.cluster import ClusterSpec
+from warmsim.sim.errors import UserError
+from warmsim.sim.faults import Fault, parse_faults
+from warmsim.sim.simulation import SimSpec, Simulation
 from tests.sim.helpers import GIB, cost, model, ondemand, workload
 
 SHARD = 13_478_395_904
@@ -90,8 +90,8 @@ def test_a_fault_row_is_checked_against_the_cluster():
 def test_the_paper_node_failure_accounts_for_every_request_and_shows_in_the_tail():
     from hydra import compose, initialize_config_dir
 
-    from experiments.builder import CONF_DIR, build_setup, system_config
-    from experiments.runner import run_system
+    from warmsim.experiments.builder import CONF_DIR, build_setup, system_config
+    from warmsim.experiments.runner import run_system
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         base = ["workload.duration_s=240", "sim.request_timeout_s=60", "sim.drain_s=60"]
         cfg = compose(config_name="config", overrides=base + ["faults=node_down_paper",

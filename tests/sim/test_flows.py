@@ -3,7 +3,7 @@
 import pytest
 import simpy
 
-from sim.flows import FlowNetwork, Link
+from warmsim.sim.flows import FlowNetwork, Link
 
 
 def finish_times(specs):

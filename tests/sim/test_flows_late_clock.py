@@ -4,7 +4,7 @@ the clock, forever (found by a day-long 512-GPU run that stopped advancing)."""
 
 import simpy
 
-from sim.flows import FlowNetwork, Link
+from warmsim.sim.flows import FlowNetwork, Link
 
 
 def steps_to_finish(start: float, nbytes: float, cap: float = 3e10, limit: int = 10_000) -> int:

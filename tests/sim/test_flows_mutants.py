@@ -6,7 +6,7 @@ sim/flows.py that survived the other flow tests (docs/testing.md)."""
 import pytest
 import simpy
 
-from sim.flows import FlowNetwork, Link
+from warmsim.sim.flows import FlowNetwork, Link
 
 
 def net():

@@ -9,8 +9,8 @@ prefill), so a request's first token comes exactly when the weights are in. Llam
 
 import pytest
 
-from sim.cluster import ClusterSpec
-from sim.simulation import Simulation
+from warmsim.sim.cluster import ClusterSpec
+from warmsim.sim.simulation import Simulation
 from tests.sim.helpers import GIB, cost, model, ondemand, workload
 
 REL = 1e-9

@@ -3,10 +3,10 @@ request; a normal run passes it (the whole suite runs with it on: tests/conftest
 
 import pytest
 
-from policies.types import ACTIVE, STARTING, Activate
-from sim.invariants import InvariantChecker, InvariantViolation
-from sim.recorder import DROPPED
-from sim.simulation import Simulation
+from warmsim.policies.types import ACTIVE, STARTING, Activate
+from warmsim.sim.invariants import InvariantChecker, InvariantViolation
+from warmsim.sim.recorder import DROPPED
+from warmsim.sim.simulation import Simulation
 from tests.sim.helpers import cluster, cost, model, static, workload
 
 
@@ -102,5 +102,5 @@ def test_a_request_that_never_ended_or_lost_its_reason_is_caught():
 
 def test_the_suite_runs_every_simulation_with_the_checker():
     import os
-    from sim.simulation import CHECK_ENV
+    from warmsim.sim.simulation import CHECK_ENV
     assert os.environ.get(CHECK_ENV) == "1"

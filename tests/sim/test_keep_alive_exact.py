@@ -7,11 +7,11 @@ instance was released up to one autoscaler period early (ondemand) or late (sllm
 
 import pytest
 
-from policies.bundle import Bundle
-from policies.ondemand import FirstFitActivator
-from policies.routing import LeastLoadedRouter
-from policies.sllm import SllmAutoscaler
-from sim.simulation import Simulation
+from warmsim.policies.bundle import Bundle
+from warmsim.policies.ondemand import FirstFitActivator
+from warmsim.policies.routing import LeastLoadedRouter
+from warmsim.policies.sllm import SllmAutoscaler
+from warmsim.sim.simulation import Simulation
 from tests.sim.helpers import cluster, cost, model, ondemand, workload
 
 US = 1e-6

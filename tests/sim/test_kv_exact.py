@@ -8,9 +8,9 @@ Llama-2-7B holds 2 (K, V) x 32 layers x 32 KV heads x 128 x 2 B = 512 KiB of KV 
 
 import pytest
 
-from policies.types import Activate
-from sim.engine import EngineSpec
-from sim.simulation import Simulation
+from warmsim.policies.types import Activate
+from warmsim.sim.engine import EngineSpec
+from warmsim.sim.simulation import Simulation
 from tests.sim.helpers import GIB, cluster, cost, model, static, workload
 
 US = 1e-6

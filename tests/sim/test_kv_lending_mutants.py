@@ -7,10 +7,10 @@ Written for the mutants of sim/kv_lending.py that tests/sim/test_reserve_evict.p
 
 import pytest
 
-from policies.types import DRAINING, Activate
-from policies.warmserve.kv_reserve import KVReservePolicy
-from sim.engine import EngineSpec
-from sim.simulation import Simulation
+from warmsim.policies.types import DRAINING, Activate
+from warmsim.policies.warmserve.kv_reserve import KVReservePolicy
+from warmsim.sim.engine import EngineSpec
+from warmsim.sim.simulation import Simulation
 from tests.sim.helpers import cluster, cost, model, workload
 from tests.sim.test_reserve_evict import BLOCK, GIB, MIB, SHARD, bundle, left, one_gpu, reserved_with_two_replicas
 

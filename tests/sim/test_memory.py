@@ -2,9 +2,9 @@
 
 import pytest
 
-from sim.errors import PlanError
-from sim.memory import KV, PREWARM, WEIGHTS, GPUMemory
-from sim.models import CHUNK_BYTES, align_up
+from warmsim.sim.errors import PlanError
+from warmsim.sim.memory import KV, PREWARM, WEIGHTS, GPUMemory
+from warmsim.sim.models import CHUNK_BYTES, align_up
 
 
 def test_align_up_to_chunks():

@@ -2,9 +2,9 @@
 
 import pytest
 
-from sim.catalog import get_shape, known_models
-from sim.errors import UserError
-from sim.models import ServedModel
+from warmsim.sim.catalog import get_shape, known_models
+from warmsim.sim.errors import UserError
+from warmsim.sim.models import ServedModel
 
 # Byte counts of the WarmServe artifact's models (fp16).
 ARTIFACT_BYTES = {"llama-2-7b": 13_476_831_232, "llama-2-13b": 26_032_558_080, "llama-2-70b": 137_961_209_856}

@@ -3,15 +3,15 @@ the peer's weights held until the copy ends, and the plans the simulator refuses
 
 import pytest
 
-from policies.autoscale import NoAutoscaler
-from policies.bundle import Bundle
-from policies.ondemand import FirstFitActivator
-from policies.routing import LeastLoadedRouter
-from policies.types import Activate, Prewarm
-from sim.cost import Interference
-from sim.errors import PlanError
-from sim.memory import WEIGHTS
-from sim.simulation import Simulation
+from warmsim.policies.autoscale import NoAutoscaler
+from warmsim.policies.bundle import Bundle
+from warmsim.policies.ondemand import FirstFitActivator
+from warmsim.policies.routing import LeastLoadedRouter
+from warmsim.policies.types import Activate, Prewarm
+from warmsim.sim.cost import Interference
+from warmsim.sim.errors import PlanError
+from warmsim.sim.memory import WEIGHTS
+from warmsim.sim.simulation import Simulation
 from tests.sim.helpers import cluster, cost, model, workload
 
 US = 1e-6
@@ -84,7 +84,7 @@ def test_a_peer_that_stops_mid_copy_keeps_its_weights_until_the_copy_ends():
 def test_a_peer_lost_while_a_copy_waits_on_it_is_stopped_once():
     # A fault loses the waiting peer (and stops it); when the copy ends, the wait must not stop it
     # a second time.
-    from sim.faults import Faults
+    from warmsim.sim.faults import Faults
     s, peer, t = draining_peer_mid_copy()
     effect = {"instances": 0, "dropped": 0, "retried": 0}
     Faults(s, ()).lose_instance(peer, effect)

@@ -8,12 +8,12 @@ import math
 import pytest
 from hydra import compose, initialize_config_dir
 
-from experiments.builder import CONF_DIR, build_bundle, build_setup, system_cluster, system_config
-from policies.types import (LIVE_STATES, STOPPED, GPUView, InstanceView, LoadView, ModelView, Prewarm,
+from warmsim.experiments.builder import CONF_DIR, build_bundle, build_setup, system_cluster, system_config
+from warmsim.policies.types import (LIVE_STATES, STOPPED, GPUView, InstanceView, LoadView, ModelView, Prewarm,
                             ReplicaView, Snapshot)
-from sim.memory import PREWARM
-from sim.models import CHUNK_BYTES
-from sim.simulation import Simulation
+from warmsim.sim.memory import PREWARM
+from warmsim.sim.models import CHUNK_BYTES
+from warmsim.sim.simulation import Simulation
 from tests.sim.helpers import cluster, cost, model, ondemand, workload
 
 SMALL = ["workload=synthetic", "workload.duration_s=240", "workload.total_rate=6", "workload.alpha=1.5",
@@ -143,7 +143,7 @@ class CountingPlacer:
         return bool(snap.instances) and not snap.replicas
 
     def plan(self, snap, predictions):
-        from policies.types import Prewarm
+        from warmsim.policies.types import Prewarm
         self.planned.append(snap.time_s)
         return [Prewarm("a", (1,))] if self.wants_more(snap, predictions) else []
 

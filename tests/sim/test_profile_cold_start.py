@@ -5,9 +5,9 @@ import warnings
 
 import pytest
 
-from calibrate.costmodel import ProfileCostModel
-from sim.simulation import Simulation
-from sim.startup import startup_breakdown
+from warmsim.calibrate.costmodel import ProfileCostModel
+from warmsim.sim.simulation import Simulation
+from warmsim.sim.startup import startup_breakdown
 from tests.sim.helpers import cluster, model, ondemand, workload
 
 
@@ -19,7 +19,7 @@ def test_ondemand_cold_start_ttft_equals_the_estimate(source):
         m = model()
         spec = cluster(bw=1e12)  # overridden below by the profile's own link capacities
         bw = cost.link_bandwidth
-        from sim.cluster import ClusterSpec
+        from warmsim.sim.cluster import ClusterSpec
         spec = ClusterSpec(1, 1, 80 * 2**30, 0.9, bw("pcie_h2d_pinned"), bw("pcie_h2d_pageable"), bw("host_mem"),
                            bw("ssd_read"), bw("nic"), bw("nvlink"), None)
         s = Simulation(workload([5.0], [1024], [2]), {"a": m}, spec, cost, ondemand(source=source))

@@ -4,8 +4,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim.engine import EngineSpec
-from sim.simulation import SimSpec, Simulation
+from warmsim.sim.engine import EngineSpec
+from warmsim.sim.simulation import SimSpec, Simulation
 from tests.sim.helpers import GIB, cluster, cost, model, ondemand, peerload, static, workload
 
 traces = st.lists(
@@ -70,7 +70,7 @@ def _paper_setup():
     if not _SETUP:
         from hydra import compose, initialize_config_dir
 
-        from experiments.builder import CONF_DIR, build_setup
+        from warmsim.experiments.builder import CONF_DIR, build_setup
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             cfg = compose(config_name="config", overrides=["cost=constant", "workload.duration_s=60",
                                                            "cluster.gpu_hbm_gib=48", "sim.check_invariants=true"])
@@ -87,7 +87,7 @@ paper_traces = st.lists(
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=paper_traces, system=st.sampled_from(DEFAULT_SYSTEMS))
 def test_every_default_system_keeps_the_invariants(rows, system):
-    from experiments.builder import build_bundle, system_cluster, system_config
+    from warmsim.experiments.builder import build_bundle, system_cluster, system_config
     cfg, setup = _paper_setup()
     rows = sorted(rows)
     w = workload([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], models=PAPER_MODELS,

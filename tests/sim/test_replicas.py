@@ -2,15 +2,15 @@
 
 import pytest
 
-from policies.bundle import Bundle
-from policies.routing import LeastLoadedRouter
-from policies.autoscale import NoAutoscaler
-from policies.ondemand import FirstFitActivator
-from policies.sllm import SllmRouter
-from policies.types import Activate, Prewarm
-from sim.errors import PlanError
-from sim.memory import PREWARM, WEIGHTS
-from sim.simulation import Simulation
+from warmsim.policies.bundle import Bundle
+from warmsim.policies.routing import LeastLoadedRouter
+from warmsim.policies.autoscale import NoAutoscaler
+from warmsim.policies.ondemand import FirstFitActivator
+from warmsim.policies.sllm import SllmRouter
+from warmsim.policies.types import Activate, Prewarm
+from warmsim.sim.errors import PlanError
+from warmsim.sim.memory import PREWARM, WEIGHTS
+from warmsim.sim.simulation import Simulation
 from tests.sim.helpers import cluster, cost, model, workload
 
 US = 1e-6

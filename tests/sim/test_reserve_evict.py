@@ -7,16 +7,16 @@ Llama-2-7B with 16-token blocks: a KV block is 16 x 512 KiB = 8 MiB per GPU; a T
 
 import pytest
 
-from policies.autoscale import NoAutoscaler
-from policies.bundle import Bundle
-from policies.ondemand import FirstFitActivator
-from policies.routing import LeastLoadedRouter
-from policies.static import StaticPlacer
-from policies.types import Activate, Prewarm
-from policies.warmserve.kv_reserve import KVReservePolicy
-from sim.engine import EngineSpec
-from sim.memory import KV
-from sim.simulation import Simulation
+from warmsim.policies.autoscale import NoAutoscaler
+from warmsim.policies.bundle import Bundle
+from warmsim.policies.ondemand import FirstFitActivator
+from warmsim.policies.routing import LeastLoadedRouter
+from warmsim.policies.static import StaticPlacer
+from warmsim.policies.types import Activate, Prewarm
+from warmsim.policies.warmserve.kv_reserve import KVReservePolicy
+from warmsim.sim.engine import EngineSpec
+from warmsim.sim.memory import KV
+from warmsim.sim.simulation import Simulation
 from tests.sim.helpers import GIB, cluster, cost, model, workload
 
 US = 1e-6

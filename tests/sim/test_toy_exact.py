@@ -2,7 +2,7 @@
 
 import pytest
 
-from sim.simulation import Simulation
+from warmsim.sim.simulation import Simulation
 from tests.sim.helpers import cluster, cost, model, ondemand, static, workload
 
 US = 1e-6

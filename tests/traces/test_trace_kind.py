@@ -10,11 +10,11 @@ import subprocess
 import numpy as np
 import pytest
 
-from experiments.outputs import workload_notes
-from sim.catalog import get_shape
-from sim.errors import UserError
-from sim.models import ServedModel
-from traces.builders import build_workload
+from warmsim.experiments.outputs import workload_notes
+from warmsim.sim.catalog import get_shape
+from warmsim.sim.errors import UserError
+from warmsim.sim.models import ServedModel
+from warmsim.traces.builders import build_workload
 
 MODELS = ["small", "big"]
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from sim.errors import UserError
-from traces.builders import build_workload
+from warmsim.sim.errors import UserError
+from warmsim.traces.builders import build_workload
 
 MODELS4 = ["m0", "m1", "m2", "m3"]
 

@@ -1,9 +1,9 @@
-"""``warmsim trace describe|plot`` through :func:`traces.cli.main`."""
+"""``warmsim trace describe|plot`` through :func:`warmsim.traces.cli.main`."""
 
 import pytest
 
-from sim.errors import UserError
-from traces.cli import main
+from warmsim.sim.errors import UserError
+from warmsim.traces.cli import main
 
 
 def test_describe(capsys):

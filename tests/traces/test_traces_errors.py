@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from sim.errors import UserError
-from traces import registry
-from traces.builders import build_workload
+from warmsim.sim.errors import UserError
+from warmsim.traces import registry
+from warmsim.traces.builders import build_workload
 
 GOOD_CSV = [
     "TIMESTAMP,ContextTokens,GeneratedTokens",
@@ -97,7 +97,7 @@ def test_good_jsonl(tmp_path):
 
 
 def test_bad_counts_file(tmp_path):
-    from traces import azure
+    from warmsim.traces import azure
 
     p = _write(tmp_path, "counts.csv", ["Time,TIMESTAMP", "2024-05-10 00:00:00,5", "2024-05-10 00:00:10,x"])
     with pytest.raises(UserError, match=r"counts.csv: row 2 \(line 3\): TIMESTAMP"):
@@ -109,7 +109,7 @@ def test_bad_counts_file(tmp_path):
 
 
 def test_bad_servegen_client(tmp_path):
-    from traces import servegen
+    from warmsim.traces import servegen
 
     d = tmp_path / "sg"
     d.mkdir()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from traces import registry, servegen
+from warmsim.traces import registry, servegen
 
 REQUEST_ROWS = {"azure2023_code": 8819, "azure2023_conv": 19366, "mooncake_conv": 12031, "mooncake_synthetic": 3993}
 
@@ -43,7 +43,7 @@ def test_azure2024_window_generation_matches_counts():
 
 
 def test_azure2024_needs_window():
-    from sim.errors import UserError
+    from warmsim.sim.errors import UserError
 
     with pytest.raises(UserError, match="window"):
         registry.load_trace("azure2024_conv")
@@ -69,7 +69,7 @@ def test_servegen_generated_rate_matches_recorded():
 
 
 def test_registry_unknown_name():
-    from sim.errors import UserError
+    from warmsim.sim.errors import UserError
 
     with pytest.raises(UserError, match="unknown trace name"):
         registry.resolve("no_such_trace")

@@ -1,1 +1,1 @@
-"""One module per workload kind; :mod:`traces.builders` dispatches on ``cfg["kind"]``."""
+"""One module per workload kind; :mod:`warmsim.traces.builders` dispatches on ``cfg["kind"]``."""

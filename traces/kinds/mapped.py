@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from traces.assemble import CAP_DEFAULTS, cap_tokens, caps_from, finish, power_law_shares, trace_window
-from traces.knobs import Knobs
-from traces.workload import Workload
+from warmsim.traces.assemble import CAP_DEFAULTS, cap_tokens, caps_from, finish, power_law_shares, trace_window
+from warmsim.traces.knobs import Knobs
+from warmsim.traces.workload import Workload
 
 DEFAULTS = {
     "trace": "azure2023_conv",  # registry name or path of a per-request trace (CSV Azure-2023 style, JSONL)

@@ -8,7 +8,7 @@
 
 Rates are scaled by one factor so that the mean total rate over the window is ``total_rate`` (null:
 keep the recorded rates); the daily shape and the clients' relative rates are kept. Arrivals follow
-ServeGen's per-window fitted Gamma/Weibull gaps (:func:`traces.servegen.generate_arrivals`). Token
+ServeGen's per-window fitted Gamma/Weibull gaps (:func:`warmsim.traces.servegen.generate_arrivals`). Token
 pairs come from ``tokens_from`` (ServeGen's language-model length PDFs are not shipped). History:
 the same window on up to ``history_days`` previous days that exist in the series (same scale).
 """
@@ -20,12 +20,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from sim.errors import UserError
-from traces import registry, servegen
-from traces.assemble import CAP_DEFAULTS, cap_tokens, caps_from, finish
-from traces.knobs import Knobs
-from traces.tokens import sample_pairs
-from traces.workload import Workload
+from warmsim.sim.errors import UserError
+from warmsim.traces import registry, servegen
+from warmsim.traces.assemble import CAP_DEFAULTS, cap_tokens, caps_from, finish
+from warmsim.traces.knobs import Knobs
+from warmsim.traces.tokens import sample_pairs
+from warmsim.traces.workload import Workload
 
 DAY_S = 86400.0
 

@@ -13,12 +13,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from sim.errors import UserError
-from traces import registry
-from traces.assemble import CAP_DEFAULTS, cap_tokens, caps_from, finish, power_law_shares
-from traces.knobs import Knobs
-from traces.tokens import sample_pairs
-from traces.workload import Workload
+from warmsim.sim.errors import UserError
+from warmsim.traces import registry
+from warmsim.traces.assemble import CAP_DEFAULTS, cap_tokens, caps_from, finish, power_law_shares
+from warmsim.traces.knobs import Knobs
+from warmsim.traces.tokens import sample_pairs
+from warmsim.traces.workload import Workload
 
 DEFAULTS = {
     "process": "poisson",  # poisson | gamma: inter-arrival distribution

@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from sim.errors import UserError
-from traces.assemble import CAP_DEFAULTS, cap_tokens, caps_from, finish, trace_window
-from traces.knobs import Knobs
-from traces.workload import Workload
+from warmsim.sim.errors import UserError
+from warmsim.traces.assemble import CAP_DEFAULTS, cap_tokens, caps_from, finish, trace_window
+from warmsim.traces.knobs import Knobs
+from warmsim.traces.workload import Workload
 
 DEFAULTS = {
     "trace": "azure2023_conv",  # registry name or path of a per-request trace with a model column/field

@@ -24,12 +24,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from sim.errors import UserError
-from traces import azure, registry
-from traces.assemble import CAP_DEFAULTS, cap_tokens, caps_from, finish, gamma_gaps, power_law_shares, split_counts
-from traces.knobs import Knobs
-from traces.tokens import sample_pairs
-from traces.workload import Workload
+from warmsim.sim.errors import UserError
+from warmsim.traces import azure, registry
+from warmsim.traces.assemble import CAP_DEFAULTS, cap_tokens, caps_from, finish, gamma_gaps, power_law_shares, split_counts
+from warmsim.traces.knobs import Knobs
+from warmsim.traces.tokens import sample_pairs
+from warmsim.traces.workload import Workload
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 DAY_S = 86400.0
