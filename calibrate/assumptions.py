@@ -9,18 +9,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-#: (unit, source) of each field of :class:`Assumptions`.
+#: (unit, source) of each field of :class:`Assumptions`. Start-stage fields: the stage of
+#: :data:`warmsim.sim.startup.COST_STAGES` each belongs to, and where the artifact pays it, are in
+#: docs/warmserve.md ("The start path"); their ranges in docs/calibration.md.
 _DOC: dict[str, tuple[str, str]] = {
     "nvlink_bytes_per_s": ("bytes/s", "H100 SXM NVLink4: 450 GB/s per direction; NCCL all-reduce bus "
                                       "bandwidth ~360 GB/s on 8-GPU HGX (nccl-tests class numbers)"),
     "allreduce_latency_s": ("s", "NCCL small-message all-reduce latency inside one NVLink node, ~15 us"),
     "nic_bytes_per_s": ("bytes/s", "one 200 Gb/s NIC per node (remote weight source)"),
-    "engine_framework_s": ("s", "serving-engine construction without model-dependent work: worker set-up, "
-                                "scheduler, tokenizer (vLLM-class, a few seconds)"),
-    "engine_warmup_tokens": ("tokens", "profiling forward at max_num_batched_tokens (vLLM default 8192)"),
-    "engine_cuda_graphs": ("count", "decode batch sizes captured as CUDA graphs (vLLM default ~35)"),
-    "engine_graph_overhead_s": ("s", "per captured graph on top of one decode step (capture + instantiate)"),
-    "tp_comm_init_s": ("s", "NCCL communicator creation for a TP group (>1 GPU)"),
+    "page_cache_read_bytes_per_s": ("bytes/s", "reading a safetensors shard from the page cache into pageable "
+                                               "CPU tensors, one loader thread: derived from vLLM's load of "
+                                               "Llama-2-7B at 1.7 GiB/s read plus pageable copy on an A100 host "
+                                               "(upb-cn/vllm-startup-profiler log, arXiv 2606.07362) and ~0.9 GB/s "
+                                               "per rank from a hot page cache (vllm-project/vllm#19824, "
+                                               "second-hand); range 1-6 GB/s"),
+    "engine_import_s": ("s", "engine_process: the serving engine's imports beyond torch; `import vllm` took "
+                             "5.9 s including `import torch` 1.5-2 s before vllm-project/vllm#15128 (vLLM 0.8); "
+                             "0.6.3 predates it"),
+    "engine_config_s": ("s", "engine_prepare: argument parsing and engine configuration (HF config.json), CPU "
+                             "only (ours)"),
+    "tokenizer_s": ("s", "engine_prepare: HF tokenizer load; 0.13 s for Llama-2-7B on an A100 host "
+                         "(upb-cn/vllm-startup-profiler log); the artifact does not pre-load it "
+                         "(PrewarmManager.__init__, commented out)"),
+    "worker_handoff_s": ("s", "engine_prepare: (8 + TP) Ray round trips at ~0.5 ms (Ray release microbenchmark "
+                              "1_1_actor_calls_sync) plus Worker/ModelRunner construction (ours)"),
+    "model_init_s": ("s", "engine_init: the model object on the meta device with the loaded tensors substituted "
+                          "(ours; vLLM's 'Initializing Model' 0.21 s in the upb-cn log allocates on the GPU: an "
+                          "upper bound)"),
+    "kv_setup_s": ("s", "engine_init: CacheEngine and scheduler over the KV range (ours)"),
+    "api_server_s": ("s", "engine_init: the OpenAI server's app and listening socket; engine ready to server up "
+                          "within ~1 s (vllm-project/vllm#20707, 1-s log resolution)"),
+    "engine_cuda_graphs": ("count", "cuda_graphs: decode batch sizes captured as CUDA graphs (vLLM default ~35)"),
+    "engine_graph_overhead_s": ("s", "cuda_graphs: per captured graph on top of one decode step (capture + "
+                                     "instantiate)"),
+    "tp_comm_init_s": ("s", "tp_comm, TP > 1: ncclCommInitRank for 8 ranks in one node 0.66 s "
+                            "(NVIDIA/nccl-tests#273) plus vLLM's groups"),
+    "tp1_group_init_s": ("s", "tp_comm, TP 1: a distributed world of one rank (gloo and NCCL groups) (ours)"),
     "mean_tensor_bytes": ("bytes", "average weight tensor size, turns bytes into a tensor count for "
                                    "per-tensor costs (Llama-2-7B: 13.5 GB / 291 tensors ~ 46 MB)"),
 }
@@ -33,11 +57,18 @@ class Assumptions:
     nvlink_bytes_per_s: float = 360e9
     allreduce_latency_s: float = 15e-6
     nic_bytes_per_s: float = 25e9
-    engine_framework_s: float = 4.0
-    engine_warmup_tokens: float = 8192
+    page_cache_read_bytes_per_s: float = 2.5e9
+    engine_import_s: float = 4.0
+    engine_config_s: float = 0.1
+    tokenizer_s: float = 0.15
+    worker_handoff_s: float = 0.1
+    model_init_s: float = 0.1
+    kv_setup_s: float = 0.02
+    api_server_s: float = 0.3
     engine_cuda_graphs: float = 35
     engine_graph_overhead_s: float = 0.05
-    tp_comm_init_s: float = 2.0
+    tp_comm_init_s: float = 0.5
+    tp1_group_init_s: float = 0.1
     mean_tensor_bytes: float = 48 * 2**20
 
     def rows(self) -> list[dict]:

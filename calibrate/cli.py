@@ -15,8 +15,7 @@ from warmsim.sim.errors import UserArgumentParser, UserError
 
 
 def estimate_main(argv: list[str]) -> int:
-    """``warmsim estimate model=NAME gpu_profile=NAME source=SRC prompt_tokens=N [tp=T]
-    [memswitch=free_malloc|vmm_pool] [device_prewarmed=true] [engine_prewarmed=true]``."""
+    """``warmsim estimate model=NAME source=SRC [key=value ...]`` (keys: :func:`warmsim.calibrate.estimate.usage`)."""
     from warmsim.calibrate.estimate import estimate, format_estimate, parse_args, usage
 
     if any(a in ("-h", "--help", "help") for a in argv):

@@ -58,6 +58,8 @@ class ProfileCostModel:
             return a.nvlink_bytes_per_s
         if link == "nic":
             return a.nic_bytes_per_s
+        if link == "page_cache_read":
+            return a.page_cache_read_bytes_per_s
         raise KeyError(link)
 
     def model_compute(self, model: ServedModel) -> ModelCompute:
@@ -73,14 +75,19 @@ class ProfileCostModel:
     def process_start_s(self) -> float:
         return self._need(self.fitted.process_s, "process-start measurements")
 
-    def engine_init_s(self, model: ServedModel) -> float:
+    def stage_s(self, stage: str, model: ServedModel) -> float:
         a = self.fitted.assumptions
-        warm_tokens = int(a.engine_warmup_tokens)
-        seqs = max(1, -(-warm_tokens // model.shape.max_model_len))
-        warmup = self.prefill_s(model, warm_tokens, seqs)
-        graphs = a.engine_cuda_graphs * (a.engine_graph_overhead_s + self.decode_coeffs(model).step_s(1, 0))
-        comm = a.tp_comm_init_s if model.tp > 1 else 0.0
-        return a.engine_framework_s + warmup + graphs + comm
+        if stage == "engine_process":
+            return a.engine_import_s
+        if stage == "engine_prepare":
+            return a.engine_config_s + a.tokenizer_s + a.worker_handoff_s
+        if stage == "tp_comm":
+            return a.tp_comm_init_s if model.tp > 1 else a.tp1_group_init_s
+        if stage == "engine_init":
+            return a.model_init_s + a.kv_setup_s + a.api_server_s
+        if stage == "cuda_graphs":
+            return a.engine_cuda_graphs * (a.engine_graph_overhead_s + self.decode_coeffs(model).step_s(1, 0))
+        raise KeyError(stage)
 
     def alloc_s(self, nbytes: int) -> float:
         m = self._need(self.fitted.malloc, "cudaMalloc measurements")
@@ -113,7 +120,8 @@ class ProfileCostModel:
             return max(0.0, self._need(f.disk_cold, "disk measurements").latency_s)
         # Peer copies are tensor-by-tensor device copies: their launch costs are taken as those of
         # the pinned host loads (no GPU-to-GPU load is measured).
-        fit = f.load_per_tensor_s.get("host_pageable" if source == "host_pageable" else "host_pinned")
+        pageable = source in ("host_pageable", "page_cache")  # copies from pageable memory, tensor by tensor
+        fit = f.load_per_tensor_s.get("host_pageable" if pageable else "host_pinned")
         fit = self._need(fit, f"weight-load measurements for {source}")
         tensors = -(-int(nbytes) // int(f.assumptions.mean_tensor_bytes))
         return max(0.0, fit(tensors, warn=False))

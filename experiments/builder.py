@@ -26,7 +26,9 @@ from warmsim.experiments import validate
 from warmsim.experiments.confpath import CONF_DIR, group_choices, model_shape  # noqa: F401 (CONF_DIR, group_choices: re-exported)
 from warmsim.experiments.validate import check_tp
 
-MECHANISMS = {"device_prewarm", "engine_prewarm", "memswitch", "keep_weights_on_stop", "evict_on_activate", "scale_on_miss", "prewarm_source"}
+MECHANISMS = {"device_prewarm", "engine_prewarm", "comm_prewarm", "profile_run", "kv_prewarm", "overlap_load",
+              "ready_poll_s", "memswitch", "keep_weights_on_stop", "evict_on_activate", "scale_on_miss", "prewarm_source"}
+_BOOL_MECHANISMS = MECHANISMS - {"ready_poll_s", "memswitch", "prewarm_source"}
 
 
 def _plain(node) -> Any:
@@ -91,6 +93,7 @@ def build_cluster(cfg, cost: CostModel) -> ClusterSpec:
         memory_fraction=frac, pcie_pinned_bw=bw("pcie_pinned_gbps", "pcie_h2d_pinned"),
         pcie_pageable_bw=bw("pcie_pageable_gbps", "pcie_h2d_pageable"), host_mem_bw=bw("host_mem_gbps", "host_mem"),
         ssd_bw=bw("ssd_gbps", "ssd_read"), nic_bw=bw("nic_gbps", "nic"), nvlink_bw=bw("nvlink_gbps", "nvlink"),
+        page_cache_read_bw=bw("page_cache_read_gbps", "page_cache_read"),
         host_cache_bytes=None if cache is None else int(_num(c, "host_cache_gib", "cluster", positive=False) * GIB))
 
 
@@ -153,6 +156,13 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
     unknown = set(mech) - MECHANISMS
     if unknown:
         raise UserError(f"system {name}: unknown mechanisms key(s) {sorted(unknown)} (known: {sorted(MECHANISMS)})")
+    for key, v in mech.items():
+        if key in _BOOL_MECHANISMS and not isinstance(v, bool):
+            raise UserError(f"system {name}: mechanisms.{key} must be true or false, got {v!r}")
+    poll = mech.get("ready_poll_s", 0.0)
+    if isinstance(poll, bool) or not isinstance(poll, (int, float)) or not 0 <= poll <= 60:
+        raise UserError(f"system {name}: mechanisms.ready_poll_s must be a number of seconds from 0 to 60, "
+                        f"got {poll!r}")
     parts = {}
     try:
         for key in ("router", "autoscaler", "activator", "placer", "kv_policy", "sharing"):

@@ -154,6 +154,7 @@ GROUPS: dict[str, dict[str, Knob]] = {
         "ssd_gbps": _pos("GB/s", _GBPS, null=True),
         "nic_gbps": _pos("GB/s", _GBPS, null=True),
         "nvlink_gbps": _pos("GB/s", _GBPS, null=True),
+        "page_cache_read_gbps": _pos("GB/s", _GBPS, null=True),
     },
     "engine": {
         "block_size": _pos("tokens per KV-cache block", 65536, "int"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from warmsim.sim.startup import StartPath
+
 from warmsim.policies.base import (Activator, Autoscaler, InitialPlacer, KVPolicy, Predictor, PrewarmPlacer, Router,
                            SharingModel)
 
@@ -33,8 +35,15 @@ class Bundle:
     initial: InitialPlacer | None = None  # instances present from t=0
     placer: PrewarmPlacer | None = None  # prewarmed-replica placement
     predictor: Predictor | None = None  # load prediction feeding the placer
-    device_prewarm: bool = False  # worker process and CUDA context exist on every GPU
-    engine_prewarm: bool = False  # engines / TP communicators are pre-spawned
+    # The start path (which stages of an instance start are paid before one is asked for; each
+    # flag is a field of warmsim.sim.startup.StartPath, documented there):
+    device_prewarm: bool = False  # worker processes with a CUDA context exist on every GPU
+    engine_prewarm: bool = False  # a pool of serving-engine processes has done its imports
+    comm_prewarm: bool = False  # a prewarmed replica brings its TP communicator
+    profile_run: bool = True  # the engine runs its KV profiling forward at start
+    kv_prewarm: bool = False  # with a VMM pool, the first step waits only for the KV blocks it needs
+    overlap_load: bool = False  # the weight load runs while the engine prepares
+    ready_poll_s: float = 0.0  # the router polls a starting engine this often (0: told at once)
     memswitch: str = "free_malloc"  # how GPU memory is re-purposed: a name in sim.memswitch.MEMSWITCHES
     kv_policy: KVPolicy | None = None  # lends idle KV blocks of running engines to prewarming (None: off)
     keep_weights_on_stop: bool = False  # a stopped instance leaves its weights as a prewarmed replica
@@ -45,3 +54,9 @@ class Bundle:
     #: ``factor(phase, share, batch, busy_neighbours, tokens=...)``; by default plain ``1 / share``.
     sharing: SharingModel = field(default_factory=ShareByInverse)
     meta: dict = field(default_factory=dict)
+
+    @property
+    def start_path(self) -> StartPath:
+        """The start-path flags above as the simulator and ``warmsim estimate`` read them."""
+        return StartPath(self.device_prewarm, self.engine_prewarm, self.comm_prewarm, self.profile_run,
+                         self.kv_prewarm, self.overlap_load, self.ready_poll_s)

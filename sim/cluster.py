@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from warmsim.sim.flows import FlowNetwork, Link
 from warmsim.sim.memory import GPUMemory
-from warmsim.sim.sources import get_source
+from warmsim.sim.sources import SOURCES
 
 GIB = 1 << 30
 
@@ -32,6 +32,9 @@ class ClusterSpec:
     nvlink_bw: float
     host_cache_bytes: int | None = None
     host_cache_preload: bool = False  # a bounded cache starts holding every checkpoint that fits
+    #: Reading a checkpoint file from the page cache into pageable memory, per flow (the
+    #: ``page_cache`` source); unbounded unless set.
+    page_cache_read_bw: float = float("inf")
 
     @property
     def n_gpus(self) -> int:
@@ -45,7 +48,7 @@ class ClusterSpec:
     def link_bandwidth(self) -> dict[str, float]:
         return {"pcie_h2d_pinned": self.pcie_pinned_bw, "pcie_h2d_pageable": self.pcie_pageable_bw,
                 "pcie_d2h": self.pcie_pinned_bw, "host_mem": self.host_mem_bw, "ssd_read": self.ssd_bw,
-                "nic": self.nic_bw, "nvlink": self.nvlink_bw}
+                "nic": self.nic_bw, "nvlink": self.nvlink_bw, "page_cache_read": self.page_cache_read_bw}
 
 
 class HostCache:
@@ -140,7 +143,7 @@ class Cluster:
         destination's receive side), else GPUDirect RDMA (the peer node's NIC out, this node's NIC in,
         this GPU's PCIe link).
         """
-        return get_source(source).path(self, gpu, peer_gpu)
+        return SOURCES[source].path(self, gpu, peer_gpu)
 
     def node_links(self, node: int) -> set[Link]:
         n = self.nodes[node]

@@ -36,7 +36,7 @@ def check_source(source: str, what: str, allowed: tuple[str, ...] | None = None)
         raise UserError(f"{what}: unknown weight source {source!r} (known: {', '.join(allowed)})")
 
 #: Link kinds a cost model gives a capacity for (bytes/s).
-LINKS = ("pcie_h2d_pinned", "pcie_h2d_pageable", "pcie_d2h", "ssd_read", "host_mem", "nvlink", "nic")
+LINKS = ("pcie_h2d_pinned", "pcie_h2d_pageable", "pcie_d2h", "ssd_read", "host_mem", "nvlink", "nic", "page_cache_read")
 
 
 @dataclass(frozen=True)
@@ -81,11 +81,14 @@ class CostModel(Protocol):
     measured: bool
 
     def process_start_s(self) -> float:
-        """Worker process start, ``import torch`` and CUDA context creation (device-level prewarm)."""
+        """Worker process start, ``import torch``, CUDA context creation and the first GEMM
+        (device-level prewarm removes it)."""
 
-    def engine_init_s(self, model: ServedModel) -> float:
-        """Serving-engine construction for ``model``: TP communicator, KV allocation, warm-up
-        (engine-level prewarm removes it)."""
+    def stage_s(self, stage: str, model: ServedModel) -> float:
+        """One fixed-cost stage of an instance start of ``model`` (a name in
+        :data:`warmsim.sim.startup.COST_STAGES`: ``engine_process``, ``engine_prepare``, ``tp_comm``,
+        ``engine_init``, ``cuda_graphs``); which stages a start pays is the system's
+        (:class:`warmsim.sim.startup.StartPath`)."""
 
     def alloc_s(self, nbytes: int) -> float:
         """Allocating ``nbytes`` of fresh GPU buffers for weights, tensor by tensor (cudaMalloc)."""
@@ -121,13 +124,18 @@ class ConstantCostModel:
     """Every cost is a fixed number: for tests and hand-computed cases.
 
     ``prefill_s`` is ``prefill_base_s + prefill_per_token_s * tokens``; decode steps use
-    ``decode``; copies run at the given link capacities.
+    ``decode``; copies run at the given link capacities. Of the start stages, ``engine_init`` (the
+    engine's construction once its weights are in place) is 1 s and the others are 0 unless given.
     """
 
     name: str = "constant"
     measured: bool = False
     process_start: float = 1.0
     engine_init: float = 1.0
+    engine_process: float = 0.0
+    engine_prepare: float = 0.0
+    tp_comm: float = 0.0
+    cuda_graphs: float = 0.0
     alloc: float = 0.0
     free: float = 0.0
     vmm_map_per_gib: float = 0.0
@@ -142,8 +150,10 @@ class ConstantCostModel:
     def process_start_s(self) -> float:
         return self.process_start
 
-    def engine_init_s(self, model: ServedModel) -> float:
-        return self.engine_init
+    def stage_s(self, stage: str, model: ServedModel) -> float:
+        if stage not in ("engine_process", "engine_prepare", "tp_comm", "engine_init", "cuda_graphs"):
+            raise KeyError(stage)
+        return getattr(self, stage)
 
     def alloc_s(self, nbytes: int) -> float:
         return self.alloc

@@ -14,6 +14,7 @@ from warmsim.sim.faults import LOST
 from warmsim.sim.memory import KV, WEIGHTS
 from warmsim.sim.models import ServedModel
 from warmsim.sim.recorder import START_COLD, START_PREWARMED, START_WARM
+from warmsim.sim.startup import StartStages, poll_delay_s, start_stages
 
 if TYPE_CHECKING:
     from warmsim.sim.protocols import InstanceHost
@@ -115,27 +116,53 @@ class Instance:
                 raise
 
     def _lifecycle(self):
-        """The start sequence; charged from the cost model, transfers through the flow network."""
+        """The start path (:mod:`warmsim.sim.startup`): the stages the system has not paid yet, charged
+        from the cost model in order, the weights through the flow network; then serving."""
         h = self.host
         env = h.env
         if self.state == ACTIVE:
             self._serve()
             return
         h.record_instance(self)
-        if not h.device_prewarm:
-            yield env.timeout(h.cost.process_start_s())
+        path = h.start_path
+        st = start_stages(h.cost, self.model, path, h.engine_spec, h.memswitch.name, self.kv_bytes_per_gpu,
+                          self.replica is not None)
+        before = st.process_s + st.engine_process_s
+        if before:
+            yield env.timeout(before)
         self.set_state(LOADING)
+        if not path.overlap_load and st.engine_prepare_s:
+            yield env.timeout(st.engine_prepare_s)
+        t_load = env.now
+        yield from self._load(st)
+        if path.overlap_load:  # the engine prepared while the weights moved: wait for the longer
+            rest = t_load + st.engine_prepare_s - env.now
+            if rest > 0:
+                yield env.timeout(rest)
+        self.set_state(INITIALISING)
+        if st.after_load_s:
+            yield env.timeout(st.after_load_s)
+        poll = poll_delay_s(env.now - self.created, path.ready_poll_s)
+        if poll:
+            yield env.timeout(poll)
+        self._serve()
+
+    def _load(self, st: StartStages):
+        """Weights in place (a prewarmed replica taken over, or loaded from the source) and the TP
+        communicator built."""
+        h = self.host
+        env = h.env
         ms = h.memswitch  # the memory-switch mechanism (sim.memswitch): None = no wait at that point
         if self.replica is not None:
             if not self.replica.ready.triggered:
                 yield self.replica.ready
             h.adopt_replica(self)
-            wait = ms.on_adopt_s(h.cost, self.kv_bytes_per_gpu, self.sync_free_s, h.engine_prewarm)
+            wait = ms.on_adopt_s(h.cost, self.sync_free_s)
             if wait is not None:
                 yield env.timeout(wait)
         else:
             shard = self.model.shard_bytes
-            wait = ms.before_load_s(h.cost, shard, self.kv_bytes_per_gpu, self.sync_free_s, h.engine_prewarm)
+            wait = ms.before_load_s(h.cost, shard, self.sync_free_s)
             if wait is not None:
                 yield env.timeout(wait)
             t0 = env.now
@@ -148,10 +175,8 @@ class Instance:
             wait = ms.after_load_s(h.cost, shard, env.now - t0)
             if wait is not None:
                 yield env.timeout(wait)
-        self.set_state(INITIALISING)
-        if not h.engine_prewarm:
-            yield env.timeout(h.cost.engine_init_s(self.model))
-        self._serve()
+        if st.tp_comm_s:
+            yield env.timeout(st.tp_comm_s)
 
     #: Seconds of synchronous cudaFree for replicas evicted to make room (free_malloc only).
     sync_free_s: float = 0.0

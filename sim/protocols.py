@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from warmsim.sim.memswitch import MemorySwitch
     from warmsim.sim.models import ServedModel
     from warmsim.sim.recorder import Recorder
+    from warmsim.sim.startup import StartPath
 
 
 class EngineHost(Protocol):
@@ -45,8 +46,7 @@ class InstanceHost(EngineHost, Protocol):
     recorder: "Recorder"
     cluster: "Cluster"
     memswitch: "MemorySwitch"
-    device_prewarm: bool
-    engine_prewarm: bool
+    start_path: "StartPath"  # the stages of a start the system has paid beforehand (sim/startup.py)
 
     def record_instance(self, inst: "Instance") -> None: ...
     def state_changed(self, inst: "Instance", old: str, new: str) -> None: ...

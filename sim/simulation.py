@@ -85,8 +85,7 @@ class Simulation:
             raise UserError(f"system {bundle.name}: unknown memswitch {bundle.memswitch!r} "
                             f"(known: {', '.join(MEMSWITCHES)})")
         self.memswitch = MEMSWITCHES[bundle.memswitch]
-        self.device_prewarm = bundle.device_prewarm
-        self.engine_prewarm = bundle.engine_prewarm
+        self.start_path = bundle.start_path
         self.recorder = Recorder(workload)
         self.instances: dict[int, Instance] = {}
         self.replicas: dict[int, Replica] = {}

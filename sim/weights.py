@@ -15,7 +15,7 @@ from warmsim.sim.errors import PlanError
 from warmsim.sim.memory import PREWARM, WEIGHTS
 from warmsim.sim.models import ServedModel
 from warmsim.sim.replica import Replica
-from warmsim.sim.sources import SOURCES, get_source
+from warmsim.sim.sources import SOURCES
 
 if TYPE_CHECKING:
     from warmsim.sim.instance import Instance
@@ -36,7 +36,7 @@ class Weights:
         From a ``peer`` instance, shard ``i`` comes from the peer's GPU ``i``; the peer keeps its
         weights (and its GPUs) until the copy ends, and its GPUs count a copy in progress.
         """
-        src = get_source(source)
+        src = SOURCES[source]
         if src.link_kinds is None or (replica is not None and replica.evicted):
             return
         if peer is not None:
@@ -69,7 +69,7 @@ class Weights:
 
     def _load_from_peer(self, model: ServedModel, gpus: tuple[int, ...], source: str, tag, peer: "Instance"):
         cluster = self.sim.cluster
-        src = get_source(source)
+        src = SOURCES[source]
         flows = []
         for g, p in zip(gpus, peer.gpus):
             links, cap = src.path(cluster, g, peer_gpu=p)

@@ -32,6 +32,12 @@ def running_instances(snap: Snapshot) -> Counter:
     return Counter(i.model for i in snap.instances if i.state in LIVE_STATES)
 
 
+def registered_running(snap: Snapshot) -> list:
+    """The live instances whose weights the artifact keeps registered as replicas of their model (all
+    of them: a hit's replica stays in ``node_models``, a miss's load adds one)."""
+    return [i for i in snap.instances if i.state in LIVE_STATES]
+
+
 def _replica_node(snap: Snapshot, gpus: tuple[int, ...], rid: int) -> int:
     nodes = {g // snap.gpus_per_node for g in gpus}
     if len(nodes) != 1 or not gpus or max(gpus) >= len(snap.gpus):
@@ -45,7 +51,8 @@ class EvictAwarePlacer:
 
     One ``plan`` call: (1) per model, demand ``n_found``/``n_burst`` from the predicted load and
     its live instances; (2) replica scores (foundation then burst); existing replicas of the model
-    (ready or loading, by ascending replica id) take the model's scores in order, extras score 0;
+    (ready or loading, and with ``count_running`` the live instances' own weights, by ascending id)
+    take the model's scores in order, extras score 0;
     the missing replicas become candidates, placed by descending score; (3) each candidate scans
     every ``tp``-GPU group inside one node whose GPUs each have ``free_bytes`` >= the aligned
     shard, under the nesting rules (see :mod:`warmsim.policies.warmserve.groups`); (4) it takes the group
@@ -60,6 +67,12 @@ class EvictAwarePlacer:
         source: storage tier new replicas load from (a ``sim.cost.SOURCES`` name).
         chunk_bytes: memory granule the per-GPU shard is rounded up to (2 MiB).
         zero_avg_as: denominator of the burst factor ``peak / avg`` when ``avg`` is 0 (1 request).
+        count_running: ``True`` (the artifact): a live instance's weights stay registered as a replica
+            of its model and count among the existing replicas (taking a score slot and a place in the
+            nesting table) although the demand already subtracted the instance, so a running instance
+            counts twice (``CTRL/prewarm_manager.py`` ``create_engine`` removes only other models'
+            replicas on a hit; ``CTRL/scheduler.py`` ``Scheduler.prewarm`` takes every ``node_models``
+            entry as a replica). ``False``: only idle replicas count (warmsim's earlier reading).
     """
 
     period_s: float = 0.5
@@ -68,18 +81,26 @@ class EvictAwarePlacer:
     source: str = "host_pinned"
     chunk_bytes: int = CHUNK_BYTES
     zero_avg_as: float = 1.0
+    count_running: bool = True
 
     def __post_init__(self) -> None:
         check_source(self.source, "EvictAwarePlacer.source")
 
+    def _registered(self, snap: Snapshot) -> list:
+        """The live instances counted as replicas (none unless ``count_running``)."""
+        return registered_running(snap) if self.count_running else []
+
     def candidates(self, snap: Snapshot, predictions: Mapping[str, tuple[float, float]]
                    ) -> tuple[dict[int, float], list[tuple[float, str]]]:
-        """Scores of existing replicas (by id) and new candidates ``(score, model)`` in placement
-        order (descending score; ties by model name, then replica index)."""
+        """Scores of existing replicas (by replica id, or instance id for a live instance counted as
+        one) and new candidates ``(score, model)`` in placement order (descending score; ties by model
+        name, then replica index)."""
         running = running_instances(snap)
         existing: dict[str, list[int]] = {}
         for r in snap.replicas:
             existing.setdefault(r.model, []).append(r.id)
+        for i in self._registered(snap):  # ids come from one counter in the simulator
+            existing.setdefault(i.model, []).append(i.id)
         replica_score: dict[int, float] = {}
         todo: list[tuple[float, str, int]] = []
         for name in sorted(snap.models):
@@ -103,7 +124,7 @@ class EvictAwarePlacer:
         :meth:`candidates` has anything to place. Most ticks nothing is wanted; this answers that
         without scoring every model's replicas."""
         running = running_instances(snap)
-        have = Counter(r.model for r in snap.replicas)
+        have = Counter(r.model for r in snap.replicas) + Counter(i.model for i in self._registered(snap))
         for name in snap.models:
             avg, peak = predictions.get(name, (0.0, 0.0))
             n_found, n_burst = replica_demand(avg, peak, running.get(name, 0), self.per_instance)
@@ -118,11 +139,12 @@ class EvictAwarePlacer:
         replica_score, todo = self.candidates(snap, predictions)
         if not todo:
             return []
-        model_index = {name: i for i, name in enumerate(sorted({*snap.models, *(r.model for r in snap.replicas)}))}
+        held = [*snap.replicas, *self._registered(snap)]  # (replica or live instance: id, model, gpus)
+        model_index = {name: i for i, name in enumerate(sorted({*snap.models, *(r.model for r in held)}))}
         free = np.array([gv.free_bytes for gv in snap.gpus], dtype=np.int64).reshape(n_nodes, g)
-        per_node = Counter(_replica_node(snap, r.gpus, r.id) for r in snap.replicas)
+        per_node = Counter(_replica_node(snap, r.gpus, r.id) for r in held)
         table = ReplicaTable(n_nodes, g, slots=max(per_node.values(), default=1) + 2)
-        for r in snap.replicas:
+        for r in held:
             node = _replica_node(snap, r.gpus, r.id)
             mask = sum(1 << (x - node * g) for x in set(r.gpus))
             table.add(node, mask, len(set(r.gpus)), model_index[r.model], replica_score[r.id])

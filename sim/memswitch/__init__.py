@@ -25,12 +25,12 @@ class MemorySwitch(Protocol):
         """Blocking free of the replicas an activation evicted (``freed_bytes`` per GPU)."""
         ...
 
-    def kv_alloc_s(self, cost: CostModel, kv_bytes: int, engine_prewarm: bool) -> float:
-        """KV-cache allocation outside engine initialisation."""
+    def kv_alloc_s(self, cost: CostModel, kv_bytes: int, kv_prewarm: bool) -> float:
+        """KV-cache allocation (or mapping) a new engine waits for before its first step
+        (``kv_prewarm``: the system maps KV blocks as they are needed)."""
         ...
 
-    def before_load_s(self, cost: CostModel, shard_bytes: int, kv_bytes: int, sync_free_s: float,
-                      engine_prewarm: bool) -> float | None:
+    def before_load_s(self, cost: CostModel, shard_bytes: int, sync_free_s: float) -> float | None:
         """Wait before a cold load's copy starts (None: none)."""
         ...
 
@@ -38,22 +38,11 @@ class MemorySwitch(Protocol):
         """Wait after the copy and its fixed overhead (None: none)."""
         ...
 
-    def on_adopt_s(self, cost: CostModel, kv_bytes: int, sync_free_s: float, engine_prewarm: bool) -> float | None:
+    def on_adopt_s(self, cost: CostModel, sync_free_s: float) -> float | None:
         """Wait when an instance takes over a prewarmed replica (None: none)."""
-        ...
-
-    def prep_s(self, cost: CostModel, shard_bytes: int, transfer_s: float) -> float:
-        """Memory preparation not hidden behind a copy of ``transfer_s`` (the start-up estimate)."""
         ...
 
 
 #: Every memory-switch mechanism by name.
 MEMSWITCHES: dict[str, MemorySwitch] = {m.name: m for m in (FREE_MALLOC, VMM_POOL)}
 
-
-def get_memswitch(name: str) -> MemorySwitch:
-    """The mechanism called ``name`` (``KeyError`` naming it otherwise)."""
-    try:
-        return MEMSWITCHES[name]
-    except KeyError:
-        raise KeyError(name) from None

@@ -10,9 +10,10 @@ pinned host-memory checkpoint cache. A new source is one new module here plus on
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Mapping, Protocol
 
 from warmsim.sim.sources.host import HOST_PAGEABLE, HOST_PINNED
+from warmsim.sim.sources.page_cache import PAGE_CACHE
 from warmsim.sim.sources.peer import PEER_NVLINK, PEER_RDMA
 from warmsim.sim.sources.prewarmed import PREWARMED
 from warmsim.sim.sources.remote import REMOTE
@@ -36,20 +37,19 @@ class WeightSource(Protocol):
     #: (node-level link kind shared by all shards or None, per-GPU link kind); None: nothing moves.
     link_kinds: tuple[str | None, str] | None
 
+    def ceiling(self, bandwidth: Mapping[str, float]) -> float:
+        """The rate one flow from here cannot exceed, whatever its links offer (``inf``: none), from
+        the cluster's link capacities by kind (:meth:`warmsim.sim.cluster.ClusterSpec.link_bandwidth`).
+        The simulator and the start-up estimate both read it here."""
+        ...
+
     def path(self, cluster, gpu: int, peer_gpu: int | None = None) -> tuple[tuple, float]:
         """The links (``sim.flows.Link``) a load onto ``gpu`` crosses, and the flow's own rate
-        ceiling (``inf``: none); ``KeyError`` if the source cannot reach ``gpu`` that way."""
+        ceiling (:meth:`ceiling`); ``KeyError`` if the source cannot reach ``gpu`` that way."""
         ...
 
 
 #: Every weight source by name, in the order ``sim.cost.SOURCES`` lists them.
-SOURCES: dict[str, WeightSource] = {s.name: s for s in (HOST_PINNED, HOST_PAGEABLE, SSD, REMOTE, PREWARMED,
-                                                        PEER_NVLINK, PEER_RDMA)}
+SOURCES: dict[str, WeightSource] = {s.name: s for s in (HOST_PINNED, HOST_PAGEABLE, PAGE_CACHE, SSD, REMOTE,
+                                                        PREWARMED, PEER_NVLINK, PEER_RDMA)}
 
-
-def get_source(name: str) -> WeightSource:
-    """The source called ``name`` (``KeyError`` naming it otherwise)."""
-    try:
-        return SOURCES[name]
-    except KeyError:
-        raise KeyError(name) from None

@@ -23,10 +23,13 @@ class HostMemorySource:
     def link_kinds(self) -> tuple[str, str]:
         return ("host_mem", self.gpu_link)
 
+    def ceiling(self, bandwidth) -> float:
+        return bandwidth["pcie_h2d_pageable"] if self.pageable else float("inf")
+
     def path(self, cluster, gpu: int, peer_gpu: int | None = None):
         g = cluster.gpus[gpu]
         node = cluster.nodes[g.node]
-        return (node.host_mem, g.pcie), cluster.spec.pcie_pageable_bw if self.pageable else float("inf")
+        return (node.host_mem, g.pcie), self.ceiling(cluster.spec.link_bandwidth())
 
 
 HOST_PINNED = HostMemorySource("host_pinned", "pcie_h2d_pinned", pageable=False)

@@ -19,6 +19,9 @@ class PeerSource:
     peer: bool = True
     reads_host_cache: bool = False
 
+    def ceiling(self, bandwidth) -> float:
+        return float("inf")
+
     def path(self, cluster, gpu: int, peer_gpu: int | None = None):
         if peer_gpu is None:
             raise KeyError(f"{self.name} needs the peer GPU")
@@ -27,8 +30,8 @@ class PeerSource:
         if (p.node == g.node) != self.same_node:
             raise KeyError(f"{self.name} from GPU {peer_gpu} to GPU {gpu}: wrong path for their nodes")
         if self.same_node:
-            return (p.nvlink_tx, g.nvlink_rx), float("inf")
-        return (cluster.nodes[p.node].nic_tx, cluster.nodes[g.node].nic, g.pcie), float("inf")
+            return (p.nvlink_tx, g.nvlink_rx), self.ceiling(cluster.spec.link_bandwidth())
+        return (cluster.nodes[p.node].nic_tx, cluster.nodes[g.node].nic, g.pcie), self.ceiling(cluster.spec.link_bandwidth())
 
 
 PEER_NVLINK = PeerSource("peer_nvlink", same_node=True, link_kinds=(None, "nvlink"))

@@ -14,6 +14,9 @@ class PrewarmedSource:
     reads_host_cache: bool = False
     link_kinds: None = None
 
+    def ceiling(self, bandwidth) -> float:
+        return float("inf")
+
     def path(self, cluster, gpu: int, peer_gpu: int | None = None):
         raise KeyError(self.name)  # no transfer: a load from here never asks for a path
 

@@ -14,9 +14,12 @@ class SSDSource:
     reads_host_cache: bool = False
     link_kinds: tuple[str, str] = ("ssd_read", "pcie_h2d_pinned")
 
+    def ceiling(self, bandwidth) -> float:
+        return float("inf")
+
     def path(self, cluster, gpu: int, peer_gpu: int | None = None):
         g = cluster.gpus[gpu]
-        return (cluster.nodes[g.node].ssd, g.pcie), float("inf")
+        return (cluster.nodes[g.node].ssd, g.pcie), self.ceiling(cluster.spec.link_bandwidth())
 
 
 SSD = SSDSource()

@@ -89,8 +89,16 @@ def test_start_costs(analytic_cost):
     m = served("llama-2-7b")
     assert analytic_cost.process_start_s() == pytest.approx(
         P.python_start_s + P.import_torch_s + P.cuda_context_s + P.first_gemm_s)
-    assert analytic_cost.engine_init_s(m) > A.engine_framework_s
-    assert analytic_cost.engine_init_s(served("llama-2-70b", 4)) > analytic_cost.engine_init_s(m)
+    assert analytic_cost.stage_s("engine_process", m) == A.engine_import_s
+    assert analytic_cost.stage_s("engine_prepare", m) == pytest.approx(A.engine_config_s + A.tokenizer_s
+                                                                       + A.worker_handoff_s)
+    assert analytic_cost.stage_s("engine_init", m) == pytest.approx(A.model_init_s + A.kv_setup_s + A.api_server_s)
+    assert analytic_cost.stage_s("tp_comm", m) == A.tp1_group_init_s
+    assert analytic_cost.stage_s("tp_comm", served("llama-2-70b", 4)) == A.tp_comm_init_s
+    graphs = A.engine_cuda_graphs * (A.engine_graph_overhead_s + analytic_cost.decode_coeffs(m).step_s(1, 0))
+    assert analytic_cost.stage_s("cuda_graphs", m) == pytest.approx(graphs) and graphs > 0
+    with pytest.raises(KeyError):
+        analytic_cost.stage_s("coffee", m)
     assert analytic_cost.load_overhead_s("prewarmed", 10**9) == 0.0
     assert analytic_cost.load_overhead_s("ssd", 10**9) == pytest.approx(P.file_open_s, rel=0.01)
     assert 0 < analytic_cost.load_overhead_s("host_pinned", m.shard_bytes) < 0.1

@@ -92,8 +92,23 @@ def test_existing_replicas_take_scores_in_id_order_and_extras_get_zero():
 def test_running_instances_reduce_demand():
     a = model("a", 10 * GIB)
     s = snap([a], gpn=4, instances=[(1, "a", (0,)), (2, "a", (1,))])
-    assert EvictAwarePlacer().plan(s, {"a": (64.0, 64.0)}) == []
-    assert placed(EvictAwarePlacer().plan(s, {"a": (65.0, 65.0)})) == [("a", (0,))]
+    only_idle = EvictAwarePlacer(count_running=False)
+    assert only_idle.plan(s, {"a": (64.0, 64.0)}) == []
+    assert placed(only_idle.plan(s, {"a": (65.0, 65.0)})) == [("a", (0,))]
+
+
+def test_a_running_instance_also_counts_as_a_replica_as_in_the_artifact():
+    # Demand ceil(peak / 32) minus 2 running; the 2 running instances' own weights are registered
+    # replicas too, so only demand beyond 4 places anything: 129 requests want 5 -> 3 after the
+    # running ones -> 1 new replica, which avoids the GPUs model a already holds.
+    a = model("a", 10 * GIB)
+    s = snap([a], gpn=4, instances=[(1, "a", (0,)), (2, "a", (1,))])
+    p = EvictAwarePlacer()
+    assert p.count_running
+    assert p.plan(s, {"a": (65.0, 65.0)}) == [] and not p.wants_more(s, {"a": (65.0, 65.0)})
+    assert p.plan(s, {"a": (128.0, 128.0)}) == []
+    assert placed(p.plan(s, {"a": (129.0, 129.0)})) == [("a", (2,))]
+    assert p.wants_more(s, {"a": (129.0, 129.0)})
 
 
 # ---- memory --------------------------------------------------------------------------------------

@@ -26,7 +26,9 @@ def run(faults, arrivals=(0.0,), outputs=(200,), on_failure="retry", gpus=2):
     n = len(arrivals)
     w = workload(list(arrivals), [10] * n, list(outputs), duration=30)
     c = cost(process_start=0.0, engine_init=0.0, prefill_base_s=0.01, load_overhead=0.0)
-    s = Simulation(w, {"a": model()}, spec(gpus), c, ondemand(keep_alive_s=60),
+    b = ondemand(keep_alive_s=60)
+    b.profile_run = False  # a start is its load alone
+    s = Simulation(w, {"a": model()}, spec(gpus), c, b,
                    spec=SimSpec(request_timeout_s=20, drain_s=30, faults=tuple(faults), on_failure=on_failure))
     rec = s.run()
     return s, rec, rec.requests_table()

@@ -20,7 +20,8 @@ US = 1e-6
 def _run(bundle):
     # Request 0 (model a) at 0 s: cold start = process 1 s + load 1 s (shard / PCIe bandwidth) +
     # engine init 1 s = active at 3.0 s; prefill 0.05 s; 40 decode steps of 0.01 s: ends at 3.45 s.
-    # Request 1 (model b) at 30 s keeps the run going past the release.
+    # Request 1 (model b) at 30 s keeps the run going past the release. No profiling forward at start.
+    bundle.profile_run = False
     shard = model().shard_bytes
     c = cost(process_start=1.0, engine_init=1.0, prefill_base_s=0.05)
     w = workload([0.0, 30.0], [10, 10], [41, 1], models=("a", "b"), model_idx=[0, 1])

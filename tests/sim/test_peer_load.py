@@ -19,7 +19,7 @@ BW = 10e9  # helpers.cluster: PCIe and NIC at BW, NVLink at 30 x BW
 
 
 def sim(nodes=1, gpus=2):
-    b = Bundle("t", LeastLoadedRouter(32), NoAutoscaler(), FirstFitActivator())
+    b = Bundle("t", LeastLoadedRouter(32), NoAutoscaler(), FirstFitActivator(), profile_run=False)  # a start is its copy
     c = cost(process_start=0.0, engine_init=0.0, bandwidth=BW, slowdown=Interference(compute_slowdown=0.25))
     return Simulation(workload([1000.0], [10], [1]), {"a": model()}, cluster(nodes=nodes, gpus=gpus, bw=BW), c, b)
 

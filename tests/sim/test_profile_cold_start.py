@@ -22,11 +22,16 @@ def test_ondemand_cold_start_ttft_equals_the_estimate(source):
         from warmsim.sim.cluster import ClusterSpec
         spec = ClusterSpec(1, 1, 80 * 2**30, 0.9, bw("pcie_h2d_pinned"), bw("pcie_h2d_pageable"), bw("host_mem"),
                            bw("ssd_read"), bw("nic"), bw("nvlink"), None)
-        s = Simulation(workload([5.0], [1024], [2]), {"a": m}, spec, cost, ondemand(source=source))
+        b = ondemand(source=source)
+        s = Simulation(workload([5.0], [1024], [2]), {"a": m}, spec, cost, b)
         req = s.run().requests_table()
-        expected = startup_breakdown(cost, m, source).total_s + cost.prefill_s(m, 1024, 1)
+        engine = s.engine_spec
+        block = engine.block_size * m.kv_bytes_per_token_per_gpu
+        kv = (spec.gpu_pool_bytes - m.shard_bytes) // block * block
+        bd = startup_breakdown(cost, m, source, b.start_path, engine, bandwidth=spec.link_bandwidth(), kv_bytes=kv)
+        expected = bd.total_s + cost.prefill_s(m, 1024, 1)
     assert req.ttft_s[0] == pytest.approx(expected, rel=1e-9)
     assert req.start_kind[0] == "cold"
     # and the load term is the profile's bandwidth, not a hidden constant
-    assert startup_breakdown(cost, m, source).transfer_s == pytest.approx(
+    assert bd.transfer_s == pytest.approx(
         m.shard_bytes / min(bw("pcie_h2d_pinned"), bw("host_mem" if source == "host_pinned" else "ssd_read")))

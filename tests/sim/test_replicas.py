@@ -31,9 +31,11 @@ def test_request_held_at_the_router_during_a_cold_start_is_labelled_cold():
 
 
 def test_prewarm_loads_in_the_background_and_a_hit_adopts_it():
+    # A hit skips the process start (device prewarm) and the load, and still pays the rest of its
+    # start: engine init 5 s (no profiling forward here).
     c = cost(process_start=5.0, engine_init=5.0, bandwidth=10e9)
     s = Simulation(workload([100.0], [10], [1]), {"a": model()}, cluster(gpus=2), c,
-                   bundle(device_prewarm=True, engine_prewarm=True))
+                   bundle(device_prewarm=True, engine_prewarm=True, profile_run=False))
     s.apply_prewarm(Prewarm("a", (1,)))
     rep = next(iter(s.replicas.values()))
     s.env.run(until=1.0)
@@ -43,8 +45,11 @@ def test_prewarm_loads_in_the_background_and_a_hit_adopts_it():
     inst = s.apply_activate(Activate("a", (1,), source="prewarmed", replica=rep.id))
     with pytest.raises(PlanError, match="being taken over"):
         s.evict(rep.id)
-    s.env.run(until=3.0)
-    assert inst.state == "active" and rep.id not in s.replicas
+    t_act = s.env.now
+    s.env.run(until=t_act + 5.0 - US)
+    assert inst.state == "initialising" and rep.id not in s.replicas
+    s.env.run(until=t_act + 5.0 + US)
+    assert inst.state == "active"
     assert s.cluster.gpus[1].mem.bytes_of(WEIGHTS, inst.id) == model().shard_bytes
     assert s.counters["a"]["prewarm_hits"] == 1 and s.counters["a"]["cold_starts"] == 0
 

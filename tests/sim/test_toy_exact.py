@@ -33,16 +33,17 @@ def test_arrival_joins_at_the_next_decode_step_boundary():
 
 
 def test_ondemand_cold_start_event_log_and_ttft():
-    # process 1 s, weights over a 10 GB/s link, engine init 1 s, then prefill 0.01 s.
+    # process 1 s, weights over a 10 GB/s link, engine init 1 s and its profiling forward (one
+    # prefill of max_batched_tokens: 0.01 s), then the request's prefill 0.01 s.
     c = cost(process_start=1.0, engine_init=1.0, bandwidth=10e9, prefill_base_s=0.01)
     m = model()
     s, req, tl = run(workload([2.0], [10], [1]), ondemand(), c)
     load = m.shard_bytes / 10e9
     ev = tl[(tl.kind == "instance")][["time_s", "state"]].values.tolist()
-    expected = [[2.0, "starting"], [3.0, "loading"], [3.0 + load, "initialising"], [4.0 + load, "active"]]
+    expected = [[2.0, "starting"], [3.0, "loading"], [3.0 + load, "initialising"], [4.01 + load, "active"]]
     assert [e[1] for e in ev[:4]] == [e[1] for e in expected]
     assert [e[0] for e in ev[:4]] == pytest.approx([e[0] for e in expected], abs=US)
-    assert req.first_token_s[0] == pytest.approx(4.0 + load + 0.01, abs=US)
+    assert req.first_token_s[0] == pytest.approx(4.01 + load + 0.01, abs=US)
     assert req.start_kind[0] == "cold"
     assert s.counters["a"]["cold_starts"] == 1
 
