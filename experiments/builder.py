@@ -13,7 +13,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from warmsim.policies.bundle import Bundle, ShareByInverse
 from warmsim.policies.context import RunContext
 from warmsim.sim.cluster import GIB, ClusterSpec
-from warmsim.sim.cost import ConstantCostModel, CostModel, DecodeCoeffs, Interference
+from warmsim.sim.cost import ScaledCost, ConstantCostModel, CostModel, DecodeCoeffs, Interference
 from warmsim.sim.engine import EngineSpec
 from warmsim.sim.errors import UserError
 from warmsim.sim.memswitch import MEMSWITCHES
@@ -115,7 +115,9 @@ def build_cost(cfg) -> CostModel:
     kind = c.get("kind")
     if kind == "profile":
         from warmsim.calibrate.costmodel import ProfileCostModel  # torch-free
-        return ProfileCostModel.load(str(_get(c, "profile", "cost")))
+        cost = ProfileCostModel.load(str(_get(c, "profile", "cost")))
+        scale = _plain(c.get("scale")) or {}
+        return ScaledCost(cost, {k: float(v) for k, v in scale.items()}) if scale else cost
     if kind == "constant":
         n = lambda k: _num(c, k, "cost", positive=False)  # noqa: E731
         return ConstantCostModel(

@@ -44,7 +44,8 @@ class Knob:
     """One config value: its type, bounds and meaning.
 
     ``kind``: ``int``, ``float``, ``bool``, ``str``, ``choice`` (one of ``choices``), ``floats`` (a
-    list of numbers within the bounds) or ``strs`` (a non-empty list of strings)."""
+    list of numbers within the bounds), ``strs`` (a non-empty list of strings) or ``mapping`` (its
+    entries checked by the group's own code)."""
 
     kind: str
     lo: float | None = None
@@ -73,6 +74,8 @@ class Knob:
                                                      for c in self.choices))
         elif self.kind == "strs":
             what = "a non-empty list of names"
+        elif self.kind == "mapping":
+            what = "a mapping"
         else:
             what = "a non-empty string"
         return ("null or " if self.null else "") + what
@@ -120,6 +123,9 @@ class Knob:
             if isinstance(v, str):
                 v = [v]
             if not isinstance(v, Sequence) or not v or not all(isinstance(x, str) and x for x in v):
+                raise self._fail(key, v)
+        elif self.kind == "mapping":
+            if not isinstance(v, Mapping):
                 raise self._fail(key, v)
         elif not isinstance(v, str) or not v:
             raise self._fail(key, v)
@@ -227,7 +233,8 @@ WORKLOAD: dict[str, Knob] = {
 
 #: ``cost`` knobs by kind.
 COST: dict[str, dict[str, Knob]] = {
-    "profile": {"profile": Knob("str", help="a shipped profile name or a profile directory")},
+    "profile": {"profile": Knob("str", help="a shipped profile name or a profile directory"),
+                "scale": Knob("mapping", help="factors on start costs and link capacities (sim/cost.py ScaledCost)")},
     "constant": {
         **{k: _nonneg("seconds", 1e6) for k in (
             "process_start", "engine_init", "alloc", "free", "vmm_map_per_gib", "vmm_unmap_per_gib",
@@ -332,6 +339,22 @@ def check_cost(node: Any) -> None:
     if kind not in COST:
         raise UserError(f"config key cost.kind: got {kind!r}; allowed: one of {', '.join(COST)}")
     _check_group("cost", {k: v for k, v in node.items() if k != "kind"}, COST[kind])
+    if kind == "profile":
+        check_cost_scale(node.get("scale"))
+
+
+def check_cost_scale(scale: Any) -> None:
+    """``cost.scale``: a mapping of :data:`warmsim.sim.cost.SCALABLE` names to factors in (0, 100]."""
+    from warmsim.sim.cost import SCALABLE
+    if scale is None:
+        return
+    if not isinstance(scale, Mapping):
+        raise UserError(f"config key cost.scale: got {scale!r}; allowed: a mapping of {', '.join(SCALABLE)} to factors")
+    for k, v in scale.items():
+        if k not in SCALABLE:
+            raise UserError(f"config key cost.scale.{k}: unknown (known: {', '.join(SCALABLE)})")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 100:
+            raise UserError(f"config key cost.scale.{k}: got {v!r}; allowed: a factor in (0, 100]")
 
 
 def check_models(entries: Any) -> None:

@@ -35,6 +35,16 @@ def check_source(source: str, what: str, allowed: tuple[str, ...] | None = None)
     if source not in allowed:
         raise UserError(f"{what}: unknown weight source {source!r} (known: {', '.join(allowed)})")
 
+#: The fixed-cost stages of an instance start a cost model prices (:meth:`CostModel.stage_s`); the
+#: whole start path, and which stages a system pays, is :mod:`warmsim.sim.startup`.
+COST_STAGES: dict[str, str] = {
+    "engine_process": "serving-engine process start and its imports (vLLM, the API server)",
+    "engine_prepare": "engine configuration, tokenizer, worker hand-off (before the weights are needed)",
+    "tp_comm": "the TP group's communicator (NCCL world; a world of one for TP 1)",
+    "engine_init": "model object, the rest of engine construction, KV set-up and the API server",
+    "cuda_graphs": "CUDA-graph capture of the decode batch sizes (none with eager engines)",
+}
+
 #: Link kinds a cost model gives a capacity for (bytes/s).
 LINKS = ("pcie_h2d_pinned", "pcie_h2d_pageable", "pcie_d2h", "ssd_read", "host_mem", "nvlink", "nic", "page_cache_read")
 
@@ -86,7 +96,7 @@ class CostModel(Protocol):
 
     def stage_s(self, stage: str, model: ServedModel) -> float:
         """One fixed-cost stage of an instance start of ``model`` (a name in
-        :data:`warmsim.sim.startup.COST_STAGES`: ``engine_process``, ``engine_prepare``, ``tp_comm``,
+        :data:`COST_STAGES`: ``engine_process``, ``engine_prepare``, ``tp_comm``,
         ``engine_init``, ``cuda_graphs``); which stages a start pays is the system's
         (:class:`warmsim.sim.startup.StartPath`)."""
 
@@ -151,7 +161,7 @@ class ConstantCostModel:
         return self.process_start
 
     def stage_s(self, stage: str, model: ServedModel) -> float:
-        if stage not in ("engine_process", "engine_prepare", "tp_comm", "engine_init", "cuda_graphs"):
+        if stage not in COST_STAGES:
             raise KeyError(stage)
         return getattr(self, stage)
 
@@ -181,3 +191,37 @@ class ConstantCostModel:
 
     def interference(self) -> Interference:
         return self.slowdown
+
+
+#: What :class:`ScaledCost` may scale: the process start, each start stage and each link capacity.
+SCALABLE = ("process", *COST_STAGES, *LINKS)
+
+
+class ScaledCost:
+    """A cost model with some start costs or link capacities multiplied by factors, for what-if runs
+    (``cost.scale`` in a config, ``warmsim sensitivity``). Keys are :data:`SCALABLE` names: ``process``
+    scales :meth:`~CostModel.process_start_s`, a stage name :meth:`~CostModel.stage_s` of that stage, a
+    link kind :meth:`~CostModel.link_bandwidth` of that link. Everything else is the base model's (its
+    bound methods, so the hot paths pay nothing for the wrapper). Its ``name`` says what was scaled."""
+
+    def __init__(self, base: CostModel, factors: dict[str, float]):
+        unknown = set(factors) - set(SCALABLE)
+        if unknown:
+            raise UserError(f"cost.scale: unknown key(s) {sorted(unknown)} (known: {', '.join(SCALABLE)})")
+        self.base = base
+        self.factors = dict(sorted(factors.items()))
+        self.name = base.name + (" scaled " + " ".join(f"{k}x{v:g}" for k, v in self.factors.items())
+                                 if self.factors else "")
+        self.measured = base.measured
+        for method in ("alloc_s", "free_s", "vmm_map_s", "vmm_unmap_s", "load_overhead_s", "prefill_s",
+                       "decode_coeffs", "interference"):
+            setattr(self, method, getattr(base, method))
+
+    def process_start_s(self) -> float:
+        return self.base.process_start_s() * self.factors.get("process", 1.0)
+
+    def stage_s(self, stage: str, model: ServedModel) -> float:
+        return self.base.stage_s(stage, model) * self.factors.get(stage, 1.0)
+
+    def link_bandwidth(self, link: str) -> float:
+        return self.base.link_bandwidth(link) * self.factors.get(link, 1.0)

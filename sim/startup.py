@@ -15,23 +15,13 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Mapping
 
-from warmsim.sim.cost import CostModel
+from warmsim.sim.cost import COST_STAGES, CostModel  # noqa: F401 (COST_STAGES: the stages priced)
 from warmsim.sim.memswitch import MEMSWITCHES
 from warmsim.sim.models import ServedModel
 from warmsim.sim.sources import SOURCES
 
 #: Memory-switch mechanisms: how a GPU's memory is made ready for new weights (:mod:`warmsim.sim.memswitch`).
 MEMSWITCH_NAMES = tuple(MEMSWITCHES)
-
-#: The fixed-cost stages a cost model prices (:meth:`warmsim.sim.cost.CostModel.stage_s`), with what each is.
-COST_STAGES: dict[str, str] = {
-    "engine_process": "serving-engine process start and its imports (vLLM, the API server)",
-    "engine_prepare": "engine configuration, tokenizer, worker hand-off (before the weights are needed)",
-    "tp_comm": "the TP group's communicator (NCCL world; a world of one for TP 1)",
-    "engine_init": "model object, the rest of engine construction, KV set-up and the API server",
-    "cuda_graphs": "CUDA-graph capture of the decode batch sizes (none with eager engines)",
-}
-
 
 @dataclass(frozen=True)
 class StartPath:
