@@ -234,7 +234,7 @@ WORKLOAD: dict[str, Knob] = {
 #: ``cost`` knobs by kind.
 COST: dict[str, dict[str, Knob]] = {
     "profile": {"profile": Knob("str", help="a shipped profile name or a profile directory"),
-                "scale": Knob("mapping", help="factors on start costs and link capacities (sim/cost.py ScaledCost)")},
+                "scale": Knob("mapping", null=True, help="factors on start costs and link capacities (sim/cost.py ScaledCost)")},
     "constant": {
         **{k: _nonneg("seconds", 1e6) for k in (
             "process_start", "engine_init", "alloc", "free", "vmm_map_per_gib", "vmm_unmap_per_gib",

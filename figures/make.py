@@ -19,6 +19,7 @@ from pathlib import Path
 from warmsim.experiments.outputs import atomic_write
 from warmsim.sim.errors import UserArgumentParser, UserError, writable_dir
 
+from warmsim.experiments import jobs as runner
 from warmsim.figures import jobs as jobmod
 from warmsim.figures import tables
 
@@ -252,12 +253,12 @@ def run_experiments(args, names: list[str], out: Path) -> tuple[list, list[str],
                        seed=args.seed, need=need)
     print(f"figures: running {len(todo)} experiment(s) ({args.jobs} at a time) into {out / 'runs'}")
     t0 = time.perf_counter()
-    done = jobmod.run_all(todo, parallel=args.jobs, reuse=args.reuse)
+    done = runner.run_all(todo, parallel=args.jobs, reuse=args.reuse)
     wall = time.perf_counter() - t0
     failed = []
     for j in done:
         if j.rc != 0:
-            print(f"figures: experiment '{j.name}' failed: {jobmod.failure_line(j)}")
+            print(f"figures: experiment '{j.name}' failed: {runner.failure_line(j)}")
             failed += [o.split("=", 1)[1] for o in j.overrides if o.startswith("system=")]
     print(f"figures: experiments took {wall:.0f} s")
     return done, failed, wall
