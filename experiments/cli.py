@@ -25,9 +25,10 @@ commands:
   trace describe|plot X   look at a trace (a shipped name or a file)
   calibrate [--quick] [--out PATH]   measure a GPU's cost curves (needs the [calibrate] extra and a GPU)
   calibrate --check P | --diff A B   set a profile against public sanity ranges | compare two profiles
-  estimate key=value ...  predicted cold-start breakdown and first-request TTFT from a profile
+  estimate key=value ...  predicted start-up stages and first-request TTFT of one model
   bench [--quick]         speed and memory figures of the simulator and trace loaders
   figures [--out DIR] [--results DIR]  regenerate the figures from result tables
+  sensitivity [--quick] [--out DIR]   every paper claim as a range over unmeasured costs (one knob at a time)
   report DIR [DIR ...] [--html]   one comparison table from many run directories (e.g. a hydra sweep)
   timeline RUN_DIR [--system S] [--out trace.json]   Chrome trace-event JSON for ui.perfetto.dev
 
@@ -47,6 +48,7 @@ COMMANDS = {
     "report": ("warmsim.experiments.report", "main"),
     "timeline": ("warmsim.experiments.timeline", "main"),
     "figures": ("warmsim.figures.make", "main"),
+    "sensitivity": ("warmsim.experiments.sensitivity", "main"),
 }
 #: hydra's own options that ``compare`` / ``run`` pass through: option -> takes a value.
 HYDRA_OPTIONS = {"-m": False, "--multirun": False, "-h": False, "--help": False, "--hydra-help": False,
