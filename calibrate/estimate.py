@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from warmsim.calibrate.costmodel import ProfileCostModel
+from warmsim.calibrate.profile import external_note
 from warmsim.sim.errors import UserError
 from warmsim.sim.models import ServedModel
 from warmsim.sim.startup import MEMSWITCH, SOURCE_PATHS, StartupBreakdown, startup_breakdown
@@ -138,6 +139,8 @@ class Estimate:
     measured: bool
     startup: StartupBreakdown
     prefill_s: float
+    #: :func:`~warmsim.calibrate.profile.external_note` of the profile (None: measured by the harness or not at all)
+    provenance: str | None = None
 
     @property
     def ttft_s(self) -> float:
@@ -160,13 +163,14 @@ def estimate(req: EstimateRequest, cost: ProfileCostModel | None = None) -> Esti
     cost = cost or ProfileCostModel.load(req.gpu_profile)
     bd = startup_breakdown(cost, model, req.source, device_prewarmed=req.device_prewarmed,
                            engine_prewarmed=req.engine_prewarmed, memswitch=req.memswitch)
-    return Estimate(req, model, cost.name, cost.measured, bd, cost.prefill_s(model, req.prompt_tokens, 1))
+    return Estimate(req, model, cost.name, cost.measured, bd, cost.prefill_s(model, req.prompt_tokens, 1),
+                    external_note(cost.fitted.meta))
 
 
 def format_estimate(e: Estimate) -> str:
     """Human-readable table of the breakdown and its total."""
     r = e.request
-    kind = "measured" if e.measured else "NOT measured (analytic)"
+    kind = e.provenance or ("measured" if e.measured else "NOT measured (analytic)")
     lines = [f"model {r.model} tp={r.tp} ({e.model.shard_bytes / 1e9:.2f} GB per GPU), source {r.source}, "
              f"memswitch {r.memswitch}, device_prewarmed={str(r.device_prewarmed).lower()}, "
              f"engine_prewarmed={str(r.engine_prewarmed).lower()}",
