@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
                          "sanity ranges; exit status 1 if a value lies outside its range")
     ap.add_argument("--diff", nargs=2, metavar=("A", "B"), default=None,
                     help="measure nothing: headline numbers of profiles A and B side by side, with B/A")
+    ap.add_argument("--vs-reference", nargs="+", metavar="PROFILE", default=None,
+                    help="measure nothing: each PROFILE's costs against the real H100 measurements of "
+                         "calibrate/reference_data, figure by figure (a Markdown table)")
     return ap
 
 
@@ -73,12 +76,14 @@ def _load(name_or_path: str | Path):
 
 def _sanity(name_or_path: str | Path) -> tuple[str, int]:
     """The sanity table of a profile and how many values lie outside their range."""
+    from warmsim.calibrate.profile import external_note
     from warmsim.calibrate.sanity import check_profile, format_checks, format_spreads, outside, spreads
 
     profile = _load(name_or_path)  # read once: fitted for the checks, raw for the spreads
     fitted = _fit_quietly(profile)
     checks = check_profile(fitted)
-    text = format_checks(fitted.name, fitted.measured, checks) + "\n" + format_spreads(spreads(profile))
+    text = (format_checks(fitted.name, fitted.measured, checks, external_note(fitted.meta)) + "\n"
+            + format_spreads(spreads(profile)))
     return text, len(outside(checks))
 
 
@@ -103,6 +108,12 @@ def calibrate_main(argv: list[str]) -> int:
         from warmsim.calibrate.diff import format_diff
 
         print(format_diff(*(ProfileCostModel(_fit_quietly(_load(p))) for p in args.diff)))
+        return 0
+    if args.vs_reference:
+        from warmsim.calibrate.costmodel import ProfileCostModel
+        from warmsim.calibrate.refcheck import table
+
+        print(table([ProfileCostModel(_fit_quietly(_load(p))) for p in args.vs_reference]))
         return 0
     if args.check:
         table, n_out = _sanity(args.check)

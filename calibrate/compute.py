@@ -122,6 +122,6 @@ def model_compute(shape: ModelShape, tp: int, data: dict[tuple, ComputeData], a:
         head_flop_scale=(dims.vocab * dims.hidden) / (m.vocab * m.hidden),
         ar_latency_s=ar_lat, ar_s_per_token=ar_tok, max_seq_len=shape.max_model_len)
     if mc.scaled:
-        warnings.warn(f"{shape.name} at tp={tp} is not in the profile; scaled from measured shard "
+        warnings.warn(f"{shape.name} at tp={tp} is not in the profile; scaled from the profile's shard "
                       f"{m.shape}/tp{m.tp} by FLOPs/bytes", ScalingWarning, stacklevel=3)
     return mc

@@ -23,8 +23,9 @@ class ExtrapolationWarning(UserWarning):
 
 
 def warn_extrapolation(label: str, lo: float, hi: float, stacklevel: int = 3) -> None:
-    """Warn that curve ``label`` (measured on ``[lo, hi]``) is used outside that range."""
-    warnings.warn(f"{label}: query outside the measured range [{lo:g}, {hi:g}]; extrapolating",
+    """Warn that curve ``label`` (whose profile points span ``[lo, hi]``, measured or analytic) is used
+    outside that range."""
+    warnings.warn(f"{label}: query outside the profile's range [{lo:g}, {hi:g}]; extrapolating",
                   ExtrapolationWarning, stacklevel=stacklevel)
 
 

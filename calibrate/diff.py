@@ -12,6 +12,7 @@ import warnings
 
 from warmsim.calibrate.costmodel import ProfileCostModel
 from warmsim.calibrate.estimate import EstimateRequest, estimate
+from warmsim.calibrate.profile import external_note
 from warmsim.sim.catalog import get_shape
 from warmsim.sim.errors import UserError
 from warmsim.sim.models import ServedModel
@@ -47,8 +48,10 @@ def headline(cost: ProfileCostModel) -> dict[str, float]:
 def format_diff(a: ProfileCostModel, b: ProfileCostModel) -> str:
     """A table of both headlines and the ratio ``b / a``; a row only one profile has shows ``-``."""
     ha, hb = headline(a), headline(b)
-    kind = {True: "measured", False: "NOT measured"}
-    lines = [f"A = {a.name} ({kind[a.measured]}), B = {b.name} ({kind[b.measured]})",
+    def kind(c: ProfileCostModel) -> str:
+        return external_note(c.fitted.meta) or ("measured" if c.measured else "NOT measured")
+
+    lines = [f"A = {a.name} ({kind(a)}), B = {b.name} ({kind(b)})",
              f"  {'quantity':<38} {'A':>12} {'B':>12} {'B/A':>8}"]
     for key in list(dict.fromkeys([*ha, *hb])):
         va, vb = ha.get(key), hb.get(key)

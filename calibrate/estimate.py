@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+from warmsim.calibrate.profile import external_note
 from warmsim.sim.cost import CostModel
 from warmsim.sim.errors import UserError
 from warmsim.sim.memswitch import MEMSWITCHES
@@ -189,6 +190,8 @@ class Estimate:
     memswitch: str
     startup: StartupBreakdown
     prefill_s: float
+    #: :func:`~warmsim.calibrate.profile.external_note` of the profile (None: measured by the harness or not at all)
+    provenance: str | None = None
 
     @property
     def ttft_s(self) -> float:
@@ -233,14 +236,16 @@ def estimate(req: EstimateRequest, cost: CostModel | None = None) -> Estimate:
     kv = (cluster.gpu_pool_bytes - model.shard_bytes) // block * block  # an empty GPU's pool after the weights
     bd = startup_breakdown(cost, model, req.source, path, engine, memswitch=memswitch,
                            bandwidth=cluster.link_bandwidth(), kv_bytes=kv)
+    base = getattr(cost, "base", cost)  # a ScaledCost's profile
+    meta = getattr(getattr(base, "fitted", None), "meta", None)
     return Estimate(req, model, cost.name, cost.measured, path, memswitch, bd,
-                    cost.prefill_s(model, req.prompt_tokens, 1))
+                    cost.prefill_s(model, req.prompt_tokens, 1), external_note(meta) if meta is not None else None)
 
 
 def format_estimate(e: Estimate) -> str:
     """Human-readable table of the stages and the total."""
     r, p = e.request, e.path
-    kind = "measured" if e.measured else "NOT measured (analytic)"
+    kind = e.provenance or ("measured" if e.measured else "NOT measured (analytic)")
     flags = ", ".join(f"{k}={str(getattr(p, f)).lower()}" for k, f in FLAG_KEYS.items())
     lines = [f"model {r.model} tp={r.tp} ({e.model.shard_bytes / 1e9:.2f} GB per GPU), source {r.source}, "
              f"memswitch {e.memswitch}" + (f", system {r.system}" if r.system else ""),

@@ -185,6 +185,22 @@ def read_meta(directory: Path) -> dict[str, Any]:
     return meta
 
 
+def provenance_counts(meta: dict[str, Any]) -> tuple[int, int]:
+    """(tables wholly analytic, tables partly analytic) by meta.json's ``provenance`` map (a profile
+    whose measured rows came with analytic ones, like ``h100_reference``); (0, 0) without one."""
+    src = [p.get("source") for p in (meta.get("provenance") or {}).values() if isinstance(p, dict)]
+    return src.count("analytic"), src.count("measured+analytic")
+
+
+def external_note(meta: dict[str, Any]) -> str | None:
+    """How a profile measured outside warmsim's harness (meta.json ``measured_by``) says so in reports,
+    e.g. ``measured by an external script; 2 of 10 tables analytic, 5 in part``; None for any other profile."""
+    if not meta.get("measured") or not meta.get("measured_by"):
+        return None
+    whole, part = provenance_counts(meta)
+    return f"measured by an external script; {whole} of {len(TABLES)} tables analytic, {part} in part"
+
+
 def write_meta(directory: Path, meta: dict[str, Any]) -> Path:
     """Write ``meta.json`` atomically."""
     path = Path(directory) / META_FILE

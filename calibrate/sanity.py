@@ -129,9 +129,10 @@ def _fmt(v: float | None) -> str:
     return f"{v:.3g}"
 
 
-def format_checks(name: str, measured: bool, checks: list[Check]) -> str:
-    """A plain-text table of ``checks`` with a closing line that counts the verdicts."""
-    kind = "measured" if measured else "NOT measured"
+def format_checks(name: str, measured: bool, checks: list[Check], note: str | None = None) -> str:
+    """A plain-text table of ``checks`` with a closing line that counts the verdicts; ``note`` replaces
+    the word "measured" (:func:`~warmsim.calibrate.profile.external_note`)."""
+    kind = note or ("measured" if measured else "NOT measured")
     lines = [f"sanity check of profile {name} ({kind}) against the public anchors of docs/calibration.md",
              f"  {'quantity':<38} {'value':>9} {'range':>17}  {'verdict':<11} note"]
     for c in checks:

@@ -102,14 +102,15 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("P99 TTFT, MuxServe", 2.34, "s", "[S]", _p99_of("muxserve"),
           "summary number, unverified; warmsim's MuxServe tail comes from requests held over its cap (1-s re-poll)"),
     Claim("P99 TTFT, WarmServe", 0.29, "s", "[S]", _p99_of("warmserve"),
-          "summary number, unverified; warmsim's costs are a profile that no GPU has measured yet"),
+          "summary number, unverified; warmsim's default costs are an analytic profile that no GPU measured "
+          "(the report's cost-profile line names the one used)"),
     Claim("prediction accuracy, average", 0.947, "share", "[S]", _accuracy("pred_acc_avg"),
           "warmsim's history is sampled days with cost-model service times, the artifact's is the full "
           "trace's concurrency times the sampling fraction"),
     Claim("prediction accuracy, peak", 0.927, "share", "[S]", _accuracy("pred_acc_peak"),
           "the artifact's baseline peak (fraction x full-trace peak) is smoother than warmsim's sampled one"),
     *(Claim(f"share TTFT < 100 ms, {s}", v, "share", "[S]", _share(s),
-            "shares depend on how often a request meets an instance start; warmsim's costs are unmeasured")
+            "shares depend on how often a request meets an instance start; warmsim's default costs are unmeasured")
       for s, v in ABLATION_SHARES.items()),
 )
 

@@ -34,11 +34,13 @@ def _echo(text: str) -> None:
 
 def compare(cfg, outdir: Path) -> None:
     """Run every system in ``cfg.systems`` on one workload; print the table; write the run directory."""
+    from warmsim.calibrate.profiles import external_note_of
     from warmsim.experiments.api import simulate
     res = simulate(cfg, None, outdir, echo=_echo)
     cost = res.summary["profile"].iloc[0]
     measured = bool(res.summary["profile_measured"].iloc[0])
-    print(f"profile: {cost} ({'measured' if measured else 'analytic, not measured'}); "
+    kind = external_note_of(cost) if measured else None
+    print(f"profile: {cost} ({kind or ('measured' if measured else 'analytic, not measured')}); "
           f"workload: {res.workload_requests} requests, {res.duration_s:.0f} s")
     print(res.table())
     print(f"\nresults: {outdir}")

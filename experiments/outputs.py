@@ -180,11 +180,20 @@ def workload_lines(setup) -> list[str]:
         f"  note: {x}" for x in setup.workload_notes]
 
 
+def _cost_kind(cost) -> str:
+    """Whether the cost model's numbers were measured, and by whom (a profile measured outside the
+    harness says so, with how many of its tables are analytic)."""
+    from warmsim.calibrate.profile import external_note
+    meta = getattr(getattr(cost, "fitted", None), "meta", None)
+    note = external_note(meta) if isinstance(meta, dict) else None
+    return note or ("measured on a GPU" if cost.measured else "NOT measured: analytic or constant")
+
+
 def _report_header(summary: pd.DataFrame, results: list[RunResult], setup, notes) -> list[str]:
     w = setup.workload
     return [
         "# warmsim comparison report", "",
-        f"- Cost profile: `{setup.cost.name}` ({'measured on a GPU' if setup.cost.measured else 'NOT measured: analytic or constant'})",
+        f"- Cost profile: `{setup.cost.name}` ({_cost_kind(setup.cost)})",
         f"- Cluster: {setup.cluster.nodes} node(s) x {setup.cluster.gpus_per_node} GPUs, "
         f"{setup.cluster.gpu_hbm_bytes / 2**30:.0f} GiB HBM each",
         "- Models: " + ", ".join(f"{m.name} (tp{m.tp}, {m.weight_bytes / 1e9:.1f} GB)" for m in setup.models.values()),

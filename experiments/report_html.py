@@ -165,6 +165,14 @@ def commands(full: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _measured_html(profile: str, measured: bool) -> str:
+    """Whether a run's cost profile was measured, and by whom (``profile_measured`` and the profile's meta)."""
+    from warmsim.calibrate.profiles import external_note_of
+    if not measured:
+        return "<b>not measured</b> (analytic or constant)"
+    return html.escape(external_note_of(profile) or "measured on a GPU")
+
+
 def write_html(path: Path, full: pd.DataFrame, params: list[str], dirs: list[str], argv: list[str]) -> None:
     """The page (see the module docstring); ``full``: every run's summary rows with the parameters."""
     from warmsim.experiments.claims import claims_table
@@ -180,7 +188,7 @@ def write_html(path: Path, full: pd.DataFrame, params: list[str], dirs: list[str
         if "profile" in full else pd.DataFrame()
     parts.append("<h2>Cost profile</h2><ul>" + "".join(
         f"<li><code>{html.escape(str(r.profile))}</code>: "
-        f"{'measured on a GPU' if bool(r.profile_measured) else '<b>not measured</b> (analytic or constant)'}</li>"
+        f"{_measured_html(str(r.profile), bool(r.profile_measured))}</li>"
         for r in prof.itertuples(index=False)) + "</ul>")
     parts.append("<h2>Summary (all models)</h2>" + _table(shown_aggregate(agg[agg["model"] == "ALL"], params, False)))
     parts.append("<h2>Figures</h2>")

@@ -87,7 +87,8 @@ class CostModel(Protocol):
 
     #: Profile name, written next to every result the model produced.
     name: str
-    #: True only when the numbers were measured on a real GPU by the calibration harness.
+    #: True only when the numbers were measured on a real GPU: by the calibration harness, or by an external
+    #: script (``h100_reference``; its meta.json ``measured_by`` and ``provenance`` say which tables).
     measured: bool
 
     def process_start_s(self) -> float:

@@ -15,6 +15,17 @@ def known_profiles() -> list[str]:
     return sorted(p.name for p in PROFILES_DIR.iterdir() if (p / "meta.json").is_file())
 
 
+def external_note_of(name_or_path: str | Path) -> str | None:
+    """:func:`~warmsim.calibrate.profile.external_note` of a profile named in a results table (a shipped
+    name or a directory); None when the name is no profile (a constant cost model) or not readable here."""
+    from warmsim.calibrate.profile import external_note, read_meta
+
+    try:
+        return external_note(read_meta(resolve(name_or_path)))
+    except UserError:
+        return None
+
+
 def resolve(name_or_path: str | Path) -> Path:
     """Directory of a shipped profile called ``name_or_path``, or ``name_or_path`` itself when it is a
     profile directory; :class:`UserError` listing the shipped names otherwise."""

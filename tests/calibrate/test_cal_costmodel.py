@@ -123,7 +123,7 @@ def test_tensor_parallel_adds_allreduce(analytic_cost):
 
 def test_unmeasured_shape_is_scaled_and_says_so(analytic_cost):
     m = served("llama-3-8b", 2)
-    with pytest.warns(ScalingWarning, match="scaled from measured shard"):
+    with pytest.warns(ScalingWarning, match="scaled from the profile's shard"):
         fresh = ProfileCostModel(analytic_cost.fitted)
         t = fresh.prefill_s(m, 1024, 1)
     ref = analytic_cost.prefill_s(served("llama-3-8b", 1), 1024, 1)

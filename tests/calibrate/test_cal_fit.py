@@ -57,7 +57,7 @@ def test_piecewise_interpolates_and_warns_outside():
 
 def test_linear_fit_warns_outside_range():
     f = fit_linear("lin", [[1], [10]], [1.0, 10.0])
-    with pytest.warns(ExtrapolationWarning, match=r"lin: query outside the measured range \[1, 10\]"):
+    with pytest.warns(ExtrapolationWarning, match=r"lin: query outside the profile's range \[1, 10\]"):
         f(100)
 
 
