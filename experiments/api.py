@@ -25,7 +25,7 @@ import yaml
 
 from warmsim.sim.errors import UserError
 
-__all__ = ["Run", "config", "compare", "run", "simulate", "load", "claim_dir"]
+__all__ = ["Run", "config", "compare", "run", "simulate", "load", "claim_dir", "sensitivity"]
 
 
 @dataclass
@@ -190,3 +190,21 @@ def load(path: str | Path) -> Run:
         except ValueError:
             pass
     return res
+
+
+def sensitivity(quick: bool = True, out: str | Path | None = None, jobs: int | None = None,
+                knobs: tuple[str, ...] | None = None, experiments: tuple[str, ...] | None = None,
+                reuse: bool = False, seed: int = 0, echo=None) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
+    """``warmsim sensitivity``: each paper claim over one knob at a time (:mod:`warmsim.experiments.sensitivity`).
+
+    Returns ``(rows, ranges, directory)``: one row per (claim, knob, value) with warmsim's number; per
+    claim its default, range, whether the paper's number is inside and the knob that moves it most;
+    and the directory holding ``sensitivity.csv``, ``claims.md``, the tornado figures and the runs."""
+    import os
+
+    from warmsim.experiments import sensitivity as sens
+    d = claim_dir(out, "sensitivity")
+    p = sens.plan(d, quick=quick, seed=seed, knobs=knobs, experiments=experiments)
+    rows, ranges, _ = sens.run(p, parallel=jobs or os.cpu_count() or 1, reuse=reuse,
+                               echo=echo or (lambda line: None))
+    return rows, ranges, d

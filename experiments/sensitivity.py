@@ -19,6 +19,7 @@ per run), one ``warmsim compare`` each, under ``<out>/runs/``.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,8 +181,8 @@ def plan(out: Path, *, quick: bool, seed: int = 0, knobs: tuple[str, ...] | None
         rates = CAPACITY_RATES["quick" if quick else "full"] if exp == "capacity" else (None,)
         for knob, label, over in variants:
             for rate in rates:
-                slug = f"{knob}={label}".replace(" ", "_").replace("/", "_")
-                name = f"{exp}/{slug}" + (f"/rps{rate:g}" if rate is not None else "")
+                slug = re.sub(r"[^A-Za-z0-9_]+", "_", f"{knob}__{label}")  # a run-directory name
+                name = f"{exp}/{slug}" + (f"/rps{rate:g}".replace(".", "_") if rate is not None else "")
                 extra = [f"workload.rps={rate:g}"] if rate is not None else []
                 p.jobs.append(Job(name, "compare", [*EXPERIMENTS[exp], *common, *over, *extra], p.out / "runs" / name))
                 p.index[name] = (exp, knob, label, rate)
@@ -320,11 +321,16 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--knobs", default=None, help=f"comma-separated subset of: {', '.join(k.name for k in KNOBS)}")
     ap.add_argument("--experiments", default=None, help=f"comma-separated subset of: {', '.join(EXPERIMENTS)}")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--duration", type=float, default=None,
+                    help="seconds of trace per run (default 600 with --quick, else 1200: the paper's 20 minutes)")
     args = ap.parse_args(argv)
     if args.jobs < 1:
         raise UserError(f"sensitivity: --jobs must be at least 1, got {args.jobs}")
+    if args.duration is not None and not 1 <= args.duration <= 86400:
+        raise UserError(f"sensitivity: --duration must be 1 to 86400 seconds, got {args.duration:g}")
     split = lambda s: tuple(x.strip() for x in s.split(",") if x.strip()) if s else None  # noqa: E731
-    p = plan(args.out, quick=args.quick, seed=args.seed, knobs=split(args.knobs), experiments=split(args.experiments))
+    p = plan(args.out, quick=args.quick, seed=args.seed, knobs=split(args.knobs), experiments=split(args.experiments),
+             duration_s=args.duration)
     _, r, failed = run(p, parallel=args.jobs, reuse=args.reuse)
     print("\n".join(ranges_markdown(r, p.knobs)))
     print(f"sensitivity: wrote {p.out / 'sensitivity.csv'}, {p.out / 'claims.md'} and the tornado figures")

@@ -52,12 +52,18 @@ def draw(rows: pd.DataFrame, out_path) -> dict:
         ax.axvline(default, color="black", lw=1.2, label=f"warmsim default ({default:.3g})")
     ax.axvline(paper, color="#d62728", lw=1.2, ls="--", label=f"paper ({paper:.3g})")
     vals = [v for b in bs for v in b[1:3]] + [paper] + ([default] if np.isfinite(default) else [])
-    if unit == "x" and min(vals) > 0 and max(vals) / min(vals) > 20:
+    lo_v, hi_v = min(vals), max(vals)
+    if unit == "x" and lo_v > 0 and hi_v / lo_v > 20:
         ax.set_xscale("log")
+        ax.set_xlim(lo_v / 2.5, hi_v * 2.5)  # room for the value labels at both ends
+    else:
+        pad = 0.25 * (hi_v - lo_v) or 0.25 * abs(hi_v) or 1.0
+        ax.set_xlim(lo_v - pad, hi_v + pad)
     unit_label = {"x": "ratio (x)", "s": "seconds", "share": "share"}.get(unit, unit)
     ax.set_xlabel(unit_label)
     ax.set_title(f"{claim}: range over one knob at a time", fontsize=10)
     ax.legend(loc="best", fontsize=7)
+    fig.tight_layout()
     style.save(fig, out_path)
     return {"claim": claim, "default": default, "low": min(b[1] for b in bs) if bs else default,
             "high": max(b[2] for b in bs) if bs else default, "widest": bs[0][0] if bs else None}

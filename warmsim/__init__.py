@@ -22,7 +22,7 @@ if not (_here / "sim").is_dir() and (_here.parent / "sim" / "__init__.py").is_fi
     __path__.append(str(_here.parent))  # a source checkout: warmsim.sim is ../sim
 
 #: The Python API's names, imported on first use (``import warmsim`` stays light).
-_API = ("Run", "config", "compare", "run", "simulate", "load", "claim_dir")
+_API = ("Run", "config", "compare", "run", "simulate", "load", "claim_dir", "sensitivity")
 
 __all__ = list(_API)
 
