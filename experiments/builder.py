@@ -291,4 +291,5 @@ def build_sim(cfg, cluster: ClusterSpec) -> SimSpec:
     s = cfg.sim
     return SimSpec(_num(s, "retry_s", "sim"), _num(s, "request_timeout_s", "sim"), _num(s, "drain_s", "sim", False),
                    _num(s, "load_window_s", "sim"), int(_num(s, "service_estimate_batch", "sim")),
-                   bool(s.get("check_invariants", False)), *build_faults(cfg, cluster))
+                   bool(s.get("check_invariants", False)), *build_faults(cfg, cluster),
+                   prewarm_lead_s=_num(s, "prewarm_lead_s", "sim", False))

@@ -171,6 +171,13 @@ def trace_events(timeline: pd.DataFrame, requests: pd.DataFrame | None, *, gpus_
             for ts, n in zip(t[keep], level[keep]):
                 ev.append({"ph": "C", "pid": load_pid, "name": f"in flight: {model}", "ts": float(ts) * US,
                            "args": {"requests": int(n)}})
+    # A run with a prewarm lead starts before 0 (sim.prewarm_lead_s); trace viewers want ts >= 0, so the
+    # whole trace moves right by the lead: ts 0 is the run's start, the first request comes at the lead.
+    lead = -min((e["ts"] for e in ev if "ts" in e), default=0.0)
+    if lead > 0:
+        for e in ev:
+            if "ts" in e:
+                e["ts"] += lead
     return ev
 
 

@@ -174,6 +174,7 @@ GROUPS: dict[str, dict[str, Knob]] = {
         "load_window_s": _pos("seconds of the autoscaler's averaging window", 86400),
         "service_estimate_batch": _pos("largest batch of the in-flight load estimate", 1_000_000, "int"),
         "check_invariants": Knob("bool", help="run the invariant checker inside the run (sim/invariants.py)"),
+        "prewarm_lead_s": _nonneg("seconds the system runs before the first request", 86400),
     },
     "metrics": {
         "unfinished_ttft_s": _pos("TTFT charged to a dropped request", 1e9),

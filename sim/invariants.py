@@ -51,7 +51,7 @@ class InvariantChecker:
 
     def __init__(self, sim):
         self.sim = sim
-        self.now = 0.0
+        self.now = sim.env.now  # the run may start before 0 (a prewarm lead)
         self.dirty_gpus: set[int] = set()
         self.dirty_instances: set[int] = set()
         self.events = 0

@@ -60,7 +60,7 @@ class LoadTracker:
             key = (0, 0.0, 0, 0, 0)
             self._memo[m] = (key, LoadView(*key))
             self._cache[m] = self._memo[m][1]
-        self.gpu_busy_area = 0.0  # GPU-seconds with an instance on the GPU
+        self.gpu_busy_area = 0.0  # GPU-seconds with an instance on the GPU, from time 0 (not the lead)
         self.gpu_busy_t = 0.0
         self.gpus_busy = 0
 
@@ -101,8 +101,9 @@ class LoadTracker:
 
     def gpu_busy_delta(self, delta: int) -> None:
         now = self.env.now
-        self.gpu_busy_area += self.gpus_busy * (now - self.gpu_busy_t)
-        self.gpu_busy_t = now
+        if now > 0:  # a prewarm lead (negative times) is not counted
+            self.gpu_busy_area += self.gpus_busy * (now - self.gpu_busy_t)
+            self.gpu_busy_t = now
         self.gpus_busy += delta
 
     # ---- reading ----------------------------------------------------------------------------------
@@ -165,6 +166,8 @@ class LoadTracker:
         avg/peak, observed avg/peak), tell the predictor, start the next window's peak."""
         w = 0
         starts = {m: 0.0 for m in self.order}
+        if self.env.now < 0:  # windows count from the first request's time, 0 (a prewarm lead before it)
+            yield self.env.timeout(-self.env.now)
         while True:
             yield self.env.timeout(predictor.window_s)
             now = self.env.now

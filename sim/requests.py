@@ -82,14 +82,14 @@ class Requests:
         """Start the arrivals: each request at its time, to an instance or to the held queue (which
         may start an instance when the system scales on a miss). A chain of timers, one per distinct
         arrival time, each handling every request due then; the first fires at time 0 before any
-        event due then (like a process's start)."""
+        event due then (like a process's start), also when the run began earlier (a prewarm lead)."""
         env = self.sim.env
         # Triggered and scheduled URGENT by hand, as SimPy starts a process (``Event.succeed`` would
         # schedule it NORMAL, after events already due at time 0).
         ev = env.event()
         ev._ok, ev._value = True, None
         ev.callbacks.append(self._arrive)
-        env.schedule(ev, URGENT)
+        env.schedule(ev, URGENT, max(0.0, -env.now))
 
     def _arrive(self, _ev) -> None:
         sim = self.sim

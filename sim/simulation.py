@@ -64,6 +64,9 @@ class SimSpec:
     check_invariants: bool = False  # run sim.invariants.InvariantChecker inside the run (slower; for debugging)
     faults: tuple = ()  # sim.faults.Fault events of the run, by time
     on_failure: str = "retry"  # requests a lost instance held: retry (back to the router) | drop
+    #: Seconds the system runs before the first request may arrive (the clock starts at minus this):
+    #: its placer and loops act, nothing arrives, and no GPU-time is counted.
+    prewarm_lead_s: float = 0.0
 
 
 class Simulation:
@@ -72,7 +75,7 @@ class Simulation:
     def __init__(self, workload, models: dict[str, ServedModel], cluster_spec: ClusterSpec, cost: CostModel,
                  bundle: Bundle, engine_spec: EngineSpec = EngineSpec(), spec: SimSpec = SimSpec(),
                  progress=None):
-        self.env = simpy.Environment()
+        self.env = simpy.Environment(initial_time=-float(spec.prewarm_lead_s) if spec.prewarm_lead_s else 0.0)
         self.workload = workload
         self.models = models
         self.order = list(workload.models)
@@ -226,7 +229,7 @@ class Simulation:
         if len(self.workload) == 0:
             self.requests.arrivals_done = True
         else:
-            env.run(until=env.any_of([self.requests.finished, env.timeout(horizon)]))
+            env.run(until=env.any_of([self.requests.finished, env.timeout(horizon - env.now)]))
         rec = self.recorder
         rec.end_s = env.now
         rec.events = next(env._eid)  # events SimPy scheduled in the run (its event-id counter)

@@ -209,7 +209,9 @@ class Weights:
         key, cached = None, {m: (0.0, 0.0) for m in sim.order}
         idle_inputs = None  # the inputs at which a demand-aware placer last wanted nothing
         while True:
-            window = int(sim.env.now // pred.window_s) if pred is not None else 0
+            # window 0 through a prewarm lead: the artifact's predictor clock starts at launch and is
+            # reset at the first request (prewarm_manager.py init_timer, request_handler)
+            window = max(0, int(sim.env.now // pred.window_s)) if pred is not None else 0
             if pred is not None and key != (window, sim.load.observations):
                 key = (window, sim.load.observations)
                 cached = {m: pred.predict(m, window) for m in sim.order}
