@@ -158,7 +158,9 @@ GROUPS: dict[str, dict[str, Knob]] = {
     "engine": {
         "block_size": _pos("tokens per KV-cache block", 65536, "int"),
         "max_num_seqs": _pos("sequences an engine runs at once", 1_000_000, "int"),
-        "max_batched_tokens": _pos("prompt tokens per prefill step", _TOK, "int"),
+        "max_batched_tokens": _pos("prompt tokens per prefill step (with chunked prefill: tokens per step)", _TOK, "int"),
+        "prefix_caching": Knob("bool", help="vLLM's automatic prefix caching (off in WarmServe's artifact)"),
+        "chunked_prefill": Knob("bool", help="vLLM's chunked prefill (off in WarmServe's artifact)"),
     },
     "sim": {
         "retry_s": _pos("seconds between re-checks of held requests", 86400),
@@ -180,6 +182,7 @@ GROUPS: dict[str, dict[str, Knob]] = {
     "output": {
         "requests": Knob("bool", help="write requests.parquet"),
         "timeline": Knob("bool", help="write timeline.parquet"),
+        "steps": Knob("bool", help="write steps.parquet (one row per engine step; slower)"),
     },
 }
 

@@ -4,7 +4,8 @@ The trace window ``[start_s, start_s + duration_s * time_scale)`` (trace seconds
 ``time_scale`` into ``[0, duration_s)``. ``rate_scale`` < 1 keeps each request with that probability;
 > 1 adds ``floor(rate_scale) - 1`` copies of the window, each circularly shifted by a uniform random
 offset, plus one more copy thinned to the fractional part. Each request then goes to model j with
-probability ``(j+1)^-alpha / sum``. Token lengths come with the requests (caps counted in meta).
+probability ``(j+1)^-alpha / sum``. Token lengths come with the requests (caps counted in meta), and
+so do a Mooncake trace's prompt-block ids (``hash_ids``; a copy of a request has the same ids).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from warmsim.traces.assemble import CAP_DEFAULTS, cap_tokens, caps_from, finish, power_law_shares, trace_window
 from warmsim.traces.knobs import Knobs
+from warmsim.traces.prefix import from_trace
 from warmsim.traces.workload import Workload
 
 DEFAULTS = {
@@ -75,4 +77,4 @@ def build(cfg: Mapping, models: Sequence[str], rng: np.random.Generator) -> Work
     meta = {"kind": "mapped", "trace": name, "knobs": k.as_dict(), "shares": shares.tolist(),
             "trace_requests_in_window": int(len(df)), "token_caps": stats, "dropped_rows": 0,
             "source": df.attrs.get("source"), "notes": notes}
-    return finish(t, model, prompt, output, models, duration, {}, meta)
+    return finish(t, model, prompt, output, models, duration, {}, meta, from_trace(df, src))
