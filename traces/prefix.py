@@ -55,6 +55,27 @@ def from_trace(df: pd.DataFrame, rows: np.ndarray) -> PrefixBlocks | None:
     return PrefixBlocks.from_lists(df["hash_ids"].to_numpy(object), block).take(np.asarray(rows, dtype=np.int64))
 
 
+def conversations(df: pd.DataFrame) -> np.ndarray | None:
+    """Per row of a loaded trace, a conversation number (0, 1, ... in order of first appearance):
+    rows whose ``hash_ids`` share their first two ids share a number (chained ids: the same first
+    1024 tokens in the Mooncake traces); a row with one id has its own. None without ``hash_ids``."""
+    if "hash_ids" not in df.columns:
+        return None
+    seen: dict[int, int] = {}
+    out = np.empty(len(df), dtype=np.int64)
+    n = 0
+    for i, ids in enumerate(df["hash_ids"].to_numpy(object)):
+        if len(ids) >= 2:
+            g = seen.get(ids[1])
+            if g is None:
+                g = seen[ids[1]] = n
+                n += 1
+        else:
+            g, n = n, n + 1
+        out[i] = g
+    return out
+
+
 def apply(wl: Workload, cfg, rng: np.random.Generator) -> Workload:
     """``wl`` with the ids the ``workload.prefix`` recipe ``cfg`` gives (unchanged for none/null)."""
     if cfg is None:
