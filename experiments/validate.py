@@ -158,7 +158,8 @@ GROUPS: dict[str, dict[str, Knob]] = {
     "engine": {
         "block_size": _pos("tokens per KV-cache block", 65536, "int"),
         "max_num_seqs": _pos("sequences an engine runs at once", 1_000_000, "int"),
-        "max_batched_tokens": _pos("prompt tokens per prefill step (with chunked prefill: tokens per step)", _TOK, "int"),
+        "max_batched_tokens": _pos("prompt tokens per prefill step (with chunked prefill: tokens per step)", _TOK,
+                                   "int"),
         "prefix_caching": Knob("bool", help="vLLM's automatic prefix caching (off in WarmServe's artifact)"),
         "chunked_prefill": Knob("bool", help="vLLM's chunked prefill (off in WarmServe's artifact)"),
     },

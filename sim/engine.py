@@ -51,16 +51,19 @@ class EngineSpec:
 
     block_size: int = 256  # tokens per KV block (WarmServe's artifact: 256)
     max_num_seqs: int = 256  # sequences running at once
-    max_batched_tokens: int = 2048  # prompt tokens per prefill step (at least one sequence always fits); with chunked prefill the token budget of every step
-    prefix_caching: bool = False  # vLLM's automatic prefix caching (--enable-prefix-caching); off in WarmServe's artifact
-    chunked_prefill: bool = False  # vLLM's chunked prefill (--enable-chunked-prefill); off in WarmServe's artifact
+    # prompt tokens per prefill step (at least one sequence always fits); with chunked prefill, the
+    # token budget of every step (vLLM's --max-num-batched-tokens)
+    max_batched_tokens: int = 2048
+    prefix_caching: bool = False  # vLLM's --enable-prefix-caching; off in WarmServe's artifact
+    chunked_prefill: bool = False  # vLLM's --enable-chunked-prefill; off in WarmServe's artifact
     record_steps: bool = False  # keep one row of metrics per step (output.steps: steps.parquet)
 
     def __post_init__(self):
         if self.chunked_prefill and self.max_batched_tokens < self.max_num_seqs:
             # vLLM 0.6.3 config.py SchedulerConfig._verify_args: every running sequence's decode fits a step.
             raise UserError(f"engine.max_batched_tokens: {self.max_batched_tokens} is below engine.max_num_seqs "
-                            f"({self.max_num_seqs}); chunked prefill needs a step budget of at least one token per sequence")
+                            f"({self.max_num_seqs}); chunked prefill needs a step budget of at least one token "
+                            "per sequence")
         if self.chunked_prefill and self.prefix_caching and self.max_batched_tokens % self.block_size:
             # vLLM 0.6.3 core/scheduler.py Scheduler._get_num_new_tokens: chunks are whole blocks.
             raise UserError(f"engine.max_batched_tokens: {self.max_batched_tokens} is not a multiple of "

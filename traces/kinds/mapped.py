@@ -6,8 +6,9 @@ The trace window ``[start_s, start_s + duration_s * time_scale)`` (trace seconds
 offset, plus one more copy thinned to the fractional part. Each request then goes to model j with
 probability ``(j+1)^-alpha / sum`` (``split: request``), or each conversation does (``split:
 conversation``, for traces with ``hash_ids``: requests whose prompts share their first two blocks are
-one conversation and stay with one model; a prompt of one block is a conversation of its own). Token lengths come with the requests (caps counted in meta), and
-so do a Mooncake trace's prompt-block ids (``hash_ids``; a copy of a request has the same ids).
+one conversation and stay with one model; a prompt of one block is a conversation of its own). Token
+lengths come with the requests (caps counted in meta), and so do a Mooncake trace's prompt-block ids
+(``hash_ids``; a copy of a request has the same ids).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ DEFAULTS = {
     "duration_s": 1200.0,  # workload length in seconds (after time compression); null = the whole trace
     "time_scale": 1.0,  # compression: duration_s * time_scale trace seconds are replayed in duration_s
     "rate_scale": 1.0,  # <1 thins, >1 replicates (shifted copies) the requests
-    "split": "request",  # request: each request drawn on its own; conversation: one draw per conversation (needs hash_ids)
+    # request: each request drawn on its own; conversation: one draw per conversation (needs hash_ids)
+    "split": "request",
     "sort": False,  # sort a user file with backward timestamps instead of failing
     **CAP_DEFAULTS,
 }
