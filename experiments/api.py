@@ -65,6 +65,11 @@ class Run:
         return self._table("timeline", "timeline.parquet")
 
     @property
+    def steps(self) -> pd.DataFrame:
+        """One row per engine step (``output.steps=true``; docs/simulator.md "Per-step metrics")."""
+        return self._table("steps", "steps.parquet")
+
+    @property
     def predictions(self) -> pd.DataFrame:
         return self._table("predictions", "predictions.csv")
 

@@ -99,8 +99,12 @@ def build_cluster(cfg, cost: CostModel) -> ClusterSpec:
 
 def build_engine(cfg) -> EngineSpec:
     e = cfg.engine
+    out = cfg.get("output") or {}
     return EngineSpec(int(_num(e, "block_size", "engine")), int(_num(e, "max_num_seqs", "engine")),
-                      int(_num(e, "max_batched_tokens", "engine")))
+                      int(_num(e, "max_batched_tokens", "engine")),
+                      prefix_caching=bool(e.get("prefix_caching", False)),
+                      chunked_prefill=bool(e.get("chunked_prefill", False)),
+                      record_steps=bool(out.get("steps", False)))
 
 
 def check_fit(models: dict[str, ServedModel], cluster: ClusterSpec, engine: EngineSpec) -> None:

@@ -110,6 +110,9 @@ def write_run(outdir: Path, results: list[RunResult], cfg, setup, notes: list[st
     if cfg.output.timeline:
         tl = pd.concat([r.timeline for r in results], ignore_index=True)
         files.append(("timeline.parquet", lambda p: tl.to_parquet(p)))
+    if cfg.output.get("steps", False):
+        steps = pd.concat([r.steps for r in results if r.steps is not None], ignore_index=True)
+        files.append(("steps.parquet", lambda p: steps.to_parquet(p)))
     preds = pd.concat([r.predictions for r in results], ignore_index=True)
     files.append(("predictions.csv", lambda p: preds.to_csv(p, index=False)))
     files.append(("config.yaml", lambda p: p.write_text(OmegaConf.to_yaml(cfg, resolve=True))))

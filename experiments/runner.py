@@ -32,6 +32,8 @@ class RunResult:
     config: dict | None = None
     #: The faults of the run and what each took: (time, fault, instances, replicas, retried, dropped).
     faults: tuple = ()
+    #: One row per engine step (``output.steps``; empty otherwise).
+    steps: pd.DataFrame | None = None
 
 
 def _progress(cfg, total: int, desc: str):
@@ -81,7 +83,11 @@ def run_system(setup: Setup, scfg, cfg) -> RunResult:
     preds = pd.DataFrame(rec.prediction_log, columns=["model", "window", "pred_avg", "pred_peak", "obs_avg",
                                                       "obs_peak"])
     preds.insert(0, "system", bundle.name)
+    steps = None
+    if setup.engine.record_steps:
+        steps = rec.steps_table()
+        steps.insert(0, "system", bundle.name)
     from omegaconf import OmegaConf
     scfg_plain = OmegaConf.to_container(scfg, resolve=True) if OmegaConf.is_config(scfg) else dict(scfg)
     return RunResult(bundle.name, summary, req, tl, preds, time.perf_counter() - t0, len(sim.cluster.gpus), tuple(sim.initial_lines),
-                     rec.events, scfg_plain, tuple(rec.fault_log))
+                     rec.events, scfg_plain, tuple(rec.fault_log), steps)

@@ -12,7 +12,17 @@ COLUMNS = ["system", "model", "requests", "completed", "dropped", "ttft_p50_s", 
            "ttft_p99_s", "ttft_mean_s", "tpot_mean_s", "slo_attainment", "ttft_under_fast", "throughput_rps",
            "cold_starts", "prewarm_hits", "prewarm_hits_loading", "requests_cold_start", "evictions", "prewarms",
            "instance_starts", "preemptions", "gpus_visible", "mean_gpus_busy", "gpu_hours", "pred_acc_avg", "pred_acc_peak",
-           "pred_windows", "profile", "profile_measured"]
+           "pred_windows", "profile", "profile_measured", "prefix_hit_ratio"]
+
+
+def prefix_hit_ratio(r: pd.DataFrame) -> float:
+    """Prompt tokens served from the prefix cache / prompt tokens, over the requests of ``r`` that got
+    a first token (their first prefill's hit; 0 without prefix caching); NaN when none did."""
+    if "cached_tokens" not in r:
+        return np.nan
+    served = np.isfinite(r["first_token_s"].to_numpy(dtype=float))
+    prompt = r["prompt_tokens"].to_numpy()[served].sum()
+    return float(r["cached_tokens"].to_numpy()[served].sum() / prompt) if prompt else np.nan
 
 
 def prediction_accuracy(log: list[tuple]) -> dict[str, tuple[float, float]]:
@@ -84,5 +94,6 @@ def summarize(system: str, req: pd.DataFrame, counters: dict, *, duration_s: flo
             "pred_acc_avg": pa[0], "pred_acc_peak": pa[1],
             "pred_windows": len({e[1] for e in prediction_log if name == "ALL" or e[0] == name}) if has_pred else np.nan,
             "profile": profile, "profile_measured": measured,
+            "prefix_hit_ratio": prefix_hit_ratio(r),
         })
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -10,7 +10,9 @@ lending taking blocks back) are instant events. Slices that overlap on one GPU (
 co-located engines, a replica next to an instance) go to extra lanes of that GPU (``GPU 3 (2)``),
 so every thread holds properly nested slices. Counter tracks (``"ph": "C"``): per GPU its memory
 (weights, KV cache, prewarmed weights, GiB), and per model its requests in flight (from
-requests.parquet).
+requests.parquet); with ``steps.parquet`` (``output.steps=true``) one process of engine counters:
+per instance its batch and queues (running, waiting) and its KV blocks (used, cached, lent) after
+each step.
 """
 
 from __future__ import annotations
@@ -181,6 +183,31 @@ def trace_events(timeline: pd.DataFrame, requests: pd.DataFrame | None, *, gpus_
     return ev
 
 
+def step_counter_events(steps: pd.DataFrame, pid: int, label: str = "") -> list[dict]:
+    """Counter tracks from a run's per-step rows: per instance, its batch (from each step's start, 0
+    while idle), running and waiting sequences and KV blocks used / cached / lent after each step."""
+    if steps is None or not len(steps):
+        return []
+    prefix = f"{label} " if label else ""
+    ev = [{"ph": "M", "name": "process_name", "pid": pid, "tid": 0,
+           "args": {"name": f"{prefix}engines (per-step metrics)"}},
+          {"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0, "args": {"sort_index": pid}}]
+    for inst, g in steps.sort_values(["instance", "start_s"], kind="stable").groupby("instance", sort=True):
+        name = f"instance {int(inst)} ({g['model'].iloc[0]})"
+        t0s, t1s = g["start_s"].to_numpy(dtype=float), g["end_s"].to_numpy(dtype=float)
+        nxt = np.r_[t0s[1:], np.inf]
+        for t0, t1, after, batch, running, waiting, used, cached, lent in zip(
+                t0s, t1s, nxt, g["batch"], g["running"], g["waiting"], g["kv_used"], g["kv_cached"], g["kv_lent"]):
+            ev.append({"ph": "C", "pid": pid, "name": f"{name} batch", "ts": t0 * US, "args": {"batch": int(batch)}})
+            if after > t1:  # idle until its next step
+                ev.append({"ph": "C", "pid": pid, "name": f"{name} batch", "ts": t1 * US, "args": {"batch": 0}})
+            ev.append({"ph": "C", "pid": pid, "name": f"{name} sequences", "ts": t1 * US,
+                       "args": {"running": int(running), "waiting": int(waiting)}})
+            ev.append({"ph": "C", "pid": pid, "name": f"{name} KV blocks", "ts": t1 * US,
+                       "args": {"used": int(used), "cached": int(cached), "lent": int(lent)}})
+    return ev
+
+
 def _run_info(run_dir: Path) -> tuple[dict, int, int]:
     cfg = read_config(run_dir)
     cl = cfg.get("cluster") or {}
@@ -196,6 +223,7 @@ def build_trace(run_dir: Path, system: str | None = None) -> dict:
         raise UserError(f"{run_dir}: no timeline.parquet (a run with output.timeline=false, or not a run directory)")
     tl = pd.read_parquet(f)
     req = pd.read_parquet(run_dir / "requests.parquet") if (run_dir / "requests.parquet").is_file() else None
+    steps = pd.read_parquet(run_dir / "steps.parquet") if (run_dir / "steps.parquet").is_file() else None
     cfg, gpn, n_gpus = _run_info(run_dir)
     systems = list(dict.fromkeys(tl["system"].astype(str))) if "system" in tl else [""]
     if system is not None:
@@ -211,6 +239,9 @@ def build_trace(run_dir: Path, system: str | None = None) -> dict:
         rq = None if req is None else (req[req["system"] == s] if s and "system" in req else req)
         events += trace_events(part, rq, gpus_per_node=gpn, n_gpus=n_gpus, system=s, pid_base=k * 1000,
                                label=s if len(systems) > 1 else "")
+        if steps is not None:
+            st = steps[steps["system"] == s] if s and "system" in steps else steps
+            events += step_counter_events(st, k * 1000 + 999, label=s if len(systems) > 1 else "")
     wl = cfg.get("workload") or {}
     return {"traceEvents": events, "displayTimeUnit": "ms",
             "metadata": {"warmsim_run": str(run_dir), "systems": systems, "gpus_per_node": gpn, "gpus": n_gpus,

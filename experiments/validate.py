@@ -165,7 +165,10 @@ GROUPS: dict[str, dict[str, Knob]] = {
     "engine": {
         "block_size": _pos("tokens per KV-cache block", 65536, "int"),
         "max_num_seqs": _pos("sequences an engine runs at once", 1_000_000, "int"),
-        "max_batched_tokens": _pos("prompt tokens per prefill step", _TOK, "int"),
+        "max_batched_tokens": _pos("prompt tokens per prefill step (with chunked prefill: tokens per step)", _TOK,
+                                   "int"),
+        "prefix_caching": Knob("bool", help="vLLM's automatic prefix caching (off in WarmServe's artifact)"),
+        "chunked_prefill": Knob("bool", help="vLLM's chunked prefill (off in WarmServe's artifact)"),
     },
     "sim": {
         "retry_s": _pos("seconds between re-checks of held requests", 86400),
@@ -188,6 +191,7 @@ GROUPS: dict[str, dict[str, Knob]] = {
     "output": {
         "requests": Knob("bool", help="write requests.parquet"),
         "timeline": Knob("bool", help="write timeline.parquet"),
+        "steps": Knob("bool", help="write steps.parquet (one row per engine step; slower)"),
     },
 }
 
@@ -208,6 +212,7 @@ WORKLOAD: dict[str, Knob] = {
     "unmapped": Knob("choice", choices=("error", "drop"), help="requests whose trace model maps to no served model"),
     "time_scale": _pos("trace seconds replayed per second", 1e4),
     "rate_scale": _pos("thinning (<1) or replication (>1) of the requests", 1000),
+    "split": Knob("choice", choices=("request", "conversation"), help="what the power law assigns to models"),
     "sort": Knob("bool", help="sort a file whose timestamps go backwards"),
     "process": Knob("choice", choices=("poisson", "gamma"), help="inter-arrival distribution"),
     "cv": _pos("coefficient of variation of the gaps", 100),
@@ -313,6 +318,9 @@ def check_workload(node: Any) -> Mapping:
     for k, v in node.items():
         if k == "kind":
             continue
+        if k == "prefix":  # every kind: the shared-prefix recipe (traces/prefix.py)
+            check_prefix(v)
+            continue
         if k not in known:
             raise UserError(f"config key workload.{k}: unknown key for kind {kind!r} (known: {', '.join(known)})")
         if k in WORKLOAD:
@@ -332,6 +340,27 @@ def check_workload(node: Any) -> Mapping:
         raise UserError(f"config key workload.duration_s: {duration:g} s at {rate:g} req/s makes "
                         f"{rate * duration:.3g} requests; allowed: at most {MAX_REQUESTS:.0e} per workload")
     return node
+
+
+#: ``workload.prefix`` knobs (:mod:`warmsim.traces.prefix`).
+PREFIX: dict[str, Knob] = {
+    "kind": Knob("choice", choices=("multi_turn", "none"), help="recipe of shared prompt prefixes"),
+    "sessions": _pos("conversations open at once per model", 10_000_000, "int"),
+    "turns": Knob("float", 1, 1e9, help="mean turns per conversation"),
+    "system_prompt_tokens": _nonneg("leading prompt tokens every request of a model shares", _TOK, "int"),
+    "block_tokens": _pos("prompt tokens one prefix id stands for", 65536, "int"),
+}
+
+
+def check_prefix(node: Any) -> None:
+    """``workload.prefix``: null, or a mapping of the recipe's knobs."""
+    if node is None:
+        return
+    node = _mapping("workload.prefix", node)
+    for k, v in node.items():
+        if k not in PREFIX:
+            raise UserError(f"config key workload.prefix.{k}: unknown key (known: {', '.join(PREFIX)})")
+        PREFIX[k].check(f"workload.prefix.{k}", v)
 
 
 def check_cost(node: Any) -> None:

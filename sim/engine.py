@@ -10,6 +10,11 @@ and later recomputed (its prompt and generated tokens are prefilled again).
 The engine is not a SimPy process: it waits on at most one event at a time and acts in that event's
 callback (a generator's resume and a ``timer | wake`` condition cost several times more per event).
 An arrival during a decode run is looked at when it is submitted, not one event later.
+
+Prefix caching, chunked prefill and per-step metrics (``EngineSpec.prefix_caching``,
+``chunked_prefill``, ``record_steps``) live in :class:`warmsim.sim.engine_features.FeatureEngine`, a
+subclass that ``Engine(...)`` builds instead when any of them is on: with all of them off (the paper's
+setup) this class runs alone and its hot path carries none of their work.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 from simpy.events import Timeout
 
 from warmsim.sim.cost import CostModel
+from warmsim.sim.errors import UserError
 from warmsim.sim.models import ServedModel
 
 if TYPE_CHECKING:
@@ -41,11 +47,32 @@ _BIG = 1 << 62  # more decode steps than any sequence has left
 
 @dataclass(frozen=True)
 class EngineSpec:
-    """Engine limits (vLLM's knobs)."""
+    """Engine limits and features (vLLM's knobs)."""
 
     block_size: int = 256  # tokens per KV block (WarmServe's artifact: 256)
     max_num_seqs: int = 256  # sequences running at once
-    max_batched_tokens: int = 2048  # prompt tokens per prefill step (at least one sequence always fits)
+    # prompt tokens per prefill step (at least one sequence always fits); with chunked prefill, the
+    # token budget of every step (vLLM's --max-num-batched-tokens)
+    max_batched_tokens: int = 2048
+    prefix_caching: bool = False  # vLLM's --enable-prefix-caching; off in WarmServe's artifact
+    chunked_prefill: bool = False  # vLLM's --enable-chunked-prefill; off in WarmServe's artifact
+    record_steps: bool = False  # keep one row of metrics per step (output.steps: steps.parquet)
+
+    def __post_init__(self):
+        if self.chunked_prefill and self.max_batched_tokens < self.max_num_seqs:
+            # vLLM 0.6.3 config.py SchedulerConfig._verify_args: every running sequence's decode fits a step.
+            raise UserError(f"engine.max_batched_tokens: {self.max_batched_tokens} is below engine.max_num_seqs "
+                            f"({self.max_num_seqs}); chunked prefill needs a step budget of at least one token "
+                            "per sequence")
+        if self.chunked_prefill and self.prefix_caching and self.max_batched_tokens % self.block_size:
+            # vLLM 0.6.3 core/scheduler.py Scheduler._get_num_new_tokens: chunks are whole blocks.
+            raise UserError(f"engine.max_batched_tokens: {self.max_batched_tokens} is not a multiple of "
+                            f"engine.block_size ({self.block_size}), which chunked prefill with prefix caching needs")
+
+    @property
+    def features(self) -> bool:
+        """Whether any feature of :class:`~warmsim.sim.engine_features.FeatureEngine` is on."""
+        return self.prefix_caching or self.chunked_prefill or self.record_steps
 
 
 class Seq:
@@ -64,7 +91,14 @@ class Seq:
 
 class Engine:
     """The serving loop of one instance. ``host``: the run (clock, callbacks), a
-    :class:`warmsim.sim.protocols.EngineHost`."""
+    :class:`warmsim.sim.protocols.EngineHost`. ``Engine(...)`` returns a
+    :class:`~warmsim.sim.engine_features.FeatureEngine` when ``spec`` turns on one of its features."""
+
+    def __new__(cls, host, instance, model, cost, spec: EngineSpec, kv_blocks: int):
+        if cls is Engine and spec.features:
+            from warmsim.sim.engine_features import FeatureEngine
+            cls = FeatureEngine
+        return object.__new__(cls)
 
     def __init__(self, host: "EngineHost", instance, model: ServedModel, cost: CostModel, spec: EngineSpec, kv_blocks: int):
         self.host = host
@@ -90,11 +124,16 @@ class Engine:
         self.freed = 0  # blocks freed since the KV-reservation policy last looked
         self.busy = False  # a prefill step or a run of decode steps is in progress
         self.idle_since = self.env.now  # when the in-flight count last dropped to 0 (keep-alive)
+        self._step_tokens = 0  # prompt tokens the prefill step that _admit just formed computes
 
     def take_freed(self) -> int:
         """Blocks freed since the last call (finished or preempted sequences)."""
         n, self.freed = self.freed, 0
         return n
+
+    def set_reserved(self, blocks: int) -> None:
+        """Lend ``blocks`` KV blocks in all to the GPU pool (KV reservation; the caller moves the bytes)."""
+        self.reserved = blocks
 
     # ---- interface for the simulation ----------------------------------------------------------
     @property
@@ -169,7 +208,7 @@ class Engine:
                 return
             admitted = self._admit() if self.waiting else None
             if admitted:
-                tokens = sum(s.ctx for s in admitted)
+                tokens = self._step_tokens
                 slow = self.inst.slowdown("prefill", len(admitted), tokens)
                 self.busy = True
                 self._mode = _PREFILL
@@ -252,6 +291,7 @@ class Engine:
             tokens += seq.ctx
             self.running.append(seq)
             admitted.append(seq)
+        self._step_tokens = tokens
         return admitted
 
     def _after_prefill(self, admitted: list[Seq]) -> None:

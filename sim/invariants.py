@@ -12,7 +12,9 @@ checks every request once more:
   draining -> stopped; or active from time 0);
 - KV blocks are conserved: an engine's used blocks are the sum of its running sequences' blocks,
   its free blocks are never negative, and the KV bytes it holds on each of its GPUs equal its blocks
-  not lent to the pool;
+  not lent to the pool; with prefix caching (:func:`warmsim.sim.prefix_cache.audit`) a shared block
+  counts once, every block's references equal the running sequences holding it, the evictor holds
+  exactly the computed blocks nobody holds, and used + cached + lent blocks fit the engine;
 - every request ends exactly once, completed (first token and finish at or after its arrival) or
   dropped with a reason, and no request is queued in two places.
 
@@ -179,10 +181,16 @@ class InvariantChecker:
         if len({sim.cluster.gpus[g].node for g in inst.gpus}) != 1:
             self.fail("its TP group spans nodes", instance=inst.id, gpus=inst.gpus)
         e = inst.engine
-        held = sum(s.blocks for s in e.running)
-        if e.used_blocks != held:
-            self.fail(f"engine uses {e.used_blocks} KV blocks but its running sequences hold {held}",
-                      instance=inst.id, gpus=inst.gpus)
+        if getattr(e, "cache", None) is not None:  # prefix caching: shared blocks, cached blocks
+            from warmsim.sim.prefix_cache import audit
+            problem = audit(e)
+            if problem:
+                self.fail(problem, instance=inst.id, gpus=inst.gpus)
+        else:
+            held = sum(s.blocks for s in e.running)
+            if e.used_blocks != held:
+                self.fail(f"engine uses {e.used_blocks} KV blocks but its running sequences hold {held}",
+                          instance=inst.id, gpus=inst.gpus)
         if e.reserved < 0 or e.free_blocks < 0:
             self.fail(f"KV blocks out of range: total {e.total_blocks}, lent {e.reserved}, used {e.used_blocks}",
                       instance=inst.id, gpus=inst.gpus)

@@ -50,7 +50,7 @@ class KVLending:
     def set_reserved(self, inst: "Instance", blocks: int) -> None:
         """Lend ``blocks`` of ``inst``'s KV blocks in all: its KV memory shrinks by them."""
         e = inst.engine
-        e.reserved = blocks
+        e.set_reserved(blocks)  # an engine with prefix caching evicts cached blocks that no longer fit
         self.dirty.add(inst.id)
         kv_bytes = (e.total_blocks - e.reserved) * inst.block_bytes
         for g in inst.gpus:

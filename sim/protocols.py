@@ -36,6 +36,11 @@ class EngineHost(Protocol):
     def on_preempt(self, rid: int) -> None: ...
     def instance_changed(self, inst: "Instance") -> None: ...
     def reclaim_kv(self, inst: "Instance", blocks: int) -> None: ...
+    # Asked only by engines with the matching feature (sim.engine_features.FeatureEngine):
+    #: rows of per-step metrics (``EngineSpec.record_steps``)
+    step_rows: list
+
+    def on_prefix_hit(self, rid: int, tokens: int) -> None: ...  # EngineSpec.prefix_caching
 
 
 class InstanceHost(EngineHost, Protocol):

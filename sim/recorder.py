@@ -25,6 +25,7 @@ class Recorder:
         self.start_kind = np.zeros(n, dtype=np.int8)
         self.instance = np.full(n, -1, dtype=np.int32)
         self.preemptions = np.zeros(n, dtype=np.int32)
+        self.cached_tokens = np.zeros(n, dtype=np.int32)  # prompt tokens its first prefill found in the prefix cache
         self.drop_code = np.zeros(n, dtype=np.int16)  # index into drop_reasons; 0: not dropped
         self.drop_reasons: list[str] = [""]
         self._reason_code: dict[str, int] = {"": 0}
@@ -40,12 +41,19 @@ class Recorder:
         self.end_s = 0.0  # when the run ended
         self.events = 0  # SimPy events the run scheduled
         self.fault_log: list[tuple] = []  # (time, fault, instances lost, replicas lost, requests retried, dropped)
+        self.steps: list[tuple] = []  # engine step rows (engine.record_steps; sim.engine_features.STEP_COLUMNS)
 
     def first(self, rid: int, t: float) -> None:
         """The request's first token; a retried request (its instance lost to a fault) keeps the first
         token its first attempt produced, the one the user saw."""
         if self.first_token[rid] != self.first_token[rid]:  # NaN: none yet
             self.first_token[rid] = t
+
+    def prefix_hit(self, rid: int, tokens: int) -> None:
+        """Prompt tokens the request's prefill found in the prefix cache; kept from the prefill that
+        gave its first token (a retried request's later prefills do not change it)."""
+        if self.first_token[rid] != self.first_token[rid]:  # NaN: no first token yet
+            self.cached_tokens[rid] = tokens
 
     def complete(self, rid: int, t: float) -> None:
         self.finish[rid] = t
@@ -91,6 +99,7 @@ class Recorder:
             "instance": inst,
             "gpus": self._gpus_column(inst),
             "preemptions": self.preemptions,
+            "cached_tokens": self.cached_tokens,
         })
 
     @property
@@ -103,6 +112,11 @@ class Recorder:
         ids, inverse = np.unique(inst, return_inverse=True)
         names = np.array([self.gpus_of_instance.get(int(i), "") for i in ids], dtype=object)
         return names[inverse.reshape(-1)] if len(inst) else np.array([], dtype=object)
+
+    def steps_table(self) -> pd.DataFrame:
+        """One row per engine step (or run of decode steps), when the engines recorded them."""
+        from warmsim.sim.engine_features import STEP_COLUMNS
+        return pd.DataFrame(self.steps, columns=list(STEP_COLUMNS))
 
     def timeline_table(self) -> pd.DataFrame:
         ev = pd.DataFrame(self.timeline, columns=["time_s", "kind", "id", "model", "gpus", "state", "detail"])

@@ -112,6 +112,8 @@ class Simulation:
         self.on_complete = self.requests.on_complete
         self.on_drop = self.requests.on_drop
         self.on_preempt = self.requests.on_preempt
+        self.on_prefix_hit = self.recorder.prefix_hit  # engines with prefix caching only
+        self.step_rows = self.recorder.steps  # engines recording steps only (engine.record_steps)
         self.step_slowdown = self.activations.step_slowdown  # per prefill step and decode run
         inst_dirty, kv_dirty = self.views.inst_dirty, self.kv.dirty
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from warmsim.sim.errors import UserError
-from warmsim.traces.workload import Workload
+from warmsim.traces.workload import PrefixBlocks, Workload
 
 CAP_DEFAULTS = {
     "max_prompt_tokens": None,  # cap prompt lengths at this (null = no cap); counted in meta
@@ -83,8 +83,10 @@ def finish(
     duration_s: float,
     history: Mapping[str, list[np.ndarray]] | None,
     meta: dict,
+    prefix: PrefixBlocks | None = None,
 ) -> Workload:
-    """Sort by arrival (stable), cast the columns, validate and return the :class:`Workload`."""
+    """Sort by arrival (stable), cast the columns, validate and return the :class:`Workload`
+    (``prefix``: the requests' prompt-block ids in the same order as the columns, or None)."""
     order = np.argsort(arrival_s, kind="stable")
     wl = Workload(
         arrival_s=np.ascontiguousarray(arrival_s[order], dtype=np.float64),
@@ -95,6 +97,7 @@ def finish(
         duration_s=float(duration_s),
         history=dict(history or {}),
         meta=meta,
+        prefix=None if prefix is None else prefix.take(order),
     )
     per = np.bincount(wl.model, minlength=len(models))
     meta.setdefault("requests", len(wl))

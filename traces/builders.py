@@ -7,6 +7,9 @@ Kinds (see each module in :mod:`warmsim.traces.kinds` and ``experiments/conf/wor
 * ``mapped``: one single-service trace split onto N models by a power law;
 * ``synthetic``: Poisson / Gamma arrivals with optional diurnal modulation;
 * ``trace``: a per-request trace replayed with its own ``model`` column (by name or ``model_map``).
+
+Every kind also takes ``prefix`` (:mod:`warmsim.traces.prefix`): a multi-turn recipe that gives
+requests shared prompt prefixes when the source has no ``hash_ids``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from warmsim.sim.errors import UserError
+from warmsim.traces import prefix
 from warmsim.traces.kinds import mapped, servegen_kind, synthetic, trace, warmserve
 from warmsim.traces.workload import Workload
 
@@ -45,6 +49,8 @@ def build_workload(cfg: Mapping, models: Sequence[str], seed: int | np.random.Ge
     if len(set(models)) != len(models):
         raise UserError(f"workload: model names must be distinct, got {models}")
     rng = np.random.default_rng(seed)
-    wl = KINDS[kind](dict(cfg), models, rng)
+    cfg = dict(cfg)
+    recipe = cfg.pop("prefix", None)
+    wl = prefix.apply(KINDS[kind](cfg, models, rng), recipe, rng)
     wl.meta.setdefault("seed", int(seed) if isinstance(seed, (int, np.integer)) else None)
     return wl

@@ -1,8 +1,13 @@
 """Mooncake-style JSON Lines traces: one request per line.
 
 Fields: ``timestamp`` (milliseconds from trace start), ``input_length``, ``output_length`` and,
-optionally, ``hash_ids`` (prefix-block hashes, 512 tokens per block in the FAST'25 release) and
+optionally, ``hash_ids`` (prefix-block hashes, :data:`HASH_BLOCK_TOKENS` tokens per block) and
 ``model`` (a model name, an extension for user files).
+
+``hash_ids`` in the FAST'25 release (kvcache-ai/Mooncake ``FAST25-release/traces/``, README: "remapped
+block hash"): one id per 512-token block of the prompt, ``ceil(input_length / 512)`` of them (the
+last block may be partial), chained (the same id at position k means the same prompt up to the end
+of block k). The engine's prefix cache reads them (:mod:`warmsim.sim.prefix_cache`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,10 @@ from warmsim.sim.errors import UserError
 from warmsim.traces import validate
 
 MOONCAKE_FIELDS = ("timestamp", "input_length", "output_length")
+#: Prompt tokens one ``hash_ids`` entry stands for in the Mooncake FAST'25 traces (NVIDIA dynamo's
+#: ``benchmarks/data_generator/README.md`` "Block Size and Hash IDs": 512; the released rows have
+#: ceil(input_length / 512) ids each). User files in the same format are read the same way.
+HASH_BLOCK_TOKENS = 512
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -86,7 +95,13 @@ def load_mooncake(path: str | Path, *, model: str | None = None, sort: bool = Fa
         }
     )
     if "hash_ids" in raw.columns:
-        df["hash_ids"] = raw["hash_ids"].to_numpy(object)[order]
+        ids = raw["hash_ids"].to_numpy(object)
+        for i, v in enumerate(ids):
+            if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v):
+                raise UserError(f"{path.name}: row {i + 1} (line {i + 1}): hash_ids must be a list of integers >= 0, "
+                                f"got {str(v)[:60]}")
+        df["hash_ids"] = ids[order]
+        df.attrs["hash_block_tokens"] = HASH_BLOCK_TOKENS
     df.attrs.update(start_time=float(t0), source=str(path),
                     ignored_columns=[str(c) for c in raw.columns if c not in {*MOONCAKE_FIELDS, "model", "hash_ids"}])
     return df

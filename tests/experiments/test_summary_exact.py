@@ -96,3 +96,17 @@ def test_warmup_leaves_early_arrivals_out_of_request_statistics():
     assert r["slo_attainment"] == 0.0
     assert r["throughput_rps"] == pytest.approx(1 / 8.5)
     assert r["cold_starts"] == 2  # event counters cover the whole run
+
+
+def test_prefix_hit_ratio_is_cached_over_prompt_tokens_of_the_requests_that_got_a_first_token():
+    # cached_tokens 0, 4, 8 of 10-token prompts for the three served requests of model a: 12 / 30;
+    # request 3 (b) never got a first token: no prompt tokens prefilled, the ratio is NaN.
+    t = table()
+    t["cached_tokens"] = np.array([0, 4, 8, 6], dtype=np.int32)
+    df = summarize("sys", t, {"a": dict(COUNTERS), "b": dict(COUNTERS)}, duration_s=10.0, end_s=10.0,
+                   gpu_seconds=20.0, prediction_log=[], slo_ttft_s=1.0, slo_tpot_s=0.2, unfinished_ttft_s=999.0,
+                   fast_ttft_s=0.1, profile="constant", measured=False, models=["a", "b"])
+    r = {row["model"]: row for row in df.to_dict("records")}
+    assert r["a"]["prefix_hit_ratio"] == pytest.approx(12 / 30)
+    assert np.isnan(r["b"]["prefix_hit_ratio"]) and r["ALL"]["prefix_hit_ratio"] == pytest.approx(12 / 30)
+    assert np.isnan(rows()["a"]["prefix_hit_ratio"])  # a table without the column (an older run)

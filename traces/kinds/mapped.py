@@ -4,7 +4,11 @@ The trace window ``[start_s, start_s + duration_s * time_scale)`` (trace seconds
 ``time_scale`` into ``[0, duration_s)``. ``rate_scale`` < 1 keeps each request with that probability;
 > 1 adds ``floor(rate_scale) - 1`` copies of the window, each circularly shifted by a uniform random
 offset, plus one more copy thinned to the fractional part. Each request then goes to model j with
-probability ``(j+1)^-alpha / sum``. Token lengths come with the requests (caps counted in meta).
+probability ``(j+1)^-alpha / sum`` (``split: request``), or each conversation does (``split:
+conversation``, for traces with ``hash_ids``: requests whose prompts share their first two blocks are
+one conversation and stay with one model; a prompt of one block is a conversation of its own). Token
+lengths come with the requests (caps counted in meta), and so do a Mooncake trace's prompt-block ids
+(``hash_ids``; a copy of a request has the same ids).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import numpy as np
 
 from warmsim.traces.assemble import CAP_DEFAULTS, cap_tokens, caps_from, finish, power_law_shares, trace_window
 from warmsim.traces.knobs import Knobs
+from warmsim.sim.errors import UserError
+from warmsim.traces.prefix import conversations, from_trace
 from warmsim.traces.workload import Workload
 
 DEFAULTS = {
@@ -24,6 +30,8 @@ DEFAULTS = {
     "duration_s": 1200.0,  # workload length in seconds (after time compression); null = the whole trace
     "time_scale": 1.0,  # compression: duration_s * time_scale trace seconds are replayed in duration_s
     "rate_scale": 1.0,  # <1 thins, >1 replicates (shifted copies) the requests
+    # request: each request drawn on its own; conversation: one draw per conversation (needs hash_ids)
+    "split": "request",
     "sort": False,  # sort a user file with backward timestamps instead of failing
     **CAP_DEFAULTS,
 }
@@ -58,6 +66,7 @@ def build(cfg: Mapping, models: Sequence[str], rng: np.random.Generator) -> Work
     duration = k.number("duration_s", lo=0, lo_open=True, optional=True)
     time_scale = k.number("time_scale", lo=0, lo_open=True)
     rate_scale = k.number("rate_scale", lo=0, lo_open=True)
+    split = k.choice("split", ("request", "conversation"))
     max_p, min_o, max_o = caps_from(k)
     df, duration, notes = trace_window(name, start, duration, time_scale, bool(k.raw("sort")), rng)
     names = df["model"].astype(str).unique() if len(df) else []
@@ -68,11 +77,17 @@ def build(cfg: Mapping, models: Sequence[str], rng: np.random.Generator) -> Work
     t = np.minimum(t, np.nextafter(duration, 0))
     t, src = _replicate(t, rate_scale, duration, rng)
     shares = power_law_shares(len(models), alpha)
-    model = rng.choice(len(models), size=t.shape[0], p=shares)
+    if split == "request":
+        model = rng.choice(len(models), size=t.shape[0], p=shares)
+    else:
+        group = conversations(df)
+        if group is None:
+            raise UserError(f"workload.split: conversation needs a trace with hash_ids; {name} has none")
+        model = rng.choice(len(models), size=int(group.max(initial=-1)) + 1, p=shares)[group[src]]
     prompt = df["prompt_tokens"].to_numpy()[src]
     output = df["output_tokens"].to_numpy()[src]
     prompt, output, stats = cap_tokens(prompt, output, max_p, min_o, max_o)
     meta = {"kind": "mapped", "trace": name, "knobs": k.as_dict(), "shares": shares.tolist(),
             "trace_requests_in_window": int(len(df)), "token_caps": stats, "dropped_rows": 0,
             "source": df.attrs.get("source"), "notes": notes}
-    return finish(t, model, prompt, output, models, duration, {}, meta)
+    return finish(t, model, prompt, output, models, duration, {}, meta, from_trace(df, src))

@@ -5,7 +5,9 @@ Each trace model name goes to the served model of the same name, or to the one `
 maps to nothing is an error naming it (``unmapped: drop`` drops its requests instead, counted in
 meta). The window ``[start_s, start_s + duration_s * time_scale)`` is compressed by ``time_scale``;
 ``duration_s: null`` (the default) replays the whole trace, and a user file shorter than
-``duration_s`` is replayed whole (noted). Token lengths come with the requests (caps counted).
+``duration_s`` is replayed whole (noted). Token lengths come with the requests (caps counted), and
+so do a Mooncake trace's prompt-block ids (``hash_ids``; a capped prompt keeps the ids of its first
+tokens, which still name its prefix).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from warmsim.sim.errors import UserError
 from warmsim.traces.assemble import CAP_DEFAULTS, cap_tokens, caps_from, finish, trace_window
 from warmsim.traces.knobs import Knobs
+from warmsim.traces.prefix import from_trace
 from warmsim.traces.workload import Workload
 
 DEFAULTS = {
@@ -75,4 +78,5 @@ def build(cfg: Mapping, models: Sequence[str], rng: np.random.Generator) -> Work
             "mapping": {str(n): (models[j] if j >= 0 else None) for n, j in zip(names, target)},
             "trace_requests_in_window": int(len(df)), "token_caps": stats, "dropped_rows": dropped,
             "source": df.attrs.get("source"), "notes": notes}
-    return finish(t, model[keep], prompt, output, models, duration, {}, meta)
+    prefix = from_trace(df, np.flatnonzero(keep))
+    return finish(t, model[keep], prompt, output, models, duration, {}, meta, prefix)
