@@ -217,7 +217,7 @@ WORKLOAD: dict[str, Knob] = {
     "max_output_tokens": _pos("output length cap", _TOK, "int", null=True),
     "window_start_s": _nonneg("replayed window start in seconds", 1e10),
     "window_s": _pos("replayed window length in seconds", MAX_SECONDS),
-    "burstiness_cv": _pos("coefficient of variation of redrawn gaps", 100, null=True),
+    "burstiness_cv": _nonneg("coefficient of variation of the re-timed gaps (0: equal gaps)", 100, null=True),
     "history_window_s": _pos("history window length in seconds", MAX_SECONDS, null=True),
     "source": Knob("choice", choices=("models", "clients"), help="what ServeGen series map onto the models"),
     "servegen_models": Knob("strs", help="ServeGen models"),

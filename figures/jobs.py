@@ -46,13 +46,15 @@ def warmsim_argv() -> list[str]:
 
 def plan(out: Path, *, workload: str, headline_rps: float, rates: list[float], main_systems: list[str],
          ablation_systems: list[str], ablation_rps: float, duration_s: float | None, seed: int,
-         need: set[str]) -> list[Job]:
-    """The jobs for the experiment sets in ``need`` (``headline``, ``load``, ``ablation``).
+         need: set[str], bursty: tuple[float, float] | None = None) -> list[Job]:
+    """The jobs for the experiment sets in ``need`` (``headline``, ``load``, ``ablation``,
+    ``ablation_bursty``).
 
     headline: one ``warmsim compare`` of ``main_systems`` at ``headline_rps``.
     load: one ``warmsim run`` per (system, rate) for the other rates (the headline run is the sweep's
     point at ``headline_rps``). ablation: one ``warmsim run`` per ablation system (and WarmServe) at
     ``ablation_rps``, except those the headline or load runs already hold at that rate.
+    ablation_bursty: the same systems with bursty arrivals, ``bursty = (burstiness_cv, rps)``.
     """
     runs = out / "runs"
     common = [f"workload={workload}", f"seed={seed}", "progress=false"]
@@ -78,6 +80,12 @@ def plan(out: Path, *, workload: str, headline_rps: float, rates: list[float], m
                 continue
             jobs.append(Job(f"ablation {s}", "run", common + [f"workload.rps={ablation_rps:g}", f"system={s}"],
                             runs / "ablation" / s))
+    if "ablation_bursty" in need and bursty is not None:
+        cv, rps = bursty
+        for s in dict.fromkeys(["warmserve", *ablation_systems]):
+            jobs.append(Job(f"ablation bursty {s}", "run", common + [f"workload.rps={rps:g}",
+                                                                     f"workload.burstiness_cv={cv:g}", f"system={s}"],
+                            runs / "ablation_bursty" / s))
     # longest first (cost grows with the rate) so that parallel workers finish together
     return sorted(jobs, key=lambda j: -_rate(j))
 

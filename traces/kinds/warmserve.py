@@ -11,8 +11,11 @@
   conversation file runs Sun 05-12 .. Sat 05-18, so Mon..Sat = 05-13..05-18 and Sun = 05-12;
 * arrivals inside a 10 s count bin are uniform; token pairs are drawn from the 2023 file of the same
   service; prompts capped at 1024, outputs clipped to [3, 1023] (counted in meta);
-* only the first ``duration_s`` seconds are sent; ``burstiness_cv`` redraws each model's gaps from a
-  Gamma with that CV over the same duration (same request count);
+* ``burstiness_cv`` (the artifact's ``--burstiness``, ``trace_generator.py`` ``get_prewarm_placement``
+  and ``apply_burstiness``): every model's sampled hour merged and sorted by time, the gaps
+  redrawn i.i.d. from a Gamma with that CV and rescaled to keep the first-to-last span; the request
+  order (so each position's model) is kept; the history is not touched; null = off;
+* only the first ``duration_s`` seconds are sent;
 * history: the same window on the ``history_days`` previous week days (cyclic, oldest first), each
   sampled with the same fraction of that day's hour as the replayed day (so day-to-day level changes
   are kept).
@@ -26,7 +29,7 @@ import numpy as np
 
 from warmsim.sim.errors import UserError
 from warmsim.traces import azure, registry
-from warmsim.traces.assemble import CAP_DEFAULTS, cap_tokens, caps_from, finish, gamma_gaps, power_law_shares, split_counts
+from warmsim.traces.assemble import CAP_DEFAULTS, cap_tokens, caps_from, finish, apply_burstiness, power_law_shares, split_counts
 from warmsim.traces.knobs import Knobs
 from warmsim.traces.tokens import sample_pairs
 from warmsim.traces.workload import Workload
@@ -41,7 +44,7 @@ DEFAULTS = {
     "duration_s": 1200.0,  # only the first duration_s seconds are sent
     "window_start_s": 0.0,  # replayed window start, seconds after 00:00 UTC
     "window_s": 3600.0,  # replayed window length (the paper's hour)
-    "burstiness_cv": None,  # null = keep the trace's arrivals; else redraw gaps from Gamma with this CV
+    "burstiness_cv": None,  # null = the trace's arrivals; else re-time the merged hour to gaps with this CV
     "history_days": 3,  # previous days of history per model (at most 6; week wraps around)
     "history_window_s": None,  # history window length (null = window_s)
     "tokens_from": None,  # token-length trace (null = the 2023 file of the same service)
@@ -89,7 +92,7 @@ def build(cfg: Mapping, models: Sequence[str], rng: np.random.Generator) -> Work
         raise UserError(f"workload.window_s: window {window_start:g}+{window:g} s runs past the end of the day")
     if duration > window:
         raise UserError(f"workload.duration_s: {duration:g} s is longer than the replayed window ({window:g} s)")
-    cv = k.number("burstiness_cv", lo=0, lo_open=True, optional=True)
+    cv = k.number("burstiness_cv", lo=0, optional=True)
     want_hist = k.integer("history_days", lo=0)
     hist_days = min(want_hist, 6)
     hist_window = k.number("history_window_s", lo=0, lo_open=True, optional=True) or window
@@ -117,23 +120,26 @@ def build(cfg: Mapping, models: Sequence[str], rng: np.random.Generator) -> Work
     history: dict[str, list[np.ndarray]] = {}
     per_model_meta = []
     cap_stats = {"prompt_raised_to_1": 0, "prompt_capped": 0, "output_raised_to_min": 0, "output_capped": 0}
+
+    def lengths(count: int) -> None:
+        p, o = sample_pairs(tokens, count, rng)
+        p, o, st = cap_tokens(p, o, max_p, min_o, max_o)
+        for key in cap_stats:
+            cap_stats[key] += st[key]
+        prompts.append(p)
+        outputs.append(o)
+
     for j, name in enumerate(models):
         day = (max(0, 7 - n) + j) % 7
         lo, hi = window_of(day, window)
         hour = _hour_arrivals(counts, lo, hi, rng)
         t, copies = _sample(hour, int(per_hour[j]), rng)
         fraction = per_hour[j] / hour.shape[0] if hour.shape[0] else 0.0
-        t = t[t < duration]
-        if cv is not None:
-            t = gamma_gaps(t.shape[0], duration, cv, rng)
-        p, o = sample_pairs(tokens, t.shape[0], rng)
-        p, o, st = cap_tokens(p, o, max_p, min_o, max_o)
-        for key in cap_stats:
-            cap_stats[key] += st[key]
-        arrivals.append(t)
+        if cv is None:
+            t = t[t < duration]
+            lengths(t.shape[0])
+        arrivals.append(t)  # with burstiness: the whole sampled hour, re-timed and cut below
         model_idx.append(np.full(t.shape[0], j, dtype=np.int32))
-        prompts.append(p)
-        outputs.append(o)
         hist, hist_dates = [], []
         for back in range(hist_days, 0, -1):
             hday = (day - back) % 7
@@ -151,12 +157,28 @@ def build(cfg: Mapping, models: Sequence[str], rng: np.random.Generator) -> Work
             "window_requests_in_trace": int(hour.shape[0]), "window_requests_sampled": int(per_hour[j]),
             "whole_copies": int(copies), "sent": int(t.shape[0]), "history_dates": hist_dates,
         })
+    if cv is not None:
+        arrivals, model_idx = _bursty(np.concatenate(arrivals), np.concatenate(model_idx), cv, duration, rng)
+        for j, m in enumerate(per_model_meta):
+            m["sent"] = int(np.count_nonzero(model_idx[0] == j))
+        lengths(arrivals[0].shape[0])  # every model draws from the same length file: one draw in merged order
     meta = {
         "kind": "warmserve", "trace": trace, "knobs": k.as_dict(), "shares": shares.tolist(),
         "week_alignment": "weekday d (0=Mon) -> the file's date with that weekday",
         "history_days_used": hist_days, "tokens_from": tokens.attrs.get("source"),
         "token_caps": cap_stats, "dropped_rows": 0, "per_model": per_model_meta,
-        "not_sent_after_duration": int(per_hour.sum()) - sum(m["sent"] for m in per_model_meta) if cv is None else None,
+        "not_sent_after_duration": int(per_hour.sum()) - sum(m["sent"] for m in per_model_meta),
     }
     return finish(np.concatenate(arrivals), np.concatenate(model_idx), np.concatenate(prompts),
                   np.concatenate(outputs), models, duration, history, meta)
+
+
+def _bursty(t: np.ndarray, model: np.ndarray, cv: float, duration: float,
+            rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every model's sampled hour merged, sorted by time (stable: model order on ties, as the
+    artifact's ``sorted`` of the concatenated lists), re-timed by :func:`apply_burstiness` and cut at
+    ``duration``; returned as one-element lists (arrivals, model) in that merged order."""
+    order = np.argsort(t, kind="stable")
+    t, model = apply_burstiness(t[order], cv, rng), model[order]
+    keep = t < duration
+    return [t[keep]], [model[keep]]
