@@ -134,6 +134,7 @@ def write_run(outdir: Path, results: list[RunResult], cfg, setup, notes: list[st
 #: Token-cap counters of ``Workload.meta["token_caps"]``: what each says, and the knob behind it.
 _CAPS = {"prompt_capped": ("prompts", "capped at {} tokens", "max_prompt_tokens"),
          "prompt_raised_to_1": ("prompts", "raised to 1 token", None),
+         "prompt_offset_to_1": ("prompts", "of at most {} tokens sent as 1 token", "prompt_offset_tokens"),
          "output_raised_to_min": ("outputs", "raised to {} tokens", "min_output_tokens"),
          "output_capped": ("outputs", "capped at {} tokens", "max_output_tokens")}
 

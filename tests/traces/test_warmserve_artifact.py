@@ -1,5 +1,6 @@
 """The warmserve workload kind against the artifact's trace generator (docs/warmserve.md, "The paper
-setup"): burstiness (``trace_generator.py`` ``apply_burstiness`` on the merged hour)."""
+setup"): burstiness (``trace_generator.py`` ``apply_burstiness`` on the merged hour), the predictor's
+history days (``get_prewarm_placement``), the client's prompt (``request_generator.py`` ``run_requests``)."""
 
 import numpy as np
 import pytest
@@ -8,7 +9,8 @@ from hypothesis import strategies as st
 
 from warmsim.traces.assemble import REGULAR_CV, apply_burstiness, split_counts
 from warmsim.traces.builders import build_workload
-from warmsim.traces.kinds.warmserve import _bursty
+from warmsim.sim.errors import UserError
+from warmsim.traces.kinds.warmserve import _bursty, history_days
 
 MODELS4 = ["m0", "m1", "m2", "m3"]
 
@@ -89,3 +91,59 @@ def test_cv_zero_spreads_the_merged_requests_evenly():
     gaps = np.diff(wl.arrival_s)
     assert gaps == pytest.approx(np.full(len(gaps), gaps[0]))
     assert wl.meta["not_sent_after_duration"] == 3600 * 2 - len(wl)
+
+
+# ---- history days ------------------------------------------------------------------------------------
+
+def test_the_artifacts_history_is_every_day_from_monday_to_the_day_before():
+    assert history_days(3, None) == [0, 1, 2]  # Thursday: Mon, Tue, Wed
+    assert history_days(6, None) == [0, 1, 2, 3, 4, 5]
+    assert history_days(0, None) == []
+    # the old choice: k previous days, wrapping round the week (before Monday comes Sunday)
+    assert history_days(3, 3) == [0, 1, 2]
+    assert history_days(1, 3) == [5, 6, 0]
+    assert history_days(6, 9) == [0, 1, 2, 3, 4, 5]  # at most 6
+
+
+def test_four_models_get_3_4_5_6_history_days_on_the_weeks_dates():
+    wl = build_workload({"kind": "warmserve", "trace": "conv", "rps": 2}, MODELS4, seed=0)
+    # conversation file: Mon..Sat = 2024-05-13..18, Sun = 05-12; models replay Thu, Fri, Sat, Sun
+    mondays_on = [f"2024-05-{d}" for d in range(13, 19)]
+    for j, m in enumerate(wl.meta["per_model"]):
+        assert m["history_dates"] == mondays_on[:3 + j]
+        assert len(wl.history[MODELS4[j]]) == 3 + j
+    assert wl.meta["history_days_used"] == [3, 4, 5, 6]
+    old = build_workload({"kind": "warmserve", "trace": "conv", "rps": 2, "history_days": 3}, MODELS4, seed=0)
+    assert old.meta["per_model"][3]["history_dates"] == ["2024-05-16", "2024-05-17", "2024-05-18"]  # Thu, Fri, Sat
+
+
+def test_seven_models_have_no_monday_history_as_in_the_artifact():
+    models = [f"m{j}" for j in range(7)]
+    with pytest.raises(UserError, match=r"workload.history_days: null .* needs at most 6 models"):
+        build_workload({"kind": "warmserve", "trace": "conv", "rps": 1}, models, seed=0)
+    assert len(build_workload({"kind": "warmserve", "trace": "conv", "rps": 1, "history_days": 2}, models, seed=0)
+               .history["m0"]) == 2
+
+
+def test_history_and_burstiness_knobs_leave_the_other_draws_alone():
+    base = {"kind": "warmserve", "trace": "conv", "rps": 2}
+    a = build_workload(base, MODELS4, seed=4)
+    b = build_workload({**base, "history_days": 2}, MODELS4, seed=4)
+    for col in ("arrival_s", "model", "prompt_tokens", "output_tokens"):  # the requests do not move
+        assert np.array_equal(getattr(a, col), getattr(b, col))
+    c = build_workload({**base, "burstiness_cv": 4.0}, MODELS4, seed=4)
+    for name in MODELS4:  # the history is not touched by burstiness
+        assert all(np.array_equal(x, y) for x, y in zip(a.history[name], c.history[name]))
+
+
+# ---- the client's prompt -----------------------------------------------------------------------------
+
+def test_prompts_are_sent_8_tokens_shorter_and_at_least_1():
+    base = {"kind": "warmserve", "trace": "conv", "rps": 2}
+    raw = build_workload({**base, "prompt_offset_tokens": 0}, MODELS4, seed=2)
+    sent = build_workload(base, MODELS4, seed=2)
+    assert np.array_equal(sent.prompt_tokens, np.maximum(raw.prompt_tokens - 8, 1))
+    assert np.array_equal(sent.output_tokens, raw.output_tokens)
+    assert sent.meta["token_caps"]["prompt_offset_to_1"] == int((raw.prompt_tokens <= 8).sum()) > 0
+    assert raw.prompt_tokens.max() == 1024 and sent.prompt_tokens.max() == 1016
+    assert sent.meta["knobs"]["prompt_offset_tokens"] == 8
