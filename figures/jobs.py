@@ -46,7 +46,8 @@ def warmsim_argv() -> list[str]:
 
 def plan(out: Path, *, workload: str, headline_rps: float, rates: list[float], main_systems: list[str],
          ablation_systems: list[str], ablation_rps: float, duration_s: float | None, seed: int,
-         need: set[str], bursty: tuple[float, float] | None = None) -> list[Job]:
+         need: set[str], bursty: tuple[float, float] | None = None,
+         capacity: tuple[list[float], list[str]] | None = None) -> list[Job]:
     """The jobs for the experiment sets in ``need`` (``headline``, ``load``, ``ablation``,
     ``ablation_bursty``).
 
@@ -55,6 +56,8 @@ def plan(out: Path, *, workload: str, headline_rps: float, rates: list[float], m
     point at ``headline_rps``). ablation: one ``warmsim run`` per ablation system (and WarmServe) at
     ``ablation_rps``, except those the headline or load runs already hold at that rate.
     ablation_bursty: the same systems with bursty arrivals, ``bursty = (burstiness_cv, rps)``.
+    ``capacity = (rates, systems)`` adds, with ``load``, a run of each of those systems at each of those
+    rates that the load sweep lacks (the finer grid around WarmServe's and MuxServe's knees).
     """
     runs = out / "runs"
     common = [f"workload={workload}", f"seed={seed}", "progress=false"]
@@ -69,6 +72,14 @@ def plan(out: Path, *, workload: str, headline_rps: float, rates: list[float], m
             if r == headline_rps:
                 continue
             for s in main_systems:
+                jobs.append(Job(f"load rps={r:g} {s}", "run", common + [f"workload.rps={r:g}", f"system={s}"],
+                                runs / "load" / f"rps{r:g}" / s))
+    if "load" in need and capacity is not None:
+        cap_rates, cap_systems = capacity
+        for r in cap_rates:
+            for s in cap_systems:
+                if r == headline_rps or r in rates:
+                    continue
                 jobs.append(Job(f"load rps={r:g} {s}", "run", common + [f"workload.rps={r:g}", f"system={s}"],
                                 runs / "load" / f"rps{r:g}" / s))
     if "ablation" in need:

@@ -35,13 +35,24 @@ QUICK_RATES = "10,40,80,120"
 QUICK_DURATION_S = 300.0
 
 
-def experiment_workload(name: str) -> dict:
-    """The ``workload`` node of an experiment overlay (``experiments/conf/experiment/<name>.yaml``): the
-    figure defaults that must match ``warmsim compare experiment=<name>``."""
+def experiment_overlay(name: str) -> dict:
+    """An experiment overlay (``experiments/conf/experiment/<name>.yaml``) as a dict: the figure defaults
+    that must match ``warmsim compare experiment=<name>``."""
     import yaml
 
     from warmsim.experiments.builder import CONF_DIR
-    return (yaml.safe_load((CONF_DIR / "experiment" / f"{name}.yaml").read_text()) or {}).get("workload") or {}
+    return yaml.safe_load((CONF_DIR / "experiment" / f"{name}.yaml").read_text()) or {}
+
+
+def experiment_workload(name: str) -> dict:
+    """The ``workload`` node of an experiment overlay."""
+    return experiment_overlay(name).get("workload") or {}
+
+
+def capacity_grid() -> tuple[str, str]:
+    """The rates and systems ``experiment=paper_capacity`` sweeps (its hydra sweeper params)."""
+    params = ((experiment_overlay("paper_capacity").get("hydra") or {}).get("sweeper") or {}).get("params") or {}
+    return str(params.get("workload.rps", "")), str(params.get("system", ""))
 
 
 def _csv(kind):
@@ -82,6 +93,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bursty-rps", type=float, default=float(bursty["rps"]),
                    help=f"request rate of the bursty ablation regime (default: {bursty['rps']:g}, "
                         "experiment=paper_ablation_bursty)")
+    cap_rates, cap_systems = capacity_grid()
+    p.add_argument("--capacity-rates", type=_csv(float), default=cap_rates,
+                   help=f"extra rates of the load sweep for --capacity-systems (default: experiment=paper_capacity's, "
+                        f"{cap_rates}; none with --quick or --rates)")
+    p.add_argument("--capacity-systems", type=_csv(str), default=cap_systems,
+                   help=f"systems swept at --capacity-rates (default: {cap_systems})")
     p.add_argument("--criterion", choices=["slo", "p99"], default="slo",
                    help="when a rate counts as served in max_rps: SLO attainment or P99 TTFT of all models "
                         "(default: slo)")
@@ -289,6 +306,7 @@ def run_experiments(args, names: list[str], out: Path) -> tuple[list, list[str],
     todo = jobmod.plan(out, workload=args.workload, headline_rps=args.rps, rates=rates, main_systems=args.systems,
                        ablation_systems=args.ablation_systems, ablation_rps=ab_rps, duration_s=duration,
                        bursty=(args.bursty_cv, args.bursty_rps) if args.bursty_cv >= 0 else None,
+                       capacity=None if args.quick or args.rates else (args.capacity_rates, args.capacity_systems),
                        seed=args.seed, need=need)
     print(f"figures: running {len(todo)} experiment(s) ({args.jobs} at a time) into {out / 'runs'}")
     t0 = time.perf_counter()

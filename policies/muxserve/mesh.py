@@ -148,11 +148,17 @@ class MuxServeMeshPlacer:
     slack_rel: float = 0.1
     #: KV tokens every engine must hold at least [I]: one sequence at the max model length (2048).
     min_kv_tokens: int = 2048
-    #: Total rate (req/s) the plan is made for [ours]: the expected per-model rates are rescaled to
-    #: add up to it, keeping their proportions, so one plan serves every swept rate (the artifact
-    #: loads fixed placement YAMLs, ``PrewarmManager.__init__``; the rate they were made for is not
-    #: released). ``None``: plan at each run's own mean rates.
+    #: Total rate (req/s) the plan is made for [ours], so that one plan serves every swept rate (the
+    #: artifact loads fixed placement YAMLs, ``PrewarmManager.__init__``; the rate they were made for
+    #: is not released). ``None``: plan at each run's own mean rates.
     plan_rps: float | None = 15.0
+    #: How ``plan_rps`` is split between the models: ``"recipe"``, by the workload recipe's shares
+    #: (``rate_shares``) when it states them, else as ``"run"``: the run's expected rates rescaled to
+    #: add up to ``plan_rps`` (their proportions vary a little with the sampled requests, and
+    #: MuxServe's choice of meshes can flip with them).
+    plan_shares: str = "recipe"
+    #: The workload recipe's share of each model (from the builder's context; None: not stated).
+    rate_shares: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.max_gpus < 1:
@@ -164,6 +170,8 @@ class MuxServeMeshPlacer:
                             f"{list(self.decode_mps_levels)}")
         if self.max_batch < 1:
             raise UserError(f"muxserve: max_batch must be >= 1, got {self.max_batch}")
+        if self.plan_shares not in ("recipe", "run"):
+            raise UserError(f"muxserve: plan_shares must be 'recipe' or 'run', got {self.plan_shares!r}")
         p = self.plan_rps
         if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < math.inf):
             raise UserError(f"muxserve: plan_rps must be a rate > 0 in req/s, or null, got {p!r}")
@@ -173,7 +181,7 @@ class MuxServeMeshPlacer:
 
     def with_context(self, ctx) -> "MuxServeMeshPlacer":
         """This placer estimating from the run's costs and sharing model (:class:`RunContext`)."""
-        return replace(self, costs=ctx, sharing=ctx.sharing)
+        return replace(self, costs=ctx, sharing=ctx.sharing, rate_shares=getattr(ctx, "rate_shares", None))
 
     # -- the InitialPlacer protocol -----------------------------------------------------------------
 
@@ -216,8 +224,16 @@ class MuxServeMeshPlacer:
     # -- estimator ----------------------------------------------------------------------------------
 
     def planned_rates(self, models, expected_rate: Mapping[str, float]) -> dict[str, float]:
-        """The per-model rates the estimator plans for: ``expected_rate`` (0 for a model it lacks),
-        rescaled to add up to ``plan_rps`` when that is set and some rate is positive."""
+        """The per-model rates the estimator plans for: ``expected_rate`` (0 for a model it lacks) when
+        ``plan_rps`` is None; else ``plan_rps`` split by the recipe's shares (``plan_shares: recipe``
+        and shares known for these models) or by ``expected_rate``'s proportions (rescaled to add up
+        to ``plan_rps``; left as they are when all are 0)."""
+        models = list(models)
+        shares = self.rate_shares
+        if self.plan_rps is not None and self.plan_shares == "recipe" and shares and all(m in shares for m in models):
+            total = sum(float(shares[m]) for m in models)
+            if total > 0:
+                return {m: self.plan_rps * float(shares[m]) / total for m in models}
         rates = {}
         for name in models:
             rate = float(expected_rate.get(name, 0.0))

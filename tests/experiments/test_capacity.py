@@ -76,13 +76,15 @@ def test_the_claims_table_shows_the_interval_of_a_rate_sweep(tmp_path):
     for r in rows["run"]:
         (tmp_path / r).mkdir()
         (tmp_path / r / "config.yaml").write_text(yaml.safe_dump({"workload": {"alpha": 0.5}}))
-    agg = rows.assign(**{"workload.rps": rows["rps"].map(lambda x: f"{x:g}")}).drop(columns=["rps"])
-    sw = rate_sweep(rows, agg, ["workload.rps"])
+    full = rows.assign(**{"workload.rps": rows["rps"].map(lambda x: f"{x:g}")}).drop(columns=["rps"])
+    twice = pd.concat([full, full.assign(slo_attainment=1.0)])  # a second seed: means over seeds
+    sw = rate_sweep(full, ["run", "workload.rps"])  # `run -m system=a,b`: the report adds "run"
+    assert len(rate_sweep(twice, ["workload.rps"])) == len(sw) == len(WS) + len(MUX)
     one = rows.iloc[:1].assign(ttft_under_fast=0.9)  # a single run's summary beside the sweep
     claim = claims_table(one, sweep=sw).set_index("claim").loc["requests served, WarmServe / MuxServe (up to)"]
     assert claim["warmsim"] == "[1.50x, 1.86x]" and claim["ratio"] == "[0.60, 0.74]"
     assert "warmserve [30, 32.5) req/s, muxserve [17.5, 20) req/s (muxserve also fails at 5)" in claim["how"]
     assert "largest passing rates alone 1.71x; alpha 0.5" in claim["how"]
-    assert rate_sweep(rows, agg, ["workload.rps", "workload.alpha"]) is None  # not a sweep of the rate alone
+    assert rate_sweep(full, ["workload.rps", "workload.alpha"]) is None  # not a sweep of the rate alone
     alone = claims_table(one).set_index("claim").loc["requests served, WarmServe / MuxServe (up to)"]
     assert alone["warmsim"] == "-" and "needs a rate sweep" in alone["how"]

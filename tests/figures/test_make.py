@@ -90,6 +90,25 @@ def test_plan_adds_the_bursty_ablation_regime(tmp_path):
     assert {"workload.rps=15", "workload.burstiness_cv=4", "system=warmserve"} <= set(bursty["ablation bursty warmserve"].overrides)
 
 
+def test_plan_adds_the_capacity_grid_for_its_systems_only(tmp_path):
+    from warmsim.figures.jobs import plan
+    jobs = plan(tmp_path, workload="warmserve_conv", headline_rps=15, rates=[10, 15, 20], main_systems=["sllm", "warmserve"],
+                ablation_systems=[], ablation_rps=30, duration_s=None, seed=0, need={"load"},
+                capacity=([12.5, 15, 17.5, 20], ["warmserve", "muxserve"]))
+    names = {j.name for j in jobs}
+    assert {"load rps=12.5 warmserve", "load rps=12.5 muxserve", "load rps=17.5 muxserve"} <= names
+    assert "load rps=12.5 sllm" not in names and "load rps=15 muxserve" not in names  # 15: the headline run
+    assert sum(j.name == "load rps=20 warmserve" for j in jobs) == 1  # already in the load sweep
+
+
+def test_the_figure_defaults_follow_the_experiment_overlays():
+    args = make.parser().parse_args([])
+    assert args.ablation_rps == make.experiment_workload("paper_ablation")["rps"]
+    assert args.bursty_cv == make.experiment_workload("paper_ablation_bursty")["burstiness_cv"]
+    assert max(b - a for a, b in zip(args.capacity_rates, args.capacity_rates[1:])) <= 2.5
+    assert set(args.capacity_systems) == {"warmserve", "muxserve"}
+
+
 def test_rate_not_in_results_is_a_user_error(tmp_path):
     _run_dir(tmp_path / "a", 10, ["warmserve"])
     _run_dir(tmp_path / "b", 20, ["warmserve"])

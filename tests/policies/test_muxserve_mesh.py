@@ -212,16 +212,42 @@ def test_plan_rps_moves_a_two_model_plan_with_the_total_only():
     assert plan(placer(), {"a": 3.0, "b": 1.0}) != plan(placer(), {"a": 30.0, "b": 10.0})
 
 
+def test_plan_rps_is_split_by_the_recipes_shares_when_the_workload_states_them():
+    # shares 0.6 / 0.3 / 0.1 of 20 req/s: 12 / 6 / 2, whatever the run's own proportions
+    p = placer(plan_rps=20.0, rate_shares={"a": 0.6, "b": 0.3, "c": 0.1})
+    assert p.planned_rates(["a", "b", "c"], {"a": 1.0, "b": 5.0}) == pytest.approx({"a": 12.0, "b": 6.0, "c": 2.0})
+    # shares of a subset of the models: renormalised over the snapshot's models
+    assert p.planned_rates(["a", "b"], {}) == pytest.approx({"a": 40 / 3, "b": 20 / 3})
+    # a model the recipe does not name, plan_shares "run", or plan_rps None: the run's rates as before
+    assert p.planned_rates(["a", "d"], {"a": 3.0, "d": 1.0}) == {"a": 15.0, "d": 5.0}
+    assert placer(plan_rps=20.0, plan_shares="run", rate_shares={"a": 0.6, "b": 0.4}).planned_rates(
+        ["a", "b"], {"a": 3.0, "b": 1.0}) == {"a": 15.0, "b": 5.0}
+    assert placer(rate_shares={"a": 0.6, "b": 0.4}).planned_rates(["a", "b"], {"a": 3.0, "b": 1.0}) == \
+        {"a": 3.0, "b": 1.0}
+
+
+def test_the_builder_hands_the_placer_the_workloads_recipe_shares():
+    from warmsim.policies.context import RunContext
+    ctx = RunContext({}, None, NoSlowdown(), {"a": 0.75, "b": 0.25})
+    assert MuxServeMeshPlacer().with_context(ctx).rate_shares == {"a": 0.75, "b": 0.25}
+
+
 @pytest.mark.parametrize("bad", [0, -1.0, float("inf"), float("nan"), True, "15"])
 def test_a_bad_plan_rps_is_one_clear_error(bad):
     with pytest.raises(UserError, match=r"^muxserve: plan_rps must be a rate > 0 in req/s, or null, got"):
         placer(plan_rps=bad)
 
 
-def test_the_default_muxserve_system_plans_for_the_headline_rate():
+def test_a_bad_plan_shares_is_one_clear_error():
+    with pytest.raises(UserError, match=r"^muxserve: plan_shares must be 'recipe' or 'run', got 'mean'$"):
+        placer(plan_shares="mean")
+
+
+def test_the_default_muxserve_system_plans_for_the_headline_rate_by_the_recipes_shares():
     from warmsim.experiments.builder import system_config
     assert system_config("muxserve").initial.plan_rps == 15.0
-    assert MuxServeMeshPlacer().plan_rps == 15.0
+    assert system_config("muxserve").initial.plan_shares == "recipe"
+    assert MuxServeMeshPlacer().plan_rps == 15.0 and MuxServeMeshPlacer().plan_shares == "recipe"
 
 
 def test_the_default_muxserve_system_holds_one_node_and_one_engine_per_model():
@@ -232,6 +258,8 @@ def test_the_default_muxserve_system_holds_one_node_and_one_engine_per_model():
         setup = build_setup(cfg)
         scfg = system_config("muxserve")
         bundle = build_bundle(scfg, setup.workload, setup.models, setup.cluster, setup.cost, cfg)
+    # the recipe's (j+1)^-0.5 shares reach the placer through the builder's context
+    assert bundle.initial.rate_shares == pytest.approx(dict(zip(setup.workload.models, setup.workload.meta["shares"])))
     sim = Simulation(setup.workload, setup.models, system_cluster(scfg, setup.cluster), setup.cost, bundle,
                      setup.engine, setup.sim)
     sim._initial()
