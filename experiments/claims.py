@@ -119,7 +119,8 @@ def _share(system: str) -> Callable[[pd.DataFrame], tuple[float | None, str]]:
 CLAIMS: tuple[Claim, ...] = (
     Claim("tail TTFT, ServerlessLLM / WarmServe (up to)", 50.8, "x", "[P]", _tail_vs_sllm,
           "SLLM's deployment (keep-alive, cache tier, version) is not released; warmsim runs SLLM's own "
-          "defaults (keep-alive 0 s), so the ratio rests on how many of a model's requests meet a cold start"),
+          "defaults (keep-alive 0 s), so the ratio rests on how many of a model's requests meet a cold start, "
+          "and it moves with the workload's random draw (14x-96x over seeds 0-14 at the headline point)"),
     Claim("requests served, WarmServe / MuxServe (up to)", 2.5, "x", "[P]", _capacity,
           "MuxServe runs on 8 GPUs against WarmServe's 16, as in the artifact; its mesh split and caps come "
           "from MuxServe's estimator on warmsim's cost profile, planned once at 15 req/s (plan_rps), not from "
