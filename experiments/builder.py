@@ -198,7 +198,9 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
         raise UserError(f"system {name}: cannot build its policies: {' '.join(str(cause).split())}") from None
     if parts["sharing"] is None:
         parts["sharing"] = ShareByInverse()
-    ctx = RunContext(models, cost, parts["sharing"])
+    shares = workload.meta.get("shares")
+    rate_shares = dict(zip(workload.models, map(float, shares))) if shares and len(shares) == len(workload.models) else None
+    ctx = RunContext(models, cost, parts["sharing"], rate_shares)
     for key, obj in parts.items():
         if obj is not None and hasattr(obj, "with_context"):
             parts[key] = obj.with_context(ctx)

@@ -137,6 +137,7 @@ def write_run(outdir: Path, results: list[RunResult], cfg, setup, notes: list[st
 #: Token-cap counters of ``Workload.meta["token_caps"]``: what each says, and the knob behind it.
 _CAPS = {"prompt_capped": ("prompts", "capped at {} tokens", "max_prompt_tokens"),
          "prompt_raised_to_1": ("prompts", "raised to 1 token", None),
+         "prompt_offset_to_1": ("prompts", "of at most {} tokens sent as 1 token", "prompt_offset_tokens"),
          "output_raised_to_min": ("outputs", "raised to {} tokens", "min_output_tokens"),
          "output_capped": ("outputs", "capped at {} tokens", "max_output_tokens")}
 
@@ -218,6 +219,34 @@ def _report_summary(summary: pd.DataFrame, results: list[RunResult], setup, note
             "number of GPUs holding an instance; `gpu_h` the GPU-hours they add up to.", ""]
 
 
+#: Columns of report.md's "Instance starts" table, with short headers.
+STARTS = [("system", "system"), ("instance_starts", "activations"), ("cold_starts", "cold"),
+          ("prewarm_hits", "hits"), ("prewarm_hits_loading", "hits_loading"), ("start_hit_ratio", "hit_ratio"),
+          ("start_requests", "start_reqs"), ("start_ttft_p99_s", "start_p99"), ("start_ttft_fast", "start<fast")]
+
+
+def starts_table(summary: pd.DataFrame) -> str:
+    """The ``ALL`` rows' instance-start columns (empty cells: no activation or no such request)."""
+    allrows = summary[summary["model"] == "ALL"][[c for c, _ in STARTS]].rename(columns=dict(STARTS))
+
+    def fmt(x) -> str:
+        if isinstance(x, str):
+            return x
+        return "-" if x != x else f"{x:.3f}" if isinstance(x, float) else str(x)
+    return allrows.to_string(index=False, na_rep="-", formatters={c: fmt for c in allrows.columns})
+
+
+def _report_starts(summary: pd.DataFrame, results: list[RunResult], setup, notes) -> list[str]:
+    if "start_hit_ratio" not in summary:
+        return []
+    return ["## Instance starts (all models)", "", "```", starts_table(summary), "```", "",
+            "`activations`: instance starts after t = 0 (`cold` from a weight source, `hits` on a ready prewarmed",
+            "replica, `hits_loading` on one still loading); `hit_ratio` = (hits + hits_loading) / activations.",
+            "`start_reqs`: requests routed to an instance before it was active (start kind not `warm`);",
+            "`start_p99` and `start<fast` their P99 TTFT (s) and share under `metrics.fast_ttft_s`.",
+            "`-`: no activation, or no such request.", ""]
+
+
 def _report_drops(summary: pd.DataFrame, results: list[RunResult], setup, notes) -> list[str]:
     drops = pd.concat([r.requests[r.requests["status"] == "dropped"] for r in results])
     if not len(drops):
@@ -274,7 +303,7 @@ def _report_claims(summary: pd.DataFrame, results: list[RunResult], setup, notes
 
 #: The sections of report.md, in order: each is ``f(summary, results, setup, notes) -> lines`` (an
 #: empty list leaves the section out). A new section is one function and one entry here.
-REPORT_SECTIONS: tuple = (_report_header, _report_workload, _report_summary, _report_systems, _report_faults, _report_claims, _report_drops,
+REPORT_SECTIONS: tuple = (_report_header, _report_workload, _report_summary, _report_starts, _report_systems, _report_faults, _report_claims, _report_drops,
                          _report_notes)
 
 

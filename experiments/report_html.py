@@ -173,6 +173,23 @@ def _measured_html(profile: str, measured: bool) -> str:
     return html.escape(external_note_of(profile) or "measured on a GPU")
 
 
+def rate_sweep(full: pd.DataFrame, params: list[str]) -> pd.DataFrame | None:
+    """The ``ALL`` rows of a sweep over ``workload.rps`` alone, one per system and rate (means over
+    seeds), with ``rps`` and, when every run used one, ``alpha`` columns (for the claims measured on a
+    sweep); None when the runs differ in anything else than the rate, the system and the seed."""
+    if [p for p in params if p != "run"] != ["workload.rps"]:
+        return None
+    from warmsim.experiments.outputs import read_config
+    rows = full[full["model"] == "ALL"].assign(rps=pd.to_numeric(full["workload.rps"], errors="coerce"))
+    rows = rows.dropna(subset=["rps"])
+    sweep = rows.groupby(["system", "rps"], sort=False)[["slo_attainment", "ttft_p99_s"]].mean().reset_index()
+    sweep["model"] = "ALL"
+    alphas = {(read_config(Path(r)).get("workload") or {}).get("alpha") for r in full["run"].unique()}
+    if len(alphas) == 1 and None not in alphas:
+        sweep["alpha"] = float(alphas.pop())
+    return sweep
+
+
 def write_html(path: Path, full: pd.DataFrame, params: list[str], dirs: list[str], argv: list[str]) -> None:
     """The page (see the module docstring); ``full``: every run's summary rows with the parameters."""
     from warmsim.experiments.claims import claims_table
@@ -217,7 +234,7 @@ def write_html(path: Path, full: pd.DataFrame, params: list[str], dirs: list[str
     parts.append(f"<p class='note'>From run <code>{html.escape(best)}</code> "
                  f"(<code>{html.escape(_overrides(Path(best)) or 'no overrides')}</code>), the run with the most "
                  "systems. [P]: the paper's text; [S]: a third-party summary. Ratio = warmsim / paper.</p>")
-    parts.append(_table(claims_table(summary)))
+    parts.append(_table(claims_table(summary, sweep=rate_sweep(full, params))))
     parts.append("<h2>Commands to reproduce</h2><pre>" + html.escape("\n".join(
         commands(full) + [f"warmsim report {' '.join(argv)}"])) + "</pre>")
     parts.append("<h2>Every run</h2>" + _table(full[full["model"] == "ALL"][

@@ -11,7 +11,7 @@ from warmsim.sim.recorder import COMPLETED, DROPPED
 COLUMNS = ["system", "model", "requests", "completed", "dropped", "ttft_p50_s", "ttft_p90_s", "ttft_p95_s",
            "ttft_p99_s", "ttft_mean_s", "tpot_mean_s", "slo_attainment", "ttft_under_fast", "throughput_rps",
            "cold_starts", "prewarm_hits", "prewarm_hits_loading", "requests_cold_start", "evictions", "prewarms",
-           "instance_starts", "preemptions", "gpus_visible", "mean_gpus_busy", "gpu_hours", "pred_acc_avg", "pred_acc_peak",
+           "instance_starts", "start_hit_ratio", "start_requests", "start_ttft_p99_s", "start_ttft_fast", "preemptions", "gpus_visible", "mean_gpus_busy", "gpu_hours", "pred_acc_avg", "pred_acc_peak",
            "pred_windows", "profile", "profile_measured", "prefix_hit_ratio"]
 
 
@@ -51,7 +51,15 @@ def summarize(system: str, req: pd.DataFrame, counters: dict, *, duration_s: flo
     ``pred_windows`` counts the prediction windows that closed within the run (per model; ``ALL``:
     distinct windows), 0 when the window is longer than the run; blank for a system without a
     predictor (``prediction_window_s`` None and an empty log). ``gpus_visible``: the GPUs the system
-    could use (a system may see only some nodes, e.g. MuxServe on one)."""
+    could use (a system may see only some nodes, e.g. MuxServe on one).
+
+    Instance starts (:func:`start_columns`): ``start_hit_ratio`` = activations that adopted a
+    prewarmed replica / all activations, an activation being an instance start that was not ready
+    at t = 0 (event counters: whole run); ``start_requests`` = requests whose start kind is not
+    ``warm`` (they were routed to an instance before it was active), and ``start_ttft_p99_s`` /
+    ``start_ttft_fast`` their P99 TTFT and share with TTFT under ``fast_ttft_s`` (request
+    statistics: warm-up honoured, dropped requests at ``unfinished_ttft_s``). Empty (NaN), never
+    0 or 1, when there was no activation or no such request."""
     acc = prediction_accuracy(prediction_log)
     has_pred = prediction_window_s is not None or bool(prediction_log)
     rows = []
@@ -73,6 +81,7 @@ def summarize(system: str, req: pd.DataFrame, counters: dict, *, duration_s: flo
         c = {k: sum(counters[m][k] for m in models) for k in counters[models[0]]} if name == "ALL" else counters[name]
         pa = acc.get(name, (np.nan, np.nan))
         n = len(r)
+        started = (r["start_kind"] != "warm").to_numpy()
         q = np.percentile(ttft, [50, 90, 95, 99]) if n else [np.nan] * 4
         rows.append({
             "system": system, "model": name, "requests": n, "completed": int(done.sum()),
@@ -87,6 +96,7 @@ def summarize(system: str, req: pd.DataFrame, counters: dict, *, duration_s: flo
             "prewarm_hits_loading": c["prewarm_hits_loading"],
             "requests_cold_start": int((r["start_kind"] == "cold").sum()),
             "evictions": c["evictions"], "prewarms": c["prewarms"], "instance_starts": c["instance_starts"],
+            **start_columns(c, ttft[started], done[started], fast_ttft_s),
             "preemptions": int(r["preemptions"].sum()),
             "gpus_visible": gpus_visible,
             "mean_gpus_busy": gpu_seconds / end_s if (name == "ALL" and end_s > 0) else np.nan,
@@ -97,3 +107,22 @@ def summarize(system: str, req: pd.DataFrame, counters: dict, *, duration_s: flo
             "prefix_hit_ratio": prefix_hit_ratio(r),
         })
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def start_columns(counters: dict, ttft: np.ndarray, done: np.ndarray, fast_ttft_s: float) -> dict:
+    """The start-affected columns of one summary row (see :func:`summarize`).
+
+    ``counters``: the run's event counters of the row (``instance_starts`` counts every activation,
+    ``prewarm_hits`` and ``prewarm_hits_loading`` those that adopted a prewarmed replica, ready or
+    still loading: both start with kind ``prewarmed``); ``ttft``/``done``: the TTFT (dropped ones
+    already at the unfinished value) and completion of the row's requests whose start kind is not
+    ``warm``."""
+    starts = counters["instance_starts"]
+    hits = counters["prewarm_hits"] + counters["prewarm_hits_loading"]
+    n = len(ttft)
+    return {
+        "start_hit_ratio": hits / starts if starts else np.nan,
+        "start_requests": n,
+        "start_ttft_p99_s": float(np.percentile(ttft, 99)) if n else np.nan,
+        "start_ttft_fast": float((done & (ttft < fast_ttft_s)).mean()) if n else np.nan,
+    }

@@ -12,13 +12,18 @@ from warmsim.experiments.jobs import Job
 
 def plan(out: Path, *, workload: str, headline_rps: float, rates: list[float], main_systems: list[str],
          ablation_systems: list[str], ablation_rps: float, duration_s: float | None, seed: int,
-         need: set[str]) -> list[Job]:
-    """The jobs for the experiment sets in ``need`` (``headline``, ``load``, ``ablation``).
+         need: set[str], bursty: tuple[float, float] | None = None,
+         capacity: tuple[list[float], list[str]] | None = None) -> list[Job]:
+    """The jobs for the experiment sets in ``need`` (``headline``, ``load``, ``ablation``,
+    ``ablation_bursty``).
 
     headline: one ``warmsim compare`` of ``main_systems`` at ``headline_rps``.
     load: one ``warmsim run`` per (system, rate) for the other rates (the headline run is the sweep's
     point at ``headline_rps``). ablation: one ``warmsim run`` per ablation system (and WarmServe) at
     ``ablation_rps``, except those the headline or load runs already hold at that rate.
+    ablation_bursty: the same systems with bursty arrivals, ``bursty = (burstiness_cv, rps)``.
+    ``capacity = (rates, systems)`` adds, with ``load``, a run of each of those systems at each of those
+    rates that the load sweep lacks (the finer grid around WarmServe's and MuxServe's knees).
     """
     runs = out / "runs"
     common = [f"workload={workload}", f"seed={seed}", "progress=false"]
@@ -35,6 +40,14 @@ def plan(out: Path, *, workload: str, headline_rps: float, rates: list[float], m
             for s in main_systems:
                 jobs.append(Job(f"load rps={r:g} {s}", "run", common + [f"workload.rps={r:g}", f"system={s}"],
                                 runs / "load" / f"rps{r:g}" / s))
+    if "load" in need and capacity is not None:
+        cap_rates, cap_systems = capacity
+        for r in cap_rates:
+            for s in cap_systems:
+                if r == headline_rps or r in rates:
+                    continue
+                jobs.append(Job(f"load rps={r:g} {s}", "run", common + [f"workload.rps={r:g}", f"system={s}"],
+                                runs / "load" / f"rps{r:g}" / s))
     if "ablation" in need:
         have = {(s, headline_rps) for s in main_systems} if need & {"headline", "load"} else set()
         if "load" in need:
@@ -44,6 +57,12 @@ def plan(out: Path, *, workload: str, headline_rps: float, rates: list[float], m
                 continue
             jobs.append(Job(f"ablation {s}", "run", common + [f"workload.rps={ablation_rps:g}", f"system={s}"],
                             runs / "ablation" / s))
+    if "ablation_bursty" in need and bursty is not None:
+        cv, rps = bursty
+        for s in dict.fromkeys(["warmserve", *ablation_systems]):
+            jobs.append(Job(f"ablation bursty {s}", "run", common + [f"workload.rps={rps:g}",
+                                                                     f"workload.burstiness_cv={cv:g}", f"system={s}"],
+                            runs / "ablation_bursty" / s))
     # longest first (cost grows with the rate) so that parallel workers finish together
     return sorted(jobs, key=lambda j: -_rate(j))
 

@@ -25,7 +25,7 @@ from warmsim.figures import tables
 
 #: Figure names in drawing order, with the experiment sets each needs.
 FIGURES: dict[str, set[str]] = {
-    "tail_ttft": {"headline"}, "ttft_cdf": {"headline"}, "max_rps": {"load"}, "ablation": {"ablation"},
+    "tail_ttft": {"headline"}, "ttft_cdf": {"headline"}, "max_rps": {"load"}, "ablation": {"ablation", "ablation_bursty"},
     "prediction": {"headline"}, "memory_timeline": {"headline"}, "gpu_cost": {"load"},
 }
 MAIN_SYSTEMS = "static,sllm,muxserve,warmserve"
@@ -34,6 +34,26 @@ ABLATION_SYSTEMS = ("warmserve_disable_prewarm,warmserve_default_mode,warmserve_
 FULL_RATES = "5,10,15,20,30,40,60,80"
 QUICK_RATES = "10,40,80,120"
 QUICK_DURATION_S = 300.0
+
+
+def experiment_overlay(name: str) -> dict:
+    """An experiment overlay (``experiments/conf/experiment/<name>.yaml``) as a dict: the figure defaults
+    that must match ``warmsim compare experiment=<name>``."""
+    import yaml
+
+    from warmsim.experiments.builder import CONF_DIR
+    return yaml.safe_load((CONF_DIR / "experiment" / f"{name}.yaml").read_text()) or {}
+
+
+def experiment_workload(name: str) -> dict:
+    """The ``workload`` node of an experiment overlay."""
+    return experiment_overlay(name).get("workload") or {}
+
+
+def capacity_grid() -> tuple[str, str]:
+    """The rates and systems ``experiment=paper_capacity`` sweeps (its hydra sweeper params)."""
+    params = ((experiment_overlay("paper_capacity").get("hydra") or {}).get("sweeper") or {}).get("params") or {}
+    return str(params.get("workload.rps", "")), str(params.get("system", ""))
 
 
 def _csv(kind):
@@ -64,8 +84,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ablation-systems", type=_csv(str), default=ABLATION_SYSTEMS,
                    help="WarmServe variants of the ablation figure (WarmServe itself is always included; default: "
                         f"{ABLATION_SYSTEMS})")
-    p.add_argument("--ablation-rps", type=float, default=30.0,
-                   help="request rate of the ablation (default: 30, experiment=paper_ablation: starts are frequent and WarmServe still meets its SLO)")
+    plain, bursty = experiment_workload("paper_ablation"), experiment_workload("paper_ablation_bursty")
+    p.add_argument("--ablation-rps", type=float, default=float(plain["rps"]),
+                   help=f"request rate of the ablation (default: {plain['rps']:g}, experiment=paper_ablation: starts "
+                        "are frequent and WarmServe still meets its SLO)")
+    p.add_argument("--bursty-cv", type=float, default=float(bursty["burstiness_cv"]),
+                   help=f"workload.burstiness_cv of the second ablation regime (default: {bursty['burstiness_cv']:g}, "
+                        "experiment=paper_ablation_bursty); a negative value leaves that regime out")
+    p.add_argument("--bursty-rps", type=float, default=float(bursty["rps"]),
+                   help=f"request rate of the bursty ablation regime (default: {bursty['rps']:g}, "
+                        "experiment=paper_ablation_bursty)")
+    cap_rates, cap_systems = capacity_grid()
+    p.add_argument("--capacity-rates", type=_csv(float), default=cap_rates,
+                   help=f"extra rates of the load sweep for --capacity-systems (default: experiment=paper_capacity's, "
+                        f"{cap_rates}; none with --quick or --rates)")
+    p.add_argument("--capacity-systems", type=_csv(str), default=cap_systems,
+                   help=f"systems swept at --capacity-rates (default: {cap_systems})")
     p.add_argument("--criterion", choices=["slo", "p99"], default="slo",
                    help="when a rate counts as served in max_rps: SLO attainment or P99 TTFT of all models "
                         "(default: slo)")
@@ -85,12 +119,15 @@ class Context:
     runs: list
     args: argparse.Namespace
     failed: list[str] = field(default_factory=list)
+    #: Runs of the same setup with re-timed arrivals (``workload.burstiness_cv``): only the ablation
+    #: figure reads them; every other figure uses :attr:`runs`.
+    bursty: list = field(default_factory=list)
 
     @property
     def suffix(self) -> str:
-        r = self.runs[0]
+        r = (self.runs or self.bursty)[0]
         dur = f", {r.duration_s / 60:g} min" if r.duration_s == r.duration_s else ""
-        seeds = sorted({x.seed for x in self.runs})
+        seeds = sorted({x.seed for x in self.runs + self.bursty})
         seed = f"seed {r.seed}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}: sweeps averaged"
         return f"\n({r.workload}{dur}, {seed})"
 
@@ -98,9 +135,13 @@ class Context:
     def one_seed(self) -> list:
         """Runs of one seed (``--seed`` when present, else the lowest) for the single-run figures;
         sweeps use every seed (mean and 95% CI)."""
-        seeds = sorted({r.seed for r in self.runs})
-        want = self.args.seed if getattr(self.args, "seed", None) in seeds else (seeds[0] if seeds else None)
-        return [r for r in self.runs if r.seed == want]
+        return [r for r in self.runs if r.seed == self.seed]
+
+    @property
+    def seed(self) -> int | None:
+        """The seed of the single-run figures."""
+        seeds = sorted({r.seed for r in self.runs + self.bursty})
+        return self.args.seed if getattr(self.args, "seed", None) in seeds else (seeds[0] if seeds else None)
 
     def at(self, rps: float):
         runs = self.one_seed
@@ -147,21 +188,36 @@ def draw_max_rps(ctx: Context, out: Path) -> dict:
     if sweep.empty or sweep["rps"].nunique() < 2:
         raise _Skip("needs runs at two or more request rates (workload.rps)")
     slo = (ctx.runs[0].cfg.get("slo") or {}).get("ttft_s")
+    alphas = {(r.cfg.get("workload") or {}).get("alpha") for r in ctx.runs}
+    alpha = float(next(iter(alphas))) if len(alphas) == 1 and None not in alphas else None
     return fig_max_rps.draw(sweep, out, criterion=ctx.args.criterion, p99_limit_s=ctx.args.p99_limit_s,
-                            slo_min=ctx.args.slo_min, slo_ttft_s=slo, title_extra=ctx.suffix.replace("\n", " "))
+                            slo_min=ctx.args.slo_min, slo_ttft_s=slo, alpha=alpha,
+                            title_extra=ctx.suffix.replace("\n", " "))
 
 
 def draw_ablation(ctx: Context, out: Path) -> dict:
     from warmsim.figures import fig_ablation
     rps = ctx.args.ablation_rps if ctx.args.ablation_rps is not None else ctx.args.rps
-    runs = ctx.at(rps)
     systems = ["warmserve"] + [s for s in ctx.args.ablation_systems if s != "warmserve"]
+    regimes = {}
+    try:
+        runs = ctx.at(rps)
+    except UserError:  # no run of the trace's arrivals at that rate: the bursty regime may still draw
+        runs = []
     present = _present(runs, systems)
-    if not any(s != "warmserve" for s in present):
-        raise _Skip(f"no ablation run ({', '.join(systems[1:])}) at rate {rps:g}")
-    return fig_ablation.draw(tables.gather(runs, "summary", present), out, systems=systems,
-                             fast_ttft_s=runs[0].fast_ttft_s, failed=[s for s in ctx.failed if s in systems],
-                             title_extra=f" at {rps:g} req/s" + ctx.suffix)
+    if any(s != "warmserve" for s in present):
+        regimes[f"trace arrivals, {rps:g} req/s"] = tables.gather(runs, "summary", present)
+    cv, brps = ctx.args.bursty_cv, ctx.args.bursty_rps
+    bursty = [r for r in ctx.bursty if r.burstiness_cv == cv and r.rps == brps and r.seed == ctx.seed]
+    bpresent = _present(bursty, systems)
+    if any(s != "warmserve" for s in bpresent):
+        regimes[f"bursty CV {cv:g}, {brps:g} req/s"] = tables.gather(bursty, "summary", bpresent)
+    if not regimes:
+        raise _Skip(f"no ablation run ({', '.join(systems[1:])}) at rate {rps:g}, nor with burstiness_cv={cv:g} "
+                    f"at {brps:g} req/s")
+    fast = (runs or bursty)[0].fast_ttft_s
+    return fig_ablation.draw(regimes, out, systems=systems, fast_ttft_s=fast,
+                             failed=[s for s in ctx.failed if s in systems], title_extra=ctx.suffix)
 
 
 def _window_s(run, system: str):
@@ -250,6 +306,8 @@ def run_experiments(args, names: list[str], out: Path) -> tuple[list, list[str],
     ab_rps = args.ablation_rps if args.ablation_rps is not None else args.rps
     todo = jobmod.plan(out, workload=args.workload, headline_rps=args.rps, rates=rates, main_systems=args.systems,
                        ablation_systems=args.ablation_systems, ablation_rps=ab_rps, duration_s=duration,
+                       bursty=(args.bursty_cv, args.bursty_rps) if args.bursty_cv >= 0 else None,
+                       capacity=None if args.quick or args.rates else (args.capacity_rates, args.capacity_systems),
                        seed=args.seed, need=need)
     print(f"figures: running {len(todo)} experiment(s) ({args.jobs} at a time) into {out / 'runs'}")
     t0 = time.perf_counter()
@@ -287,7 +345,8 @@ def main(argv: list[str]) -> int:
     else:
         root = args.results
     runs = tables.main_group(tables.find_runs(root))
-    ctx = Context(runs=runs, args=args, failed=failed)
+    ctx = Context(runs=[r for r in runs if not r.bursty], args=args, failed=failed,
+                  bursty=[r for r in runs if r.bursty])
     numbers, timings, drawn, skipped = {}, {"experiments_s": round(exp_wall, 1)}, [], []
     for n in names:
         t0 = time.perf_counter()

@@ -30,8 +30,14 @@ class Run:
     gpus_per_node: int
     fast_ttft_s: float
     unfinished_ttft_s: float
+    burstiness_cv: float = float("nan")  # workload.burstiness_cv (NaN: the trace's own arrivals)
     cfg: dict = field(default_factory=dict, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def bursty(self) -> bool:
+        """Its arrivals were re-timed (``workload.burstiness_cv`` set)."""
+        return self.burstiness_cv == self.burstiness_cv
 
     @property
     def group(self) -> tuple:
@@ -71,7 +77,8 @@ def read_run(path: Path) -> Run:
                rps=_num(wl.get("rps")), duration_s=_num(wl.get("duration_s")), seed=int(_num(cfg.get("seed"), 0)),
                gpus_per_node=int(_num((cfg.get("cluster") or {}).get("gpus_per_node"), 8)),
                fast_ttft_s=_num(metrics.get("fast_ttft_s"), 0.1),
-               unfinished_ttft_s=_num(metrics.get("unfinished_ttft_s"), 999.0), cfg=cfg)
+               unfinished_ttft_s=_num(metrics.get("unfinished_ttft_s"), 999.0),
+               burstiness_cv=_num(wl.get("burstiness_cv")), cfg=cfg)
 
 
 def find_runs(root: Path) -> list[Run]:

@@ -26,6 +26,9 @@ class RunContext:
     cost: CostModel
     #: The bundle's sharing model.
     sharing: SharingModel | None = None
+    #: Each model's share of the requests as the workload's recipe sets it (``Workload.meta["shares"]``,
+    #: e.g. the ``(j+1)^-alpha`` split), before sampling; None when the workload states none.
+    rate_shares: Mapping[str, float] | None = None
 
     def model_at(self, name: str, tp: int) -> ServedModel:
         """``name`` served at tensor-parallel degree ``tp``."""

@@ -58,20 +58,31 @@ def caps_from(knobs) -> tuple[int | None, int, int | None]:
             knobs.integer("max_output_tokens", lo=1, optional=True))
 
 
-def gamma_gaps(n: int, duration_s: float, cv: float, rng: np.random.Generator) -> np.ndarray:
-    """``n`` arrivals in ``[0, duration_s)`` whose gaps are Gamma with coefficient of variation ``cv``.
+#: Below this coefficient of variation the gaps are made equal instead of drawn (the artifact's
+#: ``cv < 1e-6`` branch in ``trace-generator/trace_generator.py`` ``apply_burstiness``).
+REGULAR_CV = 1e-6
 
-    ``n + 1`` gaps are drawn and rescaled to fill the duration exactly; the partial sums are returned.
-    """
-    if n == 0:
-        return np.empty(0)
-    gaps = rng.gamma(1.0 / cv**2, size=n + 1)
-    total = gaps.sum()
-    if total <= 0:
-        gaps = np.ones(n + 1)
-        total = n + 1.0
-    t = np.cumsum(gaps[:-1]) * (duration_s / total)
-    return np.minimum(t, np.nextafter(duration_s, 0))
+
+def apply_burstiness(arrival_s: np.ndarray, cv: float, rng: np.random.Generator) -> np.ndarray:
+    """Arrivals ``arrival_s`` (sorted) re-timed so that their gaps have coefficient of variation ``cv``,
+    as the artifact's ``apply_burstiness`` (``trace-generator/trace_generator.py``) does: the first
+    and last arrivals stay; the ``n - 1`` gaps are i.i.d. Gamma(shape ``1/cv^2``, scale
+    ``mean_gap * cv^2``), rescaled to add up to the first-to-last span; ``cv`` below
+    :data:`REGULAR_CV` gives equal gaps. Fewer than two arrivals, or a zero span, are returned as
+    they are. The i-th arrival stays the i-th: whatever rides on the order (model, lengths) is kept."""
+    t = np.asarray(arrival_s, dtype=np.float64)
+    n = t.shape[0]
+    span = float(t[-1] - t[0]) if n else 0.0
+    if n < 2 or span <= 0:
+        return t.copy()
+    if cv < REGULAR_CV:
+        return np.linspace(t[0], t[-1], n)
+    gaps = rng.gamma(1.0 / (cv * cv), span / (n - 1) * cv * cv, size=n - 1)
+    gaps *= span / gaps.sum()
+    out = np.empty(n)
+    out[0] = t[0]
+    out[1:] = t[0] + np.cumsum(gaps)
+    return out
 
 
 def finish(

@@ -10,7 +10,8 @@ WarmServe artifact ``LLMServe/WarmServe@a6012151``, ``prewarm_manager.py``):
    GPUs (``PrewarmManager.__init__``: ``if cur_device_pos > 8: raise``), so the placer uses the
    first ``max_gpus`` GPUs of node 0 only.
 2. **Decode MPS percentage per (model, mesh size)** (``CostEstimator.estimate_mps``): the smallest
-   profiled percentage (10..90) whose estimated throughput meets the model's mean rate, else the
+   profiled percentage (10..90) whose estimated throughput meets the model's planned rate (its
+   expected mean rate, rescaled so that all models add up to ``plan_rps``), else the
    one with the highest throughput. The batch that meets the rate is the model's ``max_num_seqs``
    (``LLM.set_candidate_mesh_size`` -> ``query_candidate_tpt`` -> ``dump_to_yaml``).
 3. **Throughput estimate** (``CostEstimator.estimate_throughput``): ``tpt(bs) = bs / (t_decode(bs) x
@@ -147,6 +148,17 @@ class MuxServeMeshPlacer:
     slack_rel: float = 0.1
     #: KV tokens every engine must hold at least [I]: one sequence at the max model length (2048).
     min_kv_tokens: int = 2048
+    #: Total rate (req/s) the plan is made for [ours], so that one plan serves every swept rate (the
+    #: artifact loads fixed placement YAMLs, ``PrewarmManager.__init__``; the rate they were made for
+    #: is not released). ``None``: plan at each run's own mean rates.
+    plan_rps: float | None = 15.0
+    #: How ``plan_rps`` is split between the models: ``"recipe"``, by the workload recipe's shares
+    #: (``rate_shares``) when it states them, else as ``"run"``: the run's expected rates rescaled to
+    #: add up to ``plan_rps`` (their proportions vary a little with the sampled requests, and
+    #: MuxServe's choice of meshes can flip with them).
+    plan_shares: str = "recipe"
+    #: The workload recipe's share of each model (from the builder's context; None: not stated).
+    rate_shares: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.max_gpus < 1:
@@ -158,13 +170,18 @@ class MuxServeMeshPlacer:
                             f"{list(self.decode_mps_levels)}")
         if self.max_batch < 1:
             raise UserError(f"muxserve: max_batch must be >= 1, got {self.max_batch}")
+        if self.plan_shares not in ("recipe", "run"):
+            raise UserError(f"muxserve: plan_shares must be 'recipe' or 'run', got {self.plan_shares!r}")
+        p = self.plan_rps
+        if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < math.inf):
+            raise UserError(f"muxserve: plan_rps must be a rate > 0 in req/s, or null, got {p!r}")
         if self.reserve_bytes_per_model < 0 or self.overload_threshold_pct < 0 or self.min_kv_tokens < 0:
             raise UserError("muxserve: reserve_bytes_per_model, overload_threshold_pct and min_kv_tokens "
                             "must be >= 0")
 
     def with_context(self, ctx) -> "MuxServeMeshPlacer":
         """This placer estimating from the run's costs and sharing model (:class:`RunContext`)."""
-        return replace(self, costs=ctx, sharing=ctx.sharing)
+        return replace(self, costs=ctx, sharing=ctx.sharing, rate_shares=getattr(ctx, "rate_shares", None))
 
     # -- the InitialPlacer protocol -----------------------------------------------------------------
 
@@ -206,14 +223,35 @@ class MuxServeMeshPlacer:
 
     # -- estimator ----------------------------------------------------------------------------------
 
-    def _llms(self, snap: Snapshot, expected_rate: Mapping[str, float]) -> list[_LLM]:
-        kv = self.kv_bytes_per_token or {}
-        out = []
-        for name in sorted(snap.models):
-            mv = snap.models[name]
+    def planned_rates(self, models, expected_rate: Mapping[str, float]) -> dict[str, float]:
+        """The per-model rates the estimator plans for: ``expected_rate`` (0 for a model it lacks) when
+        ``plan_rps`` is None; else ``plan_rps`` split by the recipe's shares (``plan_shares: recipe``
+        and shares known for these models) or by ``expected_rate``'s proportions (rescaled to add up
+        to ``plan_rps``; left as they are when all are 0)."""
+        models = list(models)
+        shares = self.rate_shares
+        if self.plan_rps is not None and self.plan_shares == "recipe" and shares and all(m in shares for m in models):
+            total = sum(float(shares[m]) for m in models)
+            if total > 0:
+                return {m: self.plan_rps * float(shares[m]) / total for m in models}
+        rates = {}
+        for name in models:
             rate = float(expected_rate.get(name, 0.0))
             if not (rate >= 0 and math.isfinite(rate)):
                 raise UserError(f"muxserve: expected rate of {name} must be a finite number >= 0, got {rate}")
+            rates[name] = rate
+        total = sum(rates.values())
+        if self.plan_rps is None or total <= 0:
+            return rates
+        return {name: r * (self.plan_rps / total) for name, r in rates.items()}
+
+    def _llms(self, snap: Snapshot, expected_rate: Mapping[str, float]) -> list[_LLM]:
+        kv = self.kv_bytes_per_token or {}
+        rates = self.planned_rates(sorted(snap.models), expected_rate)
+        out = []
+        for name in sorted(snap.models):
+            mv = snap.models[name]
+            rate = rates[name]
             kvpt = int(kv.get(name, mv.kv_bytes_per_token))
             if kvpt <= 0:
                 raise UserError(f"muxserve: KV bytes per token of model '{name}' unknown")

@@ -48,7 +48,8 @@ class CorrectiveSeasonalPredictor:
     window it stays at bin 0 for the first 40 minutes.
 
     Args:
-        window_s: window length in seconds (the artifact's ``window_size``, 300 s).
+        window_s: window length in seconds (the artifact's ``--window-size``, 300 s: ``prewarm_manager.py``
+            ``__main__`` argparse, used in ``scheduler.py`` ``Scheduler.update_loads``).
         history: per model an array of shape ``(days, n_windows, 2)`` with (avg, peak) in-flight
             load per window on previous days; a 2-D ``(n_windows, 2)`` array is taken as one day.
         n_correction: how many of the most recent errors the correction averages (10).

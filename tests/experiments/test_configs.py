@@ -35,3 +35,13 @@ def test_every_group_choice_composes(group):
             else:
                 cfg = compose(config_name="config", overrides=[f"{group}={choice}"])
                 assert cfg[group] is not None
+
+
+@pytest.mark.parametrize("name", group_choices("experiment"))
+def test_every_experiment_overlay_composes_and_passes_the_schema(name):
+    from warmsim.experiments.validate import check_config
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose(config_name="config", overrides=[f"experiment={name}"])
+        check_config(cfg)
+        for s in cfg.get("systems") or []:
+            assert system_config(s).name == s

@@ -22,7 +22,11 @@ def summary(systems=SYSTEMS, rps: float | None = None, scale: float = 1.0) -> pd
                          "ttft_under_fast": 1 - 0.1 * i, "throughput_rps": 1.0,
                          "mean_gpus_busy": 4.0 + i if m == "ALL" else np.nan,
                          "gpu_hours": (4.0 + i) / 3 if m == "ALL" else np.nan,
-                         "pred_acc_avg": 0.9, "pred_acc_peak": 0.8})
+                         "pred_acc_avg": 0.9, "pred_acc_peak": 0.8,
+                         "start_hit_ratio": np.nan if s in ("static", "muxserve") else 1 - 0.2 * i,
+                         "start_requests": 0 if s in ("static", "muxserve") else 10 * (i + 1),
+                         "start_ttft_p99_s": np.nan if s in ("static", "muxserve") else 2 * p99,
+                         "start_ttft_fast": np.nan if s in ("static", "muxserve") else 0.5 - 0.1 * i})
     df = pd.DataFrame(rows)
     if rps is not None:
         df["rps"] = rps

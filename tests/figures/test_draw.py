@@ -38,6 +38,11 @@ def test_max_rps(tmp_path):
     _png(out)
     # slo = 1 - 0.002 * i * rps/10: static (i=0) always meets; warmserve (i=3) 0.994 at 10, 0.988 at 20
     assert nums["max_rps"]["static"] == 40 and nums["max_rps"]["warmserve"] == 10
+    # sllm (i=1) 0.998, 0.996, 0.992: passes everywhere; muxserve (i=2) 0.996, 0.992, 0.984 -> [20, 40);
+    # warmserve [10, 20): interval [10/40, 20/20]
+    assert nums["first_fail_rps"] == {"static": None, "sllm": None, "muxserve": 40.0, "warmserve": 20.0}
+    assert nums["warmserve_over_muxserve_interval"] == [pytest.approx(0.25), pytest.approx(1.0)]
+    assert nums["warmserve_over_muxserve"] == pytest.approx(0.5)
     p99 = fig_max_rps.max_rps(sweep, "p99", p99_limit_s=1.0)
     assert p99["sllm"] == 0 and p99["static"] == 40
 
@@ -60,6 +65,24 @@ def test_ablation_marks_failed_systems(tmp_path):
     _png(out)
     assert nums["share_ttft_under_fast"] == {"warmserve": 1.0, "warmserve_disable_prewarm": pytest.approx(0.9)}
     assert nums["failed"] == ["warmserve_window3"]
+
+
+def test_ablation_draws_the_start_affected_metrics_of_each_regime(tmp_path):
+    systems = ["warmserve", "warmserve_disable_prewarm"]
+    plain, bursty = synthetic.summary(systems), synthetic.summary(systems[::-1])  # i = 0 for the other system
+    out = tmp_path / "a2.png"
+    nums = fig_ablation.draw({"trace": plain, "bursty": bursty}, out, systems=systems)
+    _png(out)
+    assert list(nums["regimes"]) == ["trace", "bursty"]
+    ws, dp = nums["regimes"]["trace"]["warmserve"], nums["regimes"]["trace"]["warmserve_disable_prewarm"]
+    assert (ws["share_all"], ws["share_start"], ws["hit_ratio"], ws["start_requests"]) == (1.0, 0.5, 1.0, 10)
+    assert dp["share_start"] == pytest.approx(0.4) and dp["hit_ratio"] == pytest.approx(0.8)
+    assert dp["p99_start_s"] == pytest.approx(2 * dp["p99_all_s"])
+    assert nums["regimes"]["bursty"]["warmserve_disable_prewarm"]["hit_ratio"] == 1.0
+    # a summary without the start columns (an older run) still draws, the start values empty
+    old = plain.drop(columns=["start_hit_ratio", "start_requests", "start_ttft_p99_s", "start_ttft_fast"])
+    nums = fig_ablation.draw(old, tmp_path / "a3.png", systems=systems)
+    assert nums["regimes"][""]["warmserve"]["hit_ratio"] != nums["regimes"][""]["warmserve"]["hit_ratio"]
 
 
 def test_prediction(tmp_path):

@@ -14,14 +14,14 @@ from warmsim.sim.errors import UserError
 from tests.figures import synthetic
 
 
-def _run_dir(path, rps, systems):
+def _run_dir(path, rps, systems, **workload):
     """A hand-made run directory with every table and the config keys the figures read."""
     path.mkdir(parents=True)
     synthetic.summary(systems, scale=rps / 10).to_csv(path / "summary.csv", index=False)
     synthetic.requests(systems).to_parquet(path / "requests.parquet")
     synthetic.timeline().to_parquet(path / "timeline.parquet")
     synthetic.predictions().to_csv(path / "predictions.csv", index=False)
-    cfg = {"workload": {"kind": "warmserve", "trace": "conv", "rps": float(rps), "duration_s": 60.0},
+    cfg = {"workload": {"kind": "warmserve", "trace": "conv", "rps": float(rps), "duration_s": 60.0, **workload},
            "seed": 0, "cluster": {"nodes": 1, "gpus_per_node": 2}, "slo": {"ttft_s": 1.0},
            "metrics": {"fast_ttft_s": 0.1, "unfinished_ttft_s": 999.0}}
     (path / "config.yaml").write_text(yaml.safe_dump(cfg))
@@ -59,6 +59,54 @@ def test_draws_every_figure_from_existing_runs(tmp_path):
     nums = json.loads((out / "numbers.json").read_text())
     assert set(nums["ablation"]["share_ttft_under_fast"]) == {"warmserve", "warmserve_disable_prewarm", "warmserve_oracle"}
     assert nums["max_rps"]["rates"] == [10.0, 20.0]
+
+
+def test_bursty_runs_feed_the_ablation_figure_only(tmp_path):
+    _run_dir(tmp_path / "runs" / "headline", 10, synthetic.SYSTEMS)
+    _run_dir(tmp_path / "runs" / "load" / "rps20", 20, synthetic.SYSTEMS)
+    _run_dir(tmp_path / "runs" / "ablation", 10, ["warmserve_disable_prewarm"])
+    # bursty runs at the same rate as the headline: they must not be averaged into the load sweep
+    _run_dir(tmp_path / "runs" / "ablation_bursty", 10, ["warmserve", "warmserve_disable_prewarm"], burstiness_cv=4.0)
+    out = tmp_path / "out"
+    assert make.main(["--results", str(tmp_path / "runs"), "--out", str(out), "--rps", "10", "--ablation-rps", "10",
+                      "--bursty-cv", "4", "--bursty-rps", "10", "--only", "ablation,max_rps"]) == 0
+    nums = json.loads((out / "numbers.json").read_text())
+    assert list(nums["ablation"]["regimes"]) == ["trace arrivals, 10 req/s", "bursty CV 4, 10 req/s"]
+    assert set(nums["ablation"]["regimes"]["bursty CV 4, 10 req/s"]) == {"warmserve", "warmserve_disable_prewarm"}
+    assert nums["max_rps"]["rates"] == [10.0, 20.0]
+    # another CV than the runs': that regime is left out
+    assert make.main(["--results", str(tmp_path / "runs"), "--out", str(out), "--rps", "10", "--ablation-rps", "10",
+                      "--bursty-cv", "2", "--bursty-rps", "10", "--only", "ablation"]) == 0
+    assert list(json.loads((out / "numbers.json").read_text())["ablation"]["regimes"]) == ["trace arrivals, 10 req/s"]
+
+
+def test_plan_adds_the_bursty_ablation_regime(tmp_path):
+    from warmsim.figures.jobs import plan
+    jobs = plan(tmp_path, workload="warmserve_conv", headline_rps=10, rates=[10], main_systems=["warmserve"],
+                ablation_systems=["warmserve_oracle"], ablation_rps=30, duration_s=None, seed=0,
+                need={"ablation", "ablation_bursty"}, bursty=(4.0, 15.0))
+    bursty = {j.name: j for j in jobs if "bursty" in j.name}
+    assert set(bursty) == {"ablation bursty warmserve", "ablation bursty warmserve_oracle"}
+    assert {"workload.rps=15", "workload.burstiness_cv=4", "system=warmserve"} <= set(bursty["ablation bursty warmserve"].overrides)
+
+
+def test_plan_adds_the_capacity_grid_for_its_systems_only(tmp_path):
+    from warmsim.figures.jobs import plan
+    jobs = plan(tmp_path, workload="warmserve_conv", headline_rps=15, rates=[10, 15, 20], main_systems=["sllm", "warmserve"],
+                ablation_systems=[], ablation_rps=30, duration_s=None, seed=0, need={"load"},
+                capacity=([12.5, 15, 17.5, 20], ["warmserve", "muxserve"]))
+    names = {j.name for j in jobs}
+    assert {"load rps=12.5 warmserve", "load rps=12.5 muxserve", "load rps=17.5 muxserve"} <= names
+    assert "load rps=12.5 sllm" not in names and "load rps=15 muxserve" not in names  # 15: the headline run
+    assert sum(j.name == "load rps=20 warmserve" for j in jobs) == 1  # already in the load sweep
+
+
+def test_the_figure_defaults_follow_the_experiment_overlays():
+    args = make.parser().parse_args([])
+    assert args.ablation_rps == make.experiment_workload("paper_ablation")["rps"]
+    assert args.bursty_cv == make.experiment_workload("paper_ablation_bursty")["burstiness_cv"]
+    assert max(b - a for a, b in zip(args.capacity_rates, args.capacity_rates[1:])) <= 2.5
+    assert set(args.capacity_systems) == {"warmserve", "muxserve"}
 
 
 def test_rate_not_in_results_is_a_user_error(tmp_path):

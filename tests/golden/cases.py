@@ -3,7 +3,9 @@
 ``small``: one node, two 7B models, every main system (the original golden run).
 ``paper``: the paper setup shrunk to seconds: 2 nodes x 8 GPUs, Llama 7B x2 (TP1), 13B (TP2), 70B (TP4),
 the artifact's workload recipe at 30 req/s for 2 minutes with 60 GiB GPUs and an 8-s router timeout,
-so that evictions (warmserve), preemptions (muxserve) and drops (sllm, muxserve) all occur.
+so that evictions (warmserve), preemptions (muxserve) and drops (sllm, muxserve) all occur; MuxServe is
+planned at the run's own rate (``plan_rps=null``): planned for 15 req/s its caps are too small for a
+preemption to occur.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ CASES = {
                         ("static", "ondemand", "sllm", "muxserve", "warmserve")),
     "paper": GoldenCase("paper", ("cluster=h100x16", "models=paper4", "workload=warmserve_conv", "workload.rps=30",
                                   "workload.duration_s=120", "cluster.gpu_hbm_gib=60", "sim.request_timeout_s=8",
-                                  "seed=3"),
+                                  "seed=3", "++overrides.muxserve.initial.plan_rps=null"),
                         ("static", "sllm", "muxserve", "warmserve")),
 }
 
@@ -52,13 +54,14 @@ def run_case(case: GoldenCase) -> pd.DataFrame:
 
     from hydra import compose, initialize_config_dir
 
-    from warmsim.experiments.builder import CONF_DIR, build_setup, system_config
+    from warmsim.experiments.builder import CONF_DIR, build_setup
     from warmsim.experiments.runner import run_system
+    from warmsim.experiments.systems import resolve
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             cfg = compose(config_name="config", overrides=list(case.overrides))
             setup = build_setup(cfg)
-            runs = [run_system(setup, system_config(s), cfg) for s in case.systems]
+            runs = [run_system(setup, scfg, cfg) for scfg in resolve(cfg, list(case.systems))]
     summary = pd.concat([r.summary for r in runs], ignore_index=True)
     return pd.read_csv(pd.io.common.StringIO(summary.to_csv(index=False)))

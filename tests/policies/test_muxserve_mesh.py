@@ -50,7 +50,9 @@ def snapshot(models, nodes=1, gpn=1):
 
 
 def placer(**kw):
+    """The placer on hand-made costs, planning at the given rates (``plan_rps`` None) unless told."""
     kw.setdefault("sched_overhead_s", ((1e9, 0.0),))
+    kw.setdefault("plan_rps", None)
     return MuxServeMeshPlacer(costs=kw.pop("costs", FlatCosts()), sharing=kw.pop("sharing", NoSlowdown()), **kw)
 
 
@@ -180,6 +182,74 @@ def test_the_real_mps_table_slows_decode_less_than_prefill_at_half_the_sms():
         t.factor("decode", 0.5, 32, 0) * 1.5)
 
 
+def test_plan_rps_rescales_the_expected_rates_to_add_up_to_it():
+    # a 3 req/s and b 1 req/s planned for 8 req/s in all: 6 and 2, proportions kept
+    p = placer(plan_rps=8.0)
+    assert p.planned_rates(["a", "b"], {"a": 3.0, "b": 1.0}) == {"a": 6.0, "b": 2.0}
+    assert p.planned_rates(["a", "b", "c"], {"a": 3.0, "b": 1.0}) == {"a": 6.0, "b": 2.0, "c": 0.0}  # c: no requests
+    assert p.planned_rates(["a", "b"], {"a": 0.0}) == {"a": 0.0, "b": 0.0}  # nothing to rescale
+    assert placer().planned_rates(["a", "b"], {"a": 3.0, "b": 1.0}) == {"a": 3.0, "b": 1.0}  # None: as given
+    with pytest.raises(UserError, match="expected rate of a must be a finite number >= 0"):
+        p.planned_rates(["a"], {"a": -1.0})
+
+
+def test_one_plan_for_every_run_rate_at_the_planned_rate():
+    # one 7B on one GPU, tpt(bs) = bs / 0.337: planned at 20 req/s -> bs >= 6.74 -> 7 whatever the run's rate
+    snap = snapshot([mv("a", "llama-2-7b")])
+    for run_rate in (1.0, 10.0, 40.0):
+        (act, d), = placer(plan_rps=20.0).plan(snap, {"a": run_rate})
+        assert act.max_num_seqs == 7 and d["rate"] == 20.0
+    (act, _), = placer().plan(snap, {"a": 40.0})  # planned at the run's own rate: bs >= 13.48 -> 14
+    assert act.max_num_seqs == 14
+
+
+def test_plan_rps_moves_a_two_model_plan_with_the_total_only():
+    snap = snapshot([mv("a", "llama-2-7b"), mv("b", "llama-2-7b")], gpn=2)
+    plan = lambda p, rates: [(a.model, a.gpus, a.max_num_seqs, d["rate"]) for a, d in p.plan(snap, rates)]  # noqa: E731
+    fixed = placer(plan_rps=8.0)
+    assert plan(fixed, {"a": 3.0, "b": 1.0}) == plan(fixed, {"a": 30.0, "b": 10.0})
+    assert sorted(r for *_, r in plan(fixed, {"a": 3.0, "b": 1.0})) == [2.0, 6.0]
+    assert plan(placer(), {"a": 3.0, "b": 1.0}) != plan(placer(), {"a": 30.0, "b": 10.0})
+
+
+def test_plan_rps_is_split_by_the_recipes_shares_when_the_workload_states_them():
+    # shares 0.6 / 0.3 / 0.1 of 20 req/s: 12 / 6 / 2, whatever the run's own proportions
+    p = placer(plan_rps=20.0, rate_shares={"a": 0.6, "b": 0.3, "c": 0.1})
+    assert p.planned_rates(["a", "b", "c"], {"a": 1.0, "b": 5.0}) == pytest.approx({"a": 12.0, "b": 6.0, "c": 2.0})
+    # shares of a subset of the models: renormalised over the snapshot's models
+    assert p.planned_rates(["a", "b"], {}) == pytest.approx({"a": 40 / 3, "b": 20 / 3})
+    # a model the recipe does not name, plan_shares "run", or plan_rps None: the run's rates as before
+    assert p.planned_rates(["a", "d"], {"a": 3.0, "d": 1.0}) == {"a": 15.0, "d": 5.0}
+    assert placer(plan_rps=20.0, plan_shares="run", rate_shares={"a": 0.6, "b": 0.4}).planned_rates(
+        ["a", "b"], {"a": 3.0, "b": 1.0}) == {"a": 15.0, "b": 5.0}
+    assert placer(rate_shares={"a": 0.6, "b": 0.4}).planned_rates(["a", "b"], {"a": 3.0, "b": 1.0}) == \
+        {"a": 3.0, "b": 1.0}
+
+
+def test_the_builder_hands_the_placer_the_workloads_recipe_shares():
+    from warmsim.policies.context import RunContext
+    ctx = RunContext({}, None, NoSlowdown(), {"a": 0.75, "b": 0.25})
+    assert MuxServeMeshPlacer().with_context(ctx).rate_shares == {"a": 0.75, "b": 0.25}
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), float("nan"), True, "15"])
+def test_a_bad_plan_rps_is_one_clear_error(bad):
+    with pytest.raises(UserError, match=r"^muxserve: plan_rps must be a rate > 0 in req/s, or null, got"):
+        placer(plan_rps=bad)
+
+
+def test_a_bad_plan_shares_is_one_clear_error():
+    with pytest.raises(UserError, match=r"^muxserve: plan_shares must be 'recipe' or 'run', got 'mean'$"):
+        placer(plan_shares="mean")
+
+
+def test_the_default_muxserve_system_plans_for_the_headline_rate_by_the_recipes_shares():
+    from warmsim.experiments.builder import system_config
+    assert system_config("muxserve").initial.plan_rps == 15.0
+    assert system_config("muxserve").initial.plan_shares == "recipe"
+    assert MuxServeMeshPlacer().plan_rps == 15.0 and MuxServeMeshPlacer().plan_shares == "recipe"
+
+
 def test_the_default_muxserve_system_holds_one_node_and_one_engine_per_model():
     from hydra import compose, initialize_config_dir
     from warmsim.experiments.builder import CONF_DIR, build_bundle, build_setup, system_cluster, system_config
@@ -188,6 +258,8 @@ def test_the_default_muxserve_system_holds_one_node_and_one_engine_per_model():
         setup = build_setup(cfg)
         scfg = system_config("muxserve")
         bundle = build_bundle(scfg, setup.workload, setup.models, setup.cluster, setup.cost, cfg)
+    # the recipe's (j+1)^-0.5 shares reach the placer through the builder's context
+    assert bundle.initial.rate_shares == pytest.approx(dict(zip(setup.workload.models, setup.workload.meta["shares"])))
     sim = Simulation(setup.workload, setup.models, system_cluster(scfg, setup.cluster), setup.cost, bundle,
                      setup.engine, setup.sim)
     sim._initial()

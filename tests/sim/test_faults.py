@@ -114,5 +114,5 @@ def test_the_paper_node_failure_accounts_for_every_request_and_shows_in_the_tail
     # WarmServe loses what ran on node 1 and recovers through its own policies (new starts, no drops)
     w = runs["warmserve"]
     assert w.faults[0][2] > 0 and w.summary.query("model == 'ALL'").dropped.iloc[0] == 0
-    after = w.timeline[(w.timeline.time_s > 120) & (w.timeline.kind == "instance") & (w.timeline.state == "starting")]
+    after = w.timeline[(w.timeline.time_s >= 120) & (w.timeline.kind == "instance") & (w.timeline.state == "starting")]
     assert len(after) > 0
