@@ -240,9 +240,11 @@ def test_random_cases_keep_the_block_accounts_and_bound_every_hit(chunked, reqs,
             e.set_reserved(0)  # the lent blocks come back half a second in
     ended = {x[2] for x in h.log if x[1] in ("done", "drop")}
     assert ended == set(range(len(prompts)))
+    preempted = {x[2] for x in h.log if x[1] == "preempt"}
     for rid, hit in h.hits.items():
         assert hit % 4 == 0 and 0 <= hit <= prompts[rid] - 1
-        assert hit <= 4 * sum(1 for i in ids[rid] if i < 1000)  # only shared ids can hit
+        if rid not in preempted:  # (after a preemption its own computed blocks are cached and hit too)
+            assert hit <= 4 * sum(1 for i in ids[rid] if i < 1000)  # only shared ids can hit
     for r in h.step_rows:
         assert r[14] + r[15] + r[16] <= r[13]  # used + cached + lent <= blocks
         assert r[9] <= r[8] or r[4] == "decode"  # computed <= charged
