@@ -18,7 +18,6 @@ per run), one ``warmsim compare`` each, under ``<out>/runs/``.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,12 +59,17 @@ KNOBS: tuple[Knob, ...] = (
          (("warm", ()), ("empty", ("overrides.sllm.host_cache_preload=false",))),
          "the artifact ships no ServerlessLLM deployment, so whether its checkpoint store held the models "
          "when the run began is unknown (warm is warmsim's steady-state choice)", ("headline",)),
+    Knob("profile", "the cost profile: the real H100 (external script) or the analytic eager profile",
+         (("h100_reference", ()), ("analytic", ("cost=h100_eager",))),
+         "h100_reference measured 7B/13B eager steps, copies and the process start on one H100; the rest "
+         "(70B, disk, start stages) is analytic in both; no profile was measured by warmsim's harness"),
     Knob("engines", "engines in eager mode or with CUDA graphs",
          (("eager", ()), ("graphs", ("cost=h100_analytic",))),
          "WarmServe's and MuxServe's engines pass --enforce-eager in the artifact; ServerlessLLM's engine "
-         "configuration is not released; both profiles are analytic"),
+         "configuration is not released (graphs: the analytic CUDA-graph profile)"),
     _stage("process", "process start (import torch, CUDA context)",
-           "analytic 2.75 s; the real H100 of h100_reference took 4.9 s (an external script, not a serving engine)"),
+           "4.9 s on the real H100 of h100_reference (a bare torch script: a serving engine's worker may differ); "
+           "the analytic profiles assume 2.75 s"),
     _stage("engine_process", "the serving engine's imports",
            "not measured here; one public import time of vLLM 0.8 (vllm-project/vllm#15128)"),
     _stage("engine_prepare", "engine configuration, tokenizer, worker hand-off",
@@ -111,7 +115,7 @@ KNOBS: tuple[Knob, ...] = (
 CAPACITY_RATES = {"quick": (10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0),
                   "full": tuple(5.0 + 2.5 * i for i in range(17))}  # 5 .. 45 in steps of 2.5
 #: Knobs the quick capacity sweep runs (the full one runs every knob that lists capacity).
-QUICK_CAPACITY_KNOBS = ("mux_plan", "alpha", "engines")
+QUICK_CAPACITY_KNOBS = ("mux_plan", "alpha", "profile")
 
 
 @dataclass
@@ -190,43 +194,49 @@ def plan(out: Path, *, quick: bool, seed: int = 0, knobs: tuple[str, ...] | None
 
 
 # ---- claims over the runs --------------------------------------------------------------------------
+def _row(exp: str, claim, knob: str, label: str, value: float, how: str, name: str | None = None) -> dict:
+    return {"experiment": exp, "claim": name or claim.name, "unit": claim.unit, "paper": claim.paper,
+            "tag": claim.tag, "knob": knob, "value": label, "warmsim": value, "how": how}
+
+
 def _capacity_rows(runs: pd.DataFrame) -> list[dict]:
-    """Capacity per (knob, value): the claim's interval from each system's largest passing and first
-    failing rate (:func:`warmsim.experiments.claims.capacity_interval`)."""
-    from warmsim.experiments.claims import CAPACITY_CLAIM, capacity_interval
+    """Per (knob, value): the capacity claim's interval over its rate sweep, as two rows (low, high ends)."""
+    from warmsim.experiments.claims import CLAIMS
+    claim = next(c for c in CLAIMS if c.uses_sweep)
     rows = []
     for (knob, label), g in runs.groupby(["knob", "value"], sort=False):
-        summaries = {float(r.rate): r.summary for r in g.itertuples()}
-        lo, hi, how = capacity_interval(summaries)
-        for bound, v in (("low", lo), ("high", hi)):
-            rows.append({"experiment": "capacity", "claim": f"{CAPACITY_CLAIM.name} ({bound})", "unit": "x",
-                         "paper": CAPACITY_CLAIM.paper, "tag": CAPACITY_CLAIM.tag, "knob": knob, "value": label,
-                         "warmsim": v, "how": how})
+        sweep = pd.concat([r.summary.assign(rps=float(r.rate)) for r in g.itertuples()], ignore_index=True)
+        _, how, *interval = claim.measure(sweep)
+        if not interval:
+            continue
+        lo, hi = interval[0]
+        for end, v in (("low end", lo), ("high end", hi)):
+            rows.append(_row("capacity", claim, knob, label, float(v), how, f"{claim.name}, {end}"))
     return rows
 
 
 def claim_rows(p: Plan) -> pd.DataFrame:
-    """One row per (experiment, claim, knob, value): warmsim's number on that run."""
-    from warmsim.experiments.claims import CLAIMS
+    """One row per (experiment, claim, knob, value): warmsim's number on that run (capacity: on that
+    value's rate sweep). Each experiment gives the claims it measures (``claims.CLAIM_EXPERIMENTS``)."""
+    from warmsim.experiments.claims import CLAIM_EXPERIMENTS, CLAIMS
     from warmsim.experiments.outputs import MARKER
     runs = []
     for job in p.jobs:
         exp, knob, label, rate = p.index[job.name]
-        if not (job.run_dir / MARKER).is_file():
-            continue
-        runs.append({"experiment": exp, "knob": knob, "value": label, "rate": rate,
-                     "summary": pd.read_csv(job.run_dir / "summary.csv")})
+        if (job.run_dir / MARKER).is_file():
+            runs.append({"experiment": exp, "knob": knob, "value": label, "rate": rate,
+                         "summary": pd.read_csv(job.run_dir / "summary.csv")})
     df = pd.DataFrame(runs)
     rows: list[dict] = []
     if df.empty:
         return pd.DataFrame(rows)
     for r in df[df.experiment != "capacity"].itertuples():
         for c in CLAIMS:
-            v, how = c.measure(r.summary)
-            if v is None or (isinstance(v, float) and math.isnan(v)):
+            if c.uses_sweep or not c.name.startswith(CLAIM_EXPERIMENTS[r.experiment]):
                 continue
-            rows.append({"experiment": r.experiment, "claim": c.name, "unit": c.unit, "paper": c.paper,
-                         "tag": c.tag, "knob": r.knob, "value": r.value, "warmsim": v, "how": how})
+            v, how, *_ = c.measure(r.summary)
+            if v is not None and v == v:
+                rows.append(_row(r.experiment, c, r.knob, r.value, float(v), how))
     cap = df[df.experiment == "capacity"]
     if not cap.empty:
         rows += _capacity_rows(cap)

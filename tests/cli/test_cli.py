@@ -34,7 +34,9 @@ def test_compare_writes_the_summary_contract(tmp_path):
     allrows = s[s.model == "ALL"].set_index("system")
     assert allrows.loc["static", "cold_starts"] == 0
     assert allrows.loc["ondemand", "cold_starts"] >= 1
-    assert (s.profile == "h100_eager_analytic").all() and not s.profile_measured.any()
+    # the default profile: a real H100 measured by an external script (its provenance says which tables)
+    assert (s.profile == "h100_reference").all() and s.profile_measured.all()
+    assert "measured by an external script" in (out / "report.md").read_text()
 
 
 @pytest.mark.parametrize("override,needle", [

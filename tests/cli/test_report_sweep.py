@@ -52,7 +52,7 @@ def test_a_three_seed_two_rate_sweep_gives_one_row_per_system_and_rate(tmp_path)
     page = (tmp_path / "r.html").read_text()
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page) and "<script" not in page and "<link" not in page
     assert page.count("data:image/png;base64,") >= 4  # metrics vs rate, per-model tails
-    for needle in ("Summary (all models)", "Per-model tails", "Paper claims", "Cost profile", "not measured",
+    for needle in ("Summary (all models)", "Per-model tails", "Paper claims", "Cost profile", "measured by an external script",
                    "Commands to reproduce", "warmsim compare -m", "±"):
         assert needle in page, needle
     assert "workload.total_rate" in (tmp_path / "all.md").read_text()
