@@ -139,3 +139,16 @@ def test_the_columns_agree_with_the_timeline_and_requests_of_a_real_run(system):
     late = req[req["start_kind"] != "warm"]
     ttft = np.where(late["status"] == "completed", late["ttft_s"], 999.0)
     assert row["start_ttft_p99_s"] == pytest.approx(np.percentile(ttft, 99))
+
+
+@pytest.mark.slow
+def test_the_artifacts_default_mode_hits_less_and_waits_longer_at_a_start_than_warmserve():
+    """Issue 19's check on the default workload (10 minutes): without prewarmed weights no activation
+    hits, and the requests that meet a start wait for a load from the page cache and vLLM's profiling
+    forward instead of a prewarmed engine's remaining start."""
+    from warmsim.experiments.api import compare, config
+    res = compare(config("systems=[warmserve,warmserve_default_mode]", "workload.duration_s=600",
+                         "output.requests=false", "output.timeline=false"), out=None)
+    a = res.overall
+    assert a.loc["warmserve_default_mode", "start_hit_ratio"] == 0 < a.loc["warmserve", "start_hit_ratio"]
+    assert a.loc["warmserve_default_mode", "start_ttft_p99_s"] > a.loc["warmserve", "start_ttft_p99_s"]
