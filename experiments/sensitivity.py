@@ -105,8 +105,8 @@ KNOBS: tuple[Knob, ...] = (
          "our choice (sim.service_estimate_batch); it sizes static's instances and WarmServe's history",
          ("headline", "ablation")),
     Knob("min_kv_tokens", "KV tokens every MuxServe engine must hold",
-         (("2048", ()), ("1024", ("overrides.muxserve.placer.min_kv_tokens=1024",)),
-          ("4096", ("overrides.muxserve.placer.min_kv_tokens=4096",))),
+         (("2048", ()), ("1024", ("overrides.muxserve.initial.min_kv_tokens=1024",)),
+          ("4096", ("overrides.muxserve.initial.min_kv_tokens=4096",))),
          "our choice (one max-length sequence); MuxServe's own planner is not released for this setup",
          ("headline", "capacity")),
 )
