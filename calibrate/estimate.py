@@ -20,7 +20,7 @@ from warmsim.sim.startup import StartPath, StartupBreakdown, startup_breakdown
 #: The start-path flags an estimate takes, as ``estimate`` keys: key -> StartPath field.
 FLAG_KEYS = {"device_prewarmed": "device_prewarm", "engine_prewarmed": "engine_prewarm",
              "comm_prewarmed": "comm_prewarm", "profile_run": "profile_run", "kv_prewarm": "kv_prewarm",
-             "overlap_load": "overlap_load"}
+             "overlap_load": "overlap_load", "prefetch": "prefetch"}
 _FLAG_HELP = {  # from sim/startup.py's StartPath
     "device_prewarm": "worker processes with a CUDA context already exist",
     "engine_prewarm": "a pooled serving-engine process has done its imports",
@@ -28,6 +28,7 @@ _FLAG_HELP = {  # from sim/startup.py's StartPath
     "profile_run": "the engine runs its KV profiling forward",
     "kv_prewarm": "a VMM pool maps only the KV blocks the first step needs",
     "overlap_load": "the weight load runs while the engine prepares",
+    "prefetch": "the weights move from the start, beside process start, engine imports and preparation",
 }
 #: Accepted ``key=value`` arguments: key -> (required, help). ``cluster.KEY=V`` and ``engine.KEY=V``
 #: are accepted too, as in ``warmsim compare``.
@@ -67,6 +68,7 @@ class EstimateRequest:
     profile_run: bool | None = None
     kv_prewarm: bool | None = None
     overlap_load: bool | None = None
+    prefetch: bool | None = None
     ready_poll_s: float | None = None
     system: str | None = None
     cluster: str | None = None
