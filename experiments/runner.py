@@ -32,6 +32,8 @@ class RunResult:
     config: dict | None = None
     #: The faults of the run and what each took: (time, fault, instances, replicas, retried, dropped).
     faults: tuple = ()
+    #: What each serving mechanism did (sleep, pipeline, kv_balloon: sim/mechanisms), one line each.
+    mechanisms: tuple[str, ...] = ()
 
 
 def _progress(cfg, total: int, desc: str):
@@ -84,4 +86,4 @@ def run_system(setup: Setup, scfg, cfg) -> RunResult:
     from omegaconf import OmegaConf
     scfg_plain = OmegaConf.to_container(scfg, resolve=True) if OmegaConf.is_config(scfg) else dict(scfg)
     return RunResult(bundle.name, summary, req, tl, preds, time.perf_counter() - t0, len(sim.cluster.gpus), tuple(sim.initial_lines),
-                     rec.events, scfg_plain, tuple(rec.fault_log))
+                     rec.events, scfg_plain, tuple(rec.fault_log), tuple(sim.mechanism_lines()))

@@ -157,6 +157,7 @@ class Engine:
         wait (idle) / stop."""
         dirty = self.host.kv_dirty
         iid = self.inst.id
+        preempted = False  # an elastic engine admits nothing more in a pass that had to preempt
         while True:
             dirty.add(iid)  # block counts may have changed since the last pass (KV reservation loop)
             if not self.running and not self.waiting:
@@ -167,7 +168,7 @@ class Engine:
                     return
                 self._mode = _IDLE
                 return
-            admitted = self._admit() if self.waiting else None
+            admitted = self._admit() if self.waiting and not (preempted and self.running) else None
             if admitted:
                 tokens = sum(s.ctx for s in admitted)
                 slow = self.inst.slowdown("prefill", len(admitted), tokens)
@@ -179,6 +180,9 @@ class Engine:
                 return
             running = self.running
             if not running:
+                if self.elastic and -(-(self.waiting[0].ctx + 1) // self.spec.block_size) <= self.total_blocks:
+                    self._mode = _IDLE  # the shared pool has no room now: wait until the balloon pokes it
+                    return
                 # Nothing runs and the head cannot be admitted: it can never fit this engine.
                 seq = self.waiting.popleft()
                 self.host.on_drop(seq.rid, "exceeds_kv_capacity")
@@ -209,6 +213,7 @@ class Engine:
                     k = self._steps_before_kv_full(k_fin)
                 if k == 0:
                     self._preempt_newest()
+                    preempted = self.elastic
                     continue
             self._start_decode(k, ctx)
             return
@@ -343,10 +348,18 @@ class Engine:
             ev = self._ev = Timeout(self.env, max(0.0, start + (k * per + quad * k * (k - 1) / 2) - now))
             ev.callbacks.append(self._on_decode_end)
 
+    #: KV blocks come from a pool shared with other engines and are mapped on demand (``sim/mechanisms/balloon.py``,
+    #: SGLang engines under kvcached): an arrival may cut a decode run even if the blocks it needs are not
+    #: mapped yet, and a pass that had to preempt admits nothing more (SGLang retracts decode requests and
+    #: raises its reservation for their growth before it admits again), so a preempted sequence is not
+    #: re-admitted at once into the blocks it just gave up.
+    elastic = False
+
     def _head_admissible(self) -> bool:
         if not self.waiting or len(self.running) >= self.spec.max_num_seqs:
             return False
-        return -(-(self.waiting[0].ctx + 1) // self.spec.block_size) <= self.free_blocks
+        return -(-(self.waiting[0].ctx + 1) // self.spec.block_size) <= self.free_blocks + (
+            self.reserved if self.elastic else 0)
 
     @staticmethod
     def _steps_done(elapsed: float, per: float, quad: float, k: int) -> int:

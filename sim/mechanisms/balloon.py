@@ -16,9 +16,11 @@ On every instance of a system with this mechanism:
 - **Growth on demand.** When the engine needs blocks it has not mapped it asks the run
   (``reclaim_kv``): the balloon maps what the GPUs' free memory allows (all GPUs of a TP group alike)
   — for a new sequence exactly its blocks, for a decode run the blocks its sequences need until the
-  first of them finishes. If the pool has too little, the engine waits or preempts, as vLLM does.
+  first of them finishes. If the pool has too little, the engine preempts or waits (with nothing
+  running, until a pass of the loop below finds it waiting and it tries again).
 - **The cost.** Mapping the blocks of a new sequence's prompt is on its path: the admitting prefill step
-  takes ``vmm_alloc_s(bytes, page)`` longer (the cost profile's VMM create + map + set-access per
+  takes ``vmm_alloc_s(bytes, page)`` longer (a grant too short to admit it costs nothing on the path: the
+  engine waits for memory anyway) (the cost profile's VMM create + map + set-access per
   page). Growth during decode (a block per sequence every ``block_size`` tokens) is taken as absorbed
   by the reserve the background thread keeps mapped: not charged.
 - **Shrinking and the reserve.** Every ``period_s`` each changed engine's free mapped blocks are set
@@ -77,6 +79,7 @@ class Balloon(Mechanism):
         self.exhausted = 0  # asks the pool could not fully meet
         self.map_s = 0.0  # seconds of mapping charged to prefills
         self.peak = 0  # most KV bytes one GPU's balloons held together
+        self.starved: set[int] = set()  # engines the pool could not serve: looked at again after each pass
         self._slowdown = sim.step_slowdown
         sim.step_slowdown = self.step_slowdown
         sim.reclaim_kv = self.grow
@@ -94,6 +97,7 @@ class Balloon(Mechanism):
         mapped = min(e.total_blocks, max(1, self.reserve_blocks(inst)))
         e.total_blocks = virtual
         e.reserved = virtual - mapped
+        e.elastic = True
         inst.kv_bytes_per_gpu = mapped * inst.block_bytes
 
     def start(self) -> None:
@@ -111,11 +115,12 @@ class Balloon(Mechanism):
         got = min(want, room)
         if got < want:
             self.exhausted += 1
+            self.starved.add(inst.id)
         if got <= 0:
             return
         self._map(inst, e.reserved - got)
         self.grown += got
-        if not decode:
+        if not decode and got == want:  # (a short grant fails the admission: its mapping overlaps the wait)
             t = self.sim.cost.vmm_alloc_s(got * inst.block_bytes, self.page)
             self.stall[inst.id] = self.stall.get(inst.id, 0.0) + t
             self.map_s += t
@@ -129,6 +134,14 @@ class Balloon(Mechanism):
         bs = e.spec.block_size
         need = sum(-(-(s.ctx + k) // bs) - s.blocks for s in e.running)
         return max(0, need - e.free_blocks)
+
+    @staticmethod
+    def _run_pending(e) -> int:
+        """Blocks the decode run in progress (``e._k`` steps; none during a prefill) will add when it ends."""
+        if not e.busy or e._admitted is not None:
+            return 0
+        bs = e.spec.block_size
+        return sum(-(-(s.ctx + e._k) // bs) - s.blocks for s in e.running)
 
     def _map(self, inst, reserved: int) -> None:
         self.sim.kv.set_reserved(inst, reserved)
@@ -158,7 +171,8 @@ class Balloon(Mechanism):
                 if inst is None or inst.state != ACTIVE:
                     continue
                 e = inst.engine
-                target = min(self.reserve_blocks(inst), e.free_blocks + e.reserved)
+                # Blocks a decode run in progress will still take must stay mapped.
+                target = min(self.reserve_blocks(inst) + self._run_pending(e), e.free_blocks + e.reserved)
                 free = e.free_blocks
                 if free > target:
                     self.shrunk += free - target
@@ -168,6 +182,12 @@ class Balloon(Mechanism):
                     add = min(target - free, room, e.reserved)
                     if add > 0:
                         self._map(inst, e.reserved - add)
+            # Engines the pool turned down try again (one waiting with nothing running is idle until then).
+            starved, self.starved = sorted(self.starved), set()
+            for iid in starved:
+                inst = sim.instances.get(iid)
+                if inst is not None and inst.state == ACTIVE and inst.engine.waiting:
+                    inst.engine._poke()
 
     # ---- report -----------------------------------------------------------------------------------
     def lines(self) -> list[str]:
