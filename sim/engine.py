@@ -350,9 +350,10 @@ class Engine:
 
     #: KV blocks come from a pool shared with other engines and are mapped on demand (``sim/mechanisms/balloon.py``,
     #: SGLang engines under kvcached): an arrival may cut a decode run even if the blocks it needs are not
-    #: mapped yet, and a pass that had to preempt admits nothing more (SGLang retracts decode requests and
-    #: raises its reservation for their growth before it admits again), so a preempted sequence is not
-    #: re-admitted at once into the blocks it just gave up.
+    #: mapped yet, a waiting head with nothing running waits for the pool instead of being dropped, and a
+    #: pass that had to preempt admits nothing more (SGLang reserves room for its running requests' growth
+    #: and raises the reservation when it retracts one), so a preempted sequence is not re-admitted at once
+    #: into the blocks it just gave up (docs/systems.md, "Note for the engine").
     elastic = False
 
     def _head_admissible(self) -> bool:
