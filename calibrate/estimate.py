@@ -256,7 +256,12 @@ def format_estimate(e: Estimate) -> str:
     width = max(len(label) for label, _ in e.parts())
     for label, sec in e.parts():
         lines.append(f"  {label:<{width}}  {sec:10.4f} s")
-    if p.overlap_load:
+    if e.startup.prefetch:
+        b = e.startup
+        lines.append(f"  (the weights, memory .. load overhead, moved from the start beside process .. engine prepare: "
+                     f"max({b.process_s + b.engine_process_s + b.engine_prepare_s:.4f}, "
+                     f"{b.memory_s + b.transfer_s + b.load_overhead_s:.4f}) s)")
+    elif p.overlap_load:
         lines.append(f"  (the load, memory .. TP communicator, ran beside engine prepare: "
                      f"max({e.startup.engine_prepare_s:.4f}, {e.startup.load_s:.4f}) s)")
     lines.append(f"  {'TTFT of first request':<{width}}  {e.ttft_s:10.4f} s")

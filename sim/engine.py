@@ -157,7 +157,7 @@ class Engine:
         wait (idle) / stop."""
         dirty = self.host.kv_dirty
         iid = self.inst.id
-        preempted = False  # an elastic engine admits nothing more in a pass that had to preempt
+        preempted = False  # (elastic engines) a preemption in this pass
         while True:
             dirty.add(iid)  # block counts may have changed since the last pass (KV reservation loop)
             if not self.running and not self.waiting:
@@ -181,7 +181,7 @@ class Engine:
             running = self.running
             if not running:
                 if self.elastic and -(-(self.waiting[0].ctx + 1) // self.spec.block_size) <= self.total_blocks:
-                    self._mode = _IDLE  # the shared pool has no room now: wait until the balloon pokes it
+                    self._mode = _IDLE  # the shared pool has no room now: the balloon pokes it later
                     return
                 # Nothing runs and the head cannot be admitted: it can never fit this engine.
                 seq = self.waiting.popleft()
@@ -348,12 +348,9 @@ class Engine:
             ev = self._ev = Timeout(self.env, max(0.0, start + (k * per + quad * k * (k - 1) / 2) - now))
             ev.callbacks.append(self._on_decode_end)
 
-    #: KV blocks come from a pool shared with other engines and are mapped on demand (``sim/mechanisms/balloon.py``,
-    #: SGLang engines under kvcached): an arrival may cut a decode run even if the blocks it needs are not
-    #: mapped yet, a waiting head with nothing running waits for the pool instead of being dropped, and a
-    #: pass that had to preempt admits nothing more (SGLang reserves room for its running requests' growth
-    #: and raises the reservation when it retracts one), so a preempted sequence is not re-admitted at once
-    #: into the blocks it just gave up (docs/systems.md, "Note for the engine").
+    #: KV blocks are mapped on demand from a shared pool (sim/mechanisms/balloon.py): arrivals may cut a decode
+    #: run, a head with nothing running waits for the pool, a pass that preempted admits nothing more
+    #: (docs/systems.md, "Note for the engine").
     elastic = False
 
     def _head_admissible(self) -> bool:

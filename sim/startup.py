@@ -99,7 +99,8 @@ def poll_delay_s(elapsed_s: float, poll_s: float) -> float:
     (polls at 0, ``poll_s``, 2 ``poll_s``, ... after the start)."""
     if poll_s <= 0:
         return 0.0
-    return math.ceil(elapsed_s / poll_s - 1e-9) * poll_s - elapsed_s
+    # An engine up a hair after a poll (within the tolerance) is found at that poll: no negative wait.
+    return max(0.0, math.ceil(elapsed_s / poll_s - 1e-9) * poll_s - elapsed_s)
 
 
 def isolated_transfer_s(model: ServedModel, source: str, bandwidth: Mapping[str, float]) -> float:
