@@ -47,6 +47,14 @@ _DOC: dict[str, tuple[str, str]] = {
     "tp1_group_init_s": ("s", "tp_comm, TP 1: a distributed world of one rank (gloo and NCCL groups) (ours)"),
     "mean_tensor_bytes": ("bytes", "average weight tensor size, turns bytes into a tensor count for "
                                    "per-tensor costs (Llama-2-7B: 13.5 GB / 291 tensors ~ 46 MB)"),
+    "sleep_call_s": ("s", "engine_wake: the fixed part of a vLLM sleep-mode sleep or wake call; derived from "
+                          "the level-1 wake of Qwen3-0.6B on an A100, 0.25-0.28 s (blog.vllm.ai/2025/10/26/"
+                          "sleep-mode.html, plotly-sleep-levels-comparison.js), less its ~1.2 GB copy at "
+                          "~21 GB/s (0.06 s) and ~310 cuMemCreate+Map+SetAccess at 0.23 ms (0.07 s; "
+                          "ovg-project/kvcached benchmarks/bench_vmm, A100)"),
+    "pipeline_hop_s": ("s", "one hand-off of activations between pipeline stages on two servers (TCP between "
+                            "pods): HydraServe's planner adds 1 ms per extra stage to the predicted TPOT "
+                            "(LLMServe/hydraserve scripts/kubernetes/vllm/src/algs.py, ours)"),
 }
 
 
@@ -70,6 +78,8 @@ class Assumptions:
     tp_comm_init_s: float = 0.5
     tp1_group_init_s: float = 0.1
     mean_tensor_bytes: float = 48 * 2**20
+    sleep_call_s: float = 0.13
+    pipeline_hop_s: float = 1e-3
 
     def rows(self) -> list[dict]:
         """``assumed.csv`` rows: parameter, value, unit, source."""

@@ -5,6 +5,7 @@ Imports neither torch nor any harness code, so the simulator can use it on any m
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from warmsim.calibrate.compute import ModelCompute, model_compute
@@ -87,6 +88,8 @@ class ProfileCostModel:
             return a.model_init_s + a.kv_setup_s + a.api_server_s
         if stage == "cuda_graphs":
             return a.engine_cuda_graphs * (a.engine_graph_overhead_s + self.decode_coeffs(model).step_s(1, 0))
+        if stage == "engine_wake":
+            return a.sleep_call_s
         raise KeyError(stage)
 
     def alloc_s(self, nbytes: int) -> float:
@@ -104,6 +107,23 @@ class ProfileCostModel:
     def vmm_unmap_s(self, nbytes: int) -> float:
         m = self._need(self.fitted.vmm.get("unmap"), "VMM unmap measurements")
         return m.total_s(nbytes, CHUNK_BYTES)
+
+    def vmm_alloc_s(self, nbytes: int, chunk_bytes: int | None = None) -> float:
+        if nbytes <= 0:
+            return 0.0
+        chunk = self.fitted.assumptions.mean_tensor_bytes if chunk_bytes is None else chunk_bytes
+        total = 0.0
+        for op in ("create", "map", "set_access"):
+            f = self._need(self.fitted.vmm.get(op), f"VMM {op} measurements").fit
+            # A handle larger than the largest measured one is priced as that one: per-call costs
+            # hardly grow with the handle's size over the measured 2-512 MiB (a big KV tensor is
+            # one call, not a line extrapolated to tens of GB).
+            size = min(chunk, f.ranges[0][1])
+            total += math.ceil(nbytes / chunk) * f(size)
+        return total
+
+    def pipeline_hop_s(self) -> float:
+        return self.fitted.assumptions.pipeline_hop_s
 
     def link_bandwidth(self, link: str) -> float:
         if link not in self._links:

@@ -20,7 +20,7 @@ from warmsim.sim.startup import StartPath, StartupBreakdown, startup_breakdown
 #: The start-path flags an estimate takes, as ``estimate`` keys: key -> StartPath field.
 FLAG_KEYS = {"device_prewarmed": "device_prewarm", "engine_prewarmed": "engine_prewarm",
              "comm_prewarmed": "comm_prewarm", "profile_run": "profile_run", "kv_prewarm": "kv_prewarm",
-             "overlap_load": "overlap_load"}
+             "overlap_load": "overlap_load", "prefetch": "prefetch"}
 _FLAG_HELP = {  # from sim/startup.py's StartPath
     "device_prewarm": "worker processes with a CUDA context already exist",
     "engine_prewarm": "a pooled serving-engine process has done its imports",
@@ -28,6 +28,7 @@ _FLAG_HELP = {  # from sim/startup.py's StartPath
     "profile_run": "the engine runs its KV profiling forward",
     "kv_prewarm": "a VMM pool maps only the KV blocks the first step needs",
     "overlap_load": "the weight load runs while the engine prepares",
+    "prefetch": "the weights move from the start, beside process start, engine imports and preparation",
 }
 #: Accepted ``key=value`` arguments: key -> (required, help). ``cluster.KEY=V`` and ``engine.KEY=V``
 #: are accepted too, as in ``warmsim compare``.
@@ -67,6 +68,7 @@ class EstimateRequest:
     profile_run: bool | None = None
     kv_prewarm: bool | None = None
     overlap_load: bool | None = None
+    prefetch: bool | None = None
     ready_poll_s: float | None = None
     system: str | None = None
     cluster: str | None = None
@@ -254,7 +256,12 @@ def format_estimate(e: Estimate) -> str:
     width = max(len(label) for label, _ in e.parts())
     for label, sec in e.parts():
         lines.append(f"  {label:<{width}}  {sec:10.4f} s")
-    if p.overlap_load:
+    if e.startup.prefetch:
+        b = e.startup
+        lines.append(f"  (the weights, memory .. load overhead, moved from the start beside process .. engine prepare: "
+                     f"max({b.process_s + b.engine_process_s + b.engine_prepare_s:.4f}, "
+                     f"{b.memory_s + b.transfer_s + b.load_overhead_s:.4f}) s)")
+    elif p.overlap_load:
         lines.append(f"  (the load, memory .. TP communicator, ran beside engine prepare: "
                      f"max({e.startup.engine_prepare_s:.4f}, {e.startup.load_s:.4f}) s)")
     lines.append(f"  {'TTFT of first request':<{width}}  {e.ttft_s:10.4f} s")

@@ -16,6 +16,7 @@ from warmsim.sim.cluster import GIB, ClusterSpec
 from warmsim.sim.cost import ScaledCost, ConstantCostModel, CostModel, DecodeCoeffs, Interference
 from warmsim.sim.engine import EngineSpec
 from warmsim.sim.errors import UserError
+from warmsim.sim.mechanisms import MECHANISMS as _EXTRAS, check_knobs  # mechanisms.<name>: {knobs} (sim/mechanisms)
 from warmsim.sim.memswitch import MEMSWITCHES
 from warmsim.sim.models import ServedModel
 from warmsim.sim.simulation import SimSpec
@@ -27,8 +28,9 @@ from warmsim.experiments.confpath import CONF_DIR, group_choices, model_shape  #
 from warmsim.experiments.validate import check_tp
 
 MECHANISMS = {"device_prewarm", "engine_prewarm", "comm_prewarm", "profile_run", "kv_prewarm", "overlap_load",
-              "ready_poll_s", "memswitch", "keep_weights_on_stop", "evict_on_activate", "scale_on_miss", "prewarm_source"}
-_BOOL_MECHANISMS = MECHANISMS - {"ready_poll_s", "memswitch", "prewarm_source"}
+              "ready_poll_s", "prefetch", "memswitch", "keep_weights_on_stop", "evict_on_activate", "scale_on_miss",
+              "prewarm_source", *_EXTRAS}
+_BOOL_MECHANISMS = MECHANISMS - {"ready_poll_s", "memswitch", "prewarm_source", *_EXTRAS}
 
 
 def _plain(node) -> Any:
@@ -206,7 +208,10 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
             parts[key] = obj.with_context(ctx)
     if parts["activator"] is None and parts["initial"] is None:
         raise UserError(f"system {name}: needs an activator or an initial placement")
-    bundle = Bundle(name=name, **parts, **mech)
+    extras = {k: check_knobs(k, mech.pop(k), name) for k in list(mech) if k in _EXTRAS}
+    if "kv_balloon" in extras and parts["kv_policy"] is not None:
+        raise UserError(f"system {name}: mechanisms.kv_balloon and kv_policy both manage KV blocks; use one")
+    bundle = Bundle(name=name, **parts, **mech, extras=extras)
     if bundle.memswitch not in MEMSWITCHES:  # the mechanisms' table, sim/memswitch/
         raise UserError(f"system {name}: mechanisms.memswitch must be {' or '.join(MEMSWITCHES)}")
     bundle.meta["needs_node_pending"] = bool(scfg.get("needs_node_pending", False))

@@ -268,6 +268,7 @@ def _report_systems(summary: pd.DataFrame, results: list[RunResult], setup, note
         extra = " (as the artifact ran it: one node)" if r.gpus_visible and r.gpus_visible < total else ""
         lines.append(f"- `{r.system}`: {seen}{extra}" + (", placed at time 0:" if r.placement else ""))
         lines += [f"  - {p}" for p in r.placement]
+        lines += [f"  - {m}" for m in r.mechanisms]
     return lines + [""]
 
 

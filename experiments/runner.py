@@ -34,6 +34,8 @@ class RunResult:
     faults: tuple = ()
     #: One row per engine step (``output.steps``; empty otherwise).
     steps: pd.DataFrame | None = None
+    #: What each serving mechanism did (sleep, pipeline, kv_balloon: sim/mechanisms), one line each.
+    mechanisms: tuple[str, ...] = ()
 
 
 def _progress(cfg, total: int, desc: str):
@@ -90,4 +92,4 @@ def run_system(setup: Setup, scfg, cfg) -> RunResult:
     from omegaconf import OmegaConf
     scfg_plain = OmegaConf.to_container(scfg, resolve=True) if OmegaConf.is_config(scfg) else dict(scfg)
     return RunResult(bundle.name, summary, req, tl, preds, time.perf_counter() - t0, len(sim.cluster.gpus), tuple(sim.initial_lines),
-                     rec.events, scfg_plain, tuple(rec.fault_log), steps)
+                     rec.events, scfg_plain, tuple(rec.fault_log), steps, tuple(sim.mechanism_lines()))

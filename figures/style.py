@@ -32,6 +32,12 @@ SYSTEM_COLORS: dict[str, str] = {
     "warmserve_window3": "#ff7f0e",
     "warmserve_window10": "#ffbb78",
     "warmserve_window40": "#c49c94",
+    "sllm_remote": "#e7969c",
+    "hydraserve": "#e6550d",
+    "vllm_sleep": "#756bb1",
+    "vllm_sleep_l2": "#bcbddc",
+    "prism": "#e7ba52",
+    "peerload": "#843c39",
 }
 
 #: Marker and line style per baseline, so that overlapping lines stay distinguishable.
@@ -49,6 +55,8 @@ SYSTEM_LABELS: dict[str, str] = {
     "warmserve_no_kv_reserve": "no KV reserve", "warmserve_free_malloc": "free/malloc switch",
     "warmserve_window3": "window 3 min", "warmserve_window10": "window 10 min",
     "warmserve_window40": "window 40 min",
+    "sllm_remote": "ServerlessLLM (remote)", "hydraserve": "HydraServe", "vllm_sleep": "vLLM sleep (L1)",
+    "vllm_sleep_l2": "vLLM sleep (L2)", "prism": "Prism", "peerload": "peer load (BlitzScale-style)",
 }
 
 _FALLBACK = ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354"]

@@ -44,6 +44,7 @@ class Bundle:
     kv_prewarm: bool = False  # with a VMM pool, the first step waits only for the KV blocks it needs
     overlap_load: bool = False  # the weight load runs while the engine prepares
     ready_poll_s: float = 0.0  # the router polls a starting engine this often (0: told at once)
+    prefetch: bool = False  # the weights move from the instance's creation, beside the process and engine start
     memswitch: str = "free_malloc"  # how GPU memory is re-purposed: a name in sim.memswitch.MEMSWITCHES
     kv_policy: KVPolicy | None = None  # lends idle KV blocks of running engines to prewarming (None: off)
     keep_weights_on_stop: bool = False  # a stopped instance leaves its weights as a prewarmed replica
@@ -53,10 +54,13 @@ class Bundle:
     #: How a step slows on a GPU shared with other engines (MuxServe): an object with
     #: ``factor(phase, share, batch, busy_neighbours, tokens=...)``; by default plain ``1 / share``.
     sharing: SharingModel = field(default_factory=ShareByInverse)
+    #: Serving mechanisms beyond the start path and the memory switch (``sim.mechanisms.MECHANISMS``:
+    #: sleep, pipeline, kv_balloon), by name, each with its checked knobs.
+    extras: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
 
     @property
     def start_path(self) -> StartPath:
         """The start-path flags above as the simulator and ``warmsim estimate`` read them."""
         return StartPath(self.device_prewarm, self.engine_prewarm, self.comm_prewarm, self.profile_run,
-                         self.kv_prewarm, self.overlap_load, self.ready_poll_s)
+                         self.kv_prewarm, self.overlap_load, self.ready_poll_s, self.prefetch)

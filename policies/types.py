@@ -79,6 +79,20 @@ class ReplicaView:
 
 
 @dataclass(frozen=True)
+class SleeperView:
+    """A suspended engine of ``model`` on ``gpus`` (vLLM sleep mode, ``sim/mechanisms/sleep.py``): its
+    process and CUDA context stay, its weights are in host memory (``level`` 1) or gone (``level``
+    2), its KV cache is gone. Waking it (``Activate.wake``) skips every start stage but the wake call,
+    the weights and the KV allocation."""
+
+    id: int
+    model: str
+    gpus: tuple[int, ...]
+    level: int
+    since_s: float  # when it fell asleep
+
+
+@dataclass(frozen=True)
 class LoadView:
     """Per-model load signals the autoscaler and placement read."""
 
@@ -106,6 +120,8 @@ class Snapshot:
     node_pending_load_bytes: Mapping[int, int] = field(default_factory=dict)
     #: The cluster's link capacities in bytes/s by kind (see ``sim.cost.LINKS``).
     link_bandwidth: Mapping[str, float] = field(default_factory=dict)
+    #: Suspended engines (systems with the ``sleep`` mechanism; empty otherwise).
+    asleep: tuple[SleeperView, ...] = ()
 
     def gpu(self, gpu_id: int) -> GPUView:
         return self.gpus[gpu_id]
@@ -166,6 +182,13 @@ class Activate:
     #: Cap on sequences this instance's engine runs at once and the router sends it; ``None``: the
     #: run's ``engine.max_num_seqs``. MuxServe sets it per model from its throughput estimator.
     max_num_seqs: int | None = None
+    #: Wake this suspended engine (a :class:`SleeperView` id of ``model`` on exactly ``gpus``) instead of
+    #: starting a new one; ``source`` is where its weights come back from (``sim/mechanisms/sleep.py``).
+    wake: int | None = None
+    #: A pipeline across servers (HydraServe, ``sim/mechanisms/pipeline.py``): the GPU groups of its
+    #: later stages, each a TP group of ``tp`` GPUs on another node; ``gpus`` is the first stage, which
+    #: holds memory for the whole model so that the pipeline can later consolidate onto it.
+    stages: tuple[tuple[int, ...], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -72,8 +72,12 @@ class Activations:
 
     # ---- starting -------------------------------------------------------------------------------
     def apply_activate(self, act: Activate, ready_at_start: bool = False) -> Instance:
-        """Verify and apply an activation: evictions, memory, the instance's lifecycle process."""
+        """Verify and apply an activation: evictions, memory, the instance's lifecycle process. A plan
+        a serving mechanism owns (a wake, a pipeline: :mod:`warmsim.sim.mechanisms`) is its to apply."""
         sim = self.sim
+        for mech in sim.mechanisms:
+            if mech.owns(act):
+                return mech.apply(act, ready_at_start)
         gpus_ = sim.cluster.gpus
         model = self.check_group(act.model, act.gpus, "Activate", act.tp)
         shared = act.compute_share < 1.0
@@ -96,6 +100,8 @@ class Activations:
             victims = sorted({r for g in act.gpus for r in gpus_[g].replicas} - {act.replica})
             for r in victims:
                 freed += sim.evict(r, f"activation of {act.model}")
+        for mech in sim.mechanisms:
+            mech.prepare(act, model)
         inst_id = sim.new_id()
         if act.kv_bytes_per_gpu is not None:
             kv = act.kv_bytes_per_gpu
@@ -109,6 +115,15 @@ class Activations:
         inst = Instance(sim, inst_id, model, tuple(act.gpus), act.source if rep is None else "prewarmed",
                         replica=rep, compute_share=act.compute_share, kv_bytes_per_gpu=kv,
                         ready_at_start=ready_at_start, peer=peer, max_num_seqs=act.max_num_seqs)
+        return self.install(inst, act, rep, freed, ready_at_start)
+
+    def install(self, inst: Instance, act: Activate, rep=None, freed: int = 0, ready_at_start: bool = False,
+                cold: bool = True) -> Instance:
+        """Put a verified new instance in place: its replica, host-cache pin, memory, GPUs, counters and
+        lifecycle process (``cold``: a cold start when it takes over no replica; a wake is not)."""
+        sim = self.sim
+        gpus_ = sim.cluster.gpus
+        inst_id = inst.id
         if rep is not None:
             rep.adopter = inst_id
         if rep is None and not ready_at_start and SOURCES[act.source].reads_host_cache:
@@ -121,23 +136,25 @@ class Activations:
             cache.pin(act.model)
             inst.cache_pin = cache
         inst.sync_free_s = sim.memswitch.sync_free_s(sim.cost, freed)
+        for mech in sim.mechanisms:
+            mech.on_created(inst)
         inst.commit_memory()
-        sim.load.gpu_busy_delta(sum(1 for g in act.gpus if not gpus_[g].instances))
-        for g in act.gpus:
+        sim.load.gpu_busy_delta(sum(1 for g in inst.gpus if not gpus_[g].instances))
+        for g in inst.gpus:
             gpus_[g].instances.add(inst_id)
             sim.views.gpu_changed(g)
         sim.instances[inst_id] = inst
         sim.views.instance_added(inst)
         sim.load.instance_added(act.model)
         sim.by_model[act.model][inst_id] = inst
-        sim.recorder.gpus_of_instance[inst_id] = ",".join(map(str, act.gpus))
+        sim.recorder.gpus_of_instance[inst_id] = ",".join(map(str, inst.gpus))
         c = sim.recorder.counters[act.model]
         if not ready_at_start:
             c["instance_starts"] += 1
             sim.load.pending_changed(act.model, +1)
             inst.counted_pending = True
             if rep is None:
-                c["cold_starts"] += 1
+                c["cold_starts"] += int(cold)
             elif rep.ready.triggered:
                 c["prewarm_hits"] += 1
             else:

@@ -43,6 +43,8 @@ COST_STAGES: dict[str, str] = {
     "tp_comm": "the TP group's communicator (NCCL world; a world of one for TP 1)",
     "engine_init": "model object, the rest of engine construction, KV set-up and the API server",
     "cuda_graphs": "CUDA-graph capture of the decode batch sizes (none with eager engines)",
+    "engine_wake": "a suspended engine's sleep or wake call beyond moving weights and mapping memory "
+                   "(vLLM sleep mode; paid only by wakes, sim/mechanisms/sleep.py)",
 }
 
 #: Link kinds a cost model gives a capacity for (bytes/s).
@@ -113,6 +115,15 @@ class CostModel(Protocol):
     def vmm_unmap_s(self, nbytes: int) -> float:
         """Unmapping ``nbytes`` (asynchronous in WarmServe; charged where a policy makes it blocking)."""
 
+    def vmm_alloc_s(self, nbytes: int, chunk_bytes: int | None = None) -> float:
+        """Backing ``nbytes`` with new physical memory through the VMM API: create, map and set access,
+        one handle per ``chunk_bytes`` (kvcached's 2 MiB pages); ``None``: one handle per weight
+        tensor of the profile's average tensor size (vLLM's CuMemAllocator, one per allocation)."""
+
+    def pipeline_hop_s(self) -> float:
+        """Latency one hand-off of activations between pipeline stages on different servers adds to a
+        step, beyond the bytes' time on the NIC (HydraServe's TCP between pods)."""
+
     def link_bandwidth(self, link: str) -> float:
         """Capacity of one link of kind ``link`` (one of :data:`LINKS`), bytes/s."""
 
@@ -147,10 +158,13 @@ class ConstantCostModel:
     engine_prepare: float = 0.0
     tp_comm: float = 0.0
     cuda_graphs: float = 0.0
+    engine_wake: float = 0.0
     alloc: float = 0.0
     free: float = 0.0
     vmm_map_per_gib: float = 0.0
     vmm_unmap_per_gib: float = 0.0
+    vmm_alloc_per_gib: float = 0.0
+    pipeline_hop: float = 0.0
     load_overhead: float = 0.0
     prefill_base_s: float = 0.01
     prefill_per_token_s: float = 0.0
@@ -177,6 +191,12 @@ class ConstantCostModel:
 
     def vmm_unmap_s(self, nbytes: int) -> float:
         return self.vmm_unmap_per_gib * nbytes / 2**30
+
+    def vmm_alloc_s(self, nbytes: int, chunk_bytes: int | None = None) -> float:
+        return self.vmm_alloc_per_gib * nbytes / 2**30
+
+    def pipeline_hop_s(self) -> float:
+        return self.pipeline_hop
 
     def link_bandwidth(self, link: str) -> float:
         return self.bandwidth
@@ -214,8 +234,8 @@ class ScaledCost:
         self.name = base.name + (" scaled " + " ".join(f"{k}x{v:g}" for k, v in self.factors.items())
                                  if self.factors else "")
         self.measured = base.measured
-        for method in ("alloc_s", "free_s", "vmm_map_s", "vmm_unmap_s", "load_overhead_s", "prefill_s",
-                       "decode_coeffs", "interference"):
+        for method in ("alloc_s", "free_s", "vmm_map_s", "vmm_unmap_s", "vmm_alloc_s", "pipeline_hop_s",
+                       "load_overhead_s", "prefill_s", "decode_coeffs", "interference"):
             setattr(self, method, getattr(base, method))
 
     def process_start_s(self) -> float:

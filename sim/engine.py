@@ -196,6 +196,7 @@ class Engine:
         wait (idle) / stop."""
         dirty = self.host.kv_dirty
         iid = self.inst.id
+        preempted = False  # (elastic engines) a preemption in this pass
         while True:
             dirty.add(iid)  # block counts may have changed since the last pass (KV reservation loop)
             if not self.running and not self.waiting:
@@ -206,7 +207,7 @@ class Engine:
                     return
                 self._mode = _IDLE
                 return
-            admitted = self._admit() if self.waiting else None
+            admitted = self._admit() if self.waiting and not (preempted and self.running) else None
             if admitted:
                 tokens = self._step_tokens
                 slow = self.inst.slowdown("prefill", len(admitted), tokens)
@@ -218,6 +219,9 @@ class Engine:
                 return
             running = self.running
             if not running:
+                if self.elastic and -(-(self.waiting[0].ctx + 1) // self.spec.block_size) <= self.total_blocks:
+                    self._mode = _IDLE  # the shared pool has no room now: the balloon pokes it later
+                    return
                 # Nothing runs and the head cannot be admitted: it can never fit this engine.
                 seq = self.waiting.popleft()
                 self.host.on_drop(seq.rid, "exceeds_kv_capacity")
@@ -248,6 +252,7 @@ class Engine:
                     k = self._steps_before_kv_full(k_fin)
                 if k == 0:
                     self._preempt_newest()
+                    preempted = self.elastic
                     continue
             self._start_decode(k, ctx)
             return
@@ -383,10 +388,16 @@ class Engine:
             ev = self._ev = Timeout(self.env, max(0.0, start + (k * per + quad * k * (k - 1) / 2) - now))
             ev.callbacks.append(self._on_decode_end)
 
+    #: KV blocks are mapped on demand from a shared pool (sim/mechanisms/balloon.py): arrivals may cut a decode
+    #: run, a head with nothing running waits for the pool, a pass that preempted admits nothing more
+    #: (docs/systems.md, "Note for the engine").
+    elastic = False
+
     def _head_admissible(self) -> bool:
         if not self.waiting or len(self.running) >= self.spec.max_num_seqs:
             return False
-        return -(-(self.waiting[0].ctx + 1) // self.spec.block_size) <= self.free_blocks
+        return -(-(self.waiting[0].ctx + 1) // self.spec.block_size) <= self.free_blocks + (
+            self.reserved if self.elastic else 0)
 
     @staticmethod
     def _steps_done(elapsed: float, per: float, quad: float, k: int) -> int:

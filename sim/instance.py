@@ -100,6 +100,9 @@ class Instance:
     cache_pin = None
     #: The instance was lost to a fault (sim.faults); it may stop from any state.
     failed = False
+    #: Start stages a mechanism set for this start instead of the system's start path (a wake:
+    #: ``sim/mechanisms/sleep.py``); ``None``: :func:`~warmsim.sim.startup.start_stages`.
+    stages: StartStages | None = None
 
     def release_cache_pin(self) -> None:
         """The load from the host cache ended (or will never happen): the checkpoint may go."""
@@ -125,20 +128,23 @@ class Instance:
             return
         h.record_instance(self)
         path = h.start_path
-        st = start_stages(h.cost, self.model, path, h.engine_spec, h.memswitch.name, self.kv_bytes_per_gpu,
-                          self.replica is not None)
+        st = self.stages or start_stages(h.cost, self.model, path, h.engine_spec, h.memswitch.name,
+                                         self.kv_bytes_per_gpu, self.replica is not None)
         before = st.process_s + st.engine_process_s
-        if before:
-            yield env.timeout(before)
-        self.set_state(LOADING)
-        if not path.overlap_load and st.engine_prepare_s:
-            yield env.timeout(st.engine_prepare_s)
-        t_load = env.now
-        yield from self._load(st)
-        if path.overlap_load:  # the engine prepared while the weights moved: wait for the longer
-            rest = t_load + st.engine_prepare_s - env.now
-            if rest > 0:
-                yield env.timeout(rest)
+        if path.prefetch and self.replica is None:
+            yield from self._prefetched(st, before)
+        else:
+            if before:
+                yield env.timeout(before)
+            self.set_state(LOADING)
+            if not path.overlap_load and st.engine_prepare_s:
+                yield env.timeout(st.engine_prepare_s)
+            t_load = env.now
+            yield from self._load(st)
+            if path.overlap_load:  # the engine prepared while the weights moved: wait for the longer
+                rest = t_load + st.engine_prepare_s - env.now
+                if rest > 0:
+                    yield env.timeout(rest)
         self.set_state(INITIALISING)
         if st.after_load_s:
             yield env.timeout(st.after_load_s)
@@ -147,9 +153,31 @@ class Instance:
             yield env.timeout(poll)
         self._serve()
 
+    def _prefetched(self, st: StartStages, before: float):
+        """``StartPath.prefetch``: the weights move from the instance's creation, beside the process
+        start, the engine's imports and its preparation; the TP communicator follows both."""
+        env = self.host.env
+        fetch = env.process(self._weights())
+        if before:
+            yield env.timeout(before)
+        self.set_state(LOADING)
+        if st.engine_prepare_s:
+            yield env.timeout(st.engine_prepare_s)
+        if not fetch.triggered:
+            yield fetch
+        if st.tp_comm_s:
+            yield env.timeout(st.tp_comm_s)
+
     def _load(self, st: StartStages):
         """Weights in place (a prewarmed replica taken over, or loaded from the source) and the TP
         communicator built."""
+        yield from self._weights()
+        if st.tp_comm_s:
+            yield self.host.env.timeout(st.tp_comm_s)
+
+    def _weights(self):
+        """Weights in place: a prewarmed replica taken over, or loaded from the source through the
+        memory switch."""
         h = self.host
         env = h.env
         ms = h.memswitch  # the memory-switch mechanism (sim.memswitch): None = no wait at that point
@@ -175,8 +203,6 @@ class Instance:
             wait = ms.after_load_s(h.cost, shard, env.now - t0)
             if wait is not None:
                 yield env.timeout(wait)
-        if st.tp_comm_s:
-            yield env.timeout(st.tp_comm_s)
 
     #: Seconds of synchronous cudaFree for replicas evicted to make room (free_malloc only).
     sync_free_s: float = 0.0

@@ -7,7 +7,8 @@ checks every request once more:
 - the clock never goes back;
 - no GPU's memory is over-committed, and its per-kind and per-owner accounts add up;
 - a GPU belongs to at most one TP group: a dedicated instance is alone on its GPUs, colocated
-  instances' compute shares sum to at most 1, and every instance's GPUs list it (and only it);
+  instances' compute shares sum to at most 1, and every instance's GPUs list it (and only it); a
+  pipelined instance's stages are TP groups on distinct nodes;
 - every instance moves only along its lifecycle (starting -> loading -> initialising -> active ->
   draining -> stopped; or active from time 0);
 - KV blocks are conserved: an engine's used blocks are the sum of its running sequences' blocks,
@@ -178,8 +179,13 @@ class InvariantChecker:
         for g in inst.gpus:
             if inst.id not in sim.cluster.gpus[g].instances:
                 self.fail("its GPU does not list it", gpu=g, instance=inst.id)
-        if len({sim.cluster.gpus[g].node for g in inst.gpus}) != 1:
+        groups = getattr(inst, "groups", (inst.gpus,))  # a pipeline: one TP group per stage, each on its own node
+        nodes = [{sim.cluster.gpus[g].node for g in grp} for grp in groups]
+        if any(len(n) != 1 for n in nodes):
             self.fail("its TP group spans nodes", instance=inst.id, gpus=inst.gpus)
+        if len({min(n) for n in nodes}) != len(groups) or sorted(g for grp in groups for g in grp) != sorted(inst.gpus):
+            self.fail(f"its pipeline stages {list(groups)} share a node or are not its GPUs", instance=inst.id,
+                      gpus=inst.gpus)
         e = inst.engine
         if getattr(e, "cache", None) is not None:  # prefix caching: shared blocks, cached blocks
             from warmsim.sim.prefix_cache import audit
@@ -196,7 +202,7 @@ class InvariantChecker:
                       instance=inst.id, gpus=inst.gpus)
         if inst.state != STOPPED:
             want = (e.total_blocks - e.reserved) * inst.block_bytes
-            for g in inst.gpus:
+            for g in getattr(inst, "kv_gpus", inst.gpus):  # a pipeline's engine counts its first stage's KV
                 have = sim.cluster.gpus[g].mem.bytes_of(KV, inst.id)
                 if have < want:
                     self.fail(f"holds {have} B of KV but its engine counts {want} B of blocks", gpu=g,

@@ -123,6 +123,10 @@ class Simulation:
             kv_dirty.add(inst.id)
 
         self.instance_changed = instance_changed
+        # Serving mechanisms beyond the start path (sim/mechanisms: sleep, pipeline, kv_balloon), last:
+        # each may take over hooks above (reclaim_kv, step_slowdown, asleep_views).
+        from warmsim.sim.mechanisms import build_mechanisms
+        self.mechanisms = build_mechanisms(self, bundle.extras)
 
     # ---- ids, snapshot, plans (the policies' side) ---------------------------------------------------
     def new_id(self) -> int:
@@ -178,7 +182,18 @@ class Simulation:
         self.weights.keep_on_drain(inst)
 
     def on_instance_stopped(self, inst: Instance) -> None:
+        for mech in self.mechanisms:
+            if mech.on_stopped(inst):  # e.g. the engine falls asleep instead (sim/mechanisms/sleep.py)
+                return
         self.activations.on_stopped(inst)
+
+    def asleep_views(self) -> tuple:
+        """Suspended engines as policies see them (the ``sleep`` mechanism replaces this)."""
+        return ()
+
+    def mechanism_lines(self) -> list[str]:
+        """What each serving mechanism did in the run, one line each, for the report."""
+        return [line for mech in self.mechanisms for line in mech.lines()]
 
     # ---- state other code reads (tests, the runner) ------------------------------------------------
     held = property(lambda self: self.requests.held)
@@ -219,6 +234,8 @@ class Simulation:
             env.process(self.weights.placer_loop())
         if b.kv_policy is not None:
             env.process(self.kv.loop())
+        for mech in self.mechanisms:
+            mech.start()
         checker = None
         if self.spec.check_invariants or os.environ.get(CHECK_ENV, "") not in ("", "0"):
             from warmsim.sim.invariants import InvariantChecker

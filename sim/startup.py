@@ -38,6 +38,9 @@ class StartPath:
             worker hand-off); otherwise the stages follow one another.
         ready_poll_s: the router finds a started engine by polling every this many seconds from
             the start (0: it is told at once).
+        prefetch: the weights start moving when the instance is created (a node-side prefetcher
+            pulls them while the process starts, the engine imports and prepares; HydraServe), and
+            the TP communicator is built once both are done; ``overlap_load`` is then moot.
     """
 
     device_prewarm: bool = False
@@ -47,6 +50,7 @@ class StartPath:
     kv_prewarm: bool = False
     overlap_load: bool = False
     ready_poll_s: float = 0.0
+    prefetch: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,7 @@ class StartupBreakdown:
     cuda_graphs_s: float
     ready_poll_s: float  # the router's poll finding the engine up
     overlap_load: bool = False  # the load (memory .. TP communicator) ran beside engine_prepare
+    prefetch: bool = False  # the weights (memory .. overhead) ran from the start, beside process .. engine_prepare
 
     @property
     def load_s(self) -> float:
@@ -144,6 +149,11 @@ class StartupBreakdown:
 
     @property
     def total_s(self) -> float:
+        if self.prefetch:
+            weights = self.memory_s + self.transfer_s + self.load_overhead_s
+            head = self.process_s + self.engine_process_s + self.engine_prepare_s
+            return (max(head, weights) + self.tp_comm_s + self.engine_init_s + self.kv_profile_s + self.kv_alloc_s
+                    + self.cuda_graphs_s + self.ready_poll_s)
         middle = (max(self.engine_prepare_s, self.load_s) if self.overlap_load
                   else self.engine_prepare_s + self.load_s)
         return (self.process_s + self.engine_process_s + middle + self.engine_init_s + self.kv_profile_s
@@ -180,6 +190,6 @@ def startup_breakdown(cost: CostModel, model: ServedModel, source: str, path: St
             ms.after_load_s(cost, model.shard_bytes, transfer) or 0.0)
     bd = StartupBreakdown(st.process_s, st.engine_process_s, st.engine_prepare_s, memory, transfer, overhead,
                           st.tp_comm_s, st.engine_init_s, st.kv_profile_s, st.kv_alloc_s, st.cuda_graphs_s,
-                          0.0, path.overlap_load)
+                          0.0, path.overlap_load, path.prefetch and not from_replica)
     up = bd.total_s
     return StartupBreakdown(**{**asdict(bd), "ready_poll_s": poll_delay_s(up, path.ready_poll_s)})

@@ -137,4 +137,5 @@ class SnapshotViews:
             load=sim.load.views(now),
             host_cache=self.host_cache_sets(),
             node_pending_load_bytes=pending,
-            link_bandwidth=dict(self._link_bw))
+            link_bandwidth=dict(self._link_bw),
+            asleep=sim.asleep_views())

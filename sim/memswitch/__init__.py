@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from warmsim.sim.cost import CostModel
+from warmsim.sim.memswitch.cumem import CUMEM
 from warmsim.sim.memswitch.free_malloc import FREE_MALLOC
+from warmsim.sim.memswitch.kvcached import KVCACHED
 from warmsim.sim.memswitch.vmm_pool import VMM_POOL
 
 
@@ -44,5 +46,5 @@ class MemorySwitch(Protocol):
 
 
 #: Every memory-switch mechanism by name.
-MEMSWITCHES: dict[str, MemorySwitch] = {m.name: m for m in (FREE_MALLOC, VMM_POOL)}
+MEMSWITCHES: dict[str, MemorySwitch] = {m.name: m for m in (FREE_MALLOC, VMM_POOL, CUMEM, KVCACHED)}
 

@@ -17,6 +17,7 @@ from warmsim.sim.sources.page_cache import PAGE_CACHE
 from warmsim.sim.sources.peer import PEER_NVLINK, PEER_RDMA
 from warmsim.sim.sources.prewarmed import PREWARMED
 from warmsim.sim.sources.remote import REMOTE
+from warmsim.sim.sources.sleep_backup import SLEEP_BACKUP
 from warmsim.sim.sources.ssd import SSD
 
 
@@ -51,5 +52,5 @@ class WeightSource(Protocol):
 
 #: Every weight source by name, in the order ``sim.cost.SOURCES`` lists them.
 SOURCES: dict[str, WeightSource] = {s.name: s for s in (HOST_PINNED, HOST_PAGEABLE, PAGE_CACHE, SSD, REMOTE,
-                                                        PREWARMED, PEER_NVLINK, PEER_RDMA)}
+                                                        PREWARMED, PEER_NVLINK, PEER_RDMA, SLEEP_BACKUP)}
 

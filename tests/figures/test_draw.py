@@ -116,3 +116,21 @@ def test_gpu_cost(tmp_path):
     nums = fig_gpu_cost.draw(sweep, out, highlight_rps=10)
     _png(out)
     assert nums["at_highlight"]["static"]["mean_gpus_busy"] == 4.0
+
+
+def test_coldstart_systems_reads_scenarios_and_plots_each_system(tmp_path):
+    from warmsim.figures import fig_coldstart_systems as f
+    assert f.scenario_of({"cluster": {"nodes": 64, "gpus_per_node": 8}, "workload": {}}) == "scale512"
+    assert f.scenario_of({"cluster": {"nodes": 2, "gpus_per_node": 8}, "workload": {"burstiness_cv": 4.0}}) == "bursty"
+    assert f.scenario_of({"cluster": {"nodes": 2, "gpus_per_node": 8, "nic_gbps": 2.0}, "workload": {}}) == "slow_nic"
+    assert f.scenario_of({"cluster": {"nodes": 2, "gpus_per_node": 8, "nic_gbps": 25.0}, "workload": {}}) == "paper"
+    rows = pd.DataFrame([{"scenario": sc, "system": s, "model": "ALL", "ttft_p99_s": p99, "gpu_hours": gh, "dropped": d,
+                          "profile": "h100_eager_analytic"}
+                         for sc in ("paper", "scale512")
+                         for s, p99, gh, d in (("sllm", 4.0, 4.2, 0), ("hydraserve", 0.2, 5.0, 0), ("prism", 999.0, 2.7, 12))])
+    out = tmp_path / "cs.png"
+    nums = f.draw(rows, out)
+    _png(out)
+    assert set(nums) == {"paper", "scale512"}
+    assert nums["paper"]["hydraserve"] == {"ttft_p99_s": 0.2, "gpu_hours": 5.0, "dropped": 0}
+    assert nums["scale512"]["prism"]["dropped"] == 12

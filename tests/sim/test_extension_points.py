@@ -125,7 +125,8 @@ STAGED = dict(process_start=1.5, engine_process=2.0, engine_prepare=0.3, tp_comm
 PATHS = [StartPath(), StartPath(device_prewarm=True, engine_prewarm=True, profile_run=False),
          StartPath(True, True, comm_prewarm=True, profile_run=False, kv_prewarm=False, overlap_load=True,
                    ready_poll_s=0.05),
-         StartPath(True, True, overlap_load=True, ready_poll_s=0.7)]  # the load outlasts engine_prepare or not
+         StartPath(True, True, overlap_load=True, ready_poll_s=0.7),  # the load outlasts engine_prepare or not
+         StartPath(prefetch=True), StartPath(True, True, profile_run=False, prefetch=True)]  # the fetch from the start
 
 
 def lone_start(source: str, memswitch: str, path: StartPath, sp: ClusterSpec, engine: EngineSpec):
@@ -156,3 +157,12 @@ def test_a_source_ceiling_reaches_the_estimate(monkeypatch):
     bd = startup_breakdown(cost(), model(), "ssd_throttled", StartPath(), EngineSpec(), bandwidth=sp.link_bandwidth())
     assert bd.transfer_s == pytest.approx(SHARD1 / 1e9, rel=1e-12)
     assert bd.transfer_s == pytest.approx(first_token("ssd_throttled"), rel=1e-12)
+
+
+def test_the_router_poll_never_waits_a_negative_time():
+    """An engine up within the tolerance after a poll is found at that poll (the property test once met
+    elapsed = 0.05 x k + 1.8e-15, which gave a negative SimPy delay)."""
+    from warmsim.sim.startup import poll_delay_s
+    assert poll_delay_s(0.15000000000000002, 0.05) == 0.0
+    assert poll_delay_s(0.12, 0.05) == pytest.approx(0.03)
+    assert poll_delay_s(0.1 + 3 * 0.05 + 1e-15, 0.05) >= 0.0
