@@ -124,13 +124,16 @@ def simulate(cfg, systems: list[str] | None, outdir: Path, *, echo=None, strict:
     from warmsim.experiments.systems import resolve
     from warmsim.experiments.validate import check_config
 
+    from warmsim.experiments.builder import check_system
     check_config(cfg)
     scfgs = resolve(cfg, systems, strict=systems is None if strict is None else strict)
+    for scfg in scfgs:  # every system's keys, mechanisms and policy arguments, before anything is written
+        check_system(scfg, str(scfg.get("name", "?")))
     outdir = Path(outdir)
-    begin_run(outdir)
     notes: list[str] = []
     with collected_warnings(notes):
-        setup = build_setup(cfg)
+        setup = build_setup(cfg)  # bad input found here leaves no INCOMPLETE marker: nothing has started
+        begin_run(outdir)
         if echo is not None:
             echo("\n".join(workload_lines(setup)))
         results = [run_system(setup, s, cfg) for s in scfgs]

@@ -23,8 +23,12 @@ def collected_warnings(notes: list[str]):
 
 
 def _print_notes(notes: list[str], outdir: Path) -> None:
-    if notes:
-        print(f"note: {len(notes)} cost-model warning(s) (curves scaled from other shapes or extrapolated); "
+    setup = [n for n in notes if n.startswith("SetupWarning: ")]
+    for n in setup:  # a setup that probably does not do what was meant: in full
+        print(f"warning: {n[len('SetupWarning: '):]}", file=sys.stderr)
+    cost = [n for n in notes if n not in setup]
+    if cost:
+        print(f"note: {len(cost)} cost-model warning(s) (curves scaled from other shapes or extrapolated); "
               f"see {outdir / 'report.md'}", file=sys.stderr)
 
 

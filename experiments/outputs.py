@@ -87,7 +87,14 @@ def read_config(run_dir: Path) -> dict:
     """The resolved ``config.yaml`` a run directory holds (as :func:`write_run` wrote it); ``{}`` when
     there is none."""
     f = Path(run_dir) / "config.yaml"
-    return (yaml.safe_load(f.read_text()) or {}) if f.is_file() else {}
+    if not f.is_file():
+        return {}
+    try:
+        cfg = yaml.safe_load(f.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        from warmsim.sim.errors import UserError
+        raise UserError(f"{f}: not a readable config ({' '.join(str(e).split())[:200]})") from None
+    return cfg if isinstance(cfg, dict) else {}
 
 
 def begin_run(outdir: Path) -> None:

@@ -33,8 +33,21 @@ def _leaves(node: Mapping, prefix: str = ""):
             yield path, v
 
 
+def is_mechanism_key(key: str) -> bool:
+    """``system.mechanisms.<flag>`` (or ``mechanisms.<flag>``) for a flag the Bundle has
+    (:data:`warmsim.policies.bundle.MECHANISM_KNOBS`): settable even when the system's file leaves it at
+    its default."""
+    from warmsim.policies.bundle import MECHANISM_KNOBS
+    parts = key.split(".")
+    if parts and parts[0] == "system":
+        parts = parts[1:]
+    return len(parts) == 2 and parts[0] == "mechanisms" and parts[1] in MECHANISM_KNOBS
+
+
 def _check_key(scfg: DictConfig, name: str, path: str) -> None:
     if OmegaConf.select(scfg, path, default="__missing__") != "__missing__":
+        return
+    if is_mechanism_key(path):
         return
     parts = path.split(".")
     for i in range(len(parts) - 1, 0, -1):

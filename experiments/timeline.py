@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from warmsim.experiments.outputs import read_config
-from warmsim.sim.errors import UserArgumentParser, UserError
+from warmsim.sim.errors import UserArgumentParser, UserError, figure_file
 
 GIB = float(2**30)
 US = 1e6
@@ -174,6 +174,23 @@ def trace_events(timeline: pd.DataFrame, requests: pd.DataFrame | None, *, gpus_
     return ev
 
 
+#: Columns of timeline.parquet the trace reads (docs/timeline.md).
+TIMELINE_COLUMNS = ("time_s", "kind", "id", "model", "gpus", "state", "detail", "gpu", "used_bytes", "prewarm_bytes",
+                    "kv_bytes")
+
+
+def _read_table(f: Path, columns) -> pd.DataFrame:
+    """A run's parquet table with ``columns``, or a one-line UserError naming the file."""
+    try:
+        t = pd.read_parquet(f)
+    except Exception as e:  # noqa: BLE001 - a truncated or foreign file
+        raise UserError(f"{f}: not a readable table ({' '.join(str(e).split())[:200]})") from None
+    missing = [c for c in columns if c not in t.columns]
+    if missing:
+        raise UserError(f"{f}: lacks column(s) {', '.join(missing)} (docs/timeline.md)")
+    return t
+
+
 def _run_info(run_dir: Path) -> tuple[dict, int, int]:
     cfg = read_config(run_dir)
     cl = cfg.get("cluster") or {}
@@ -187,8 +204,9 @@ def build_trace(run_dir: Path, system: str | None = None) -> dict:
     f = run_dir / "timeline.parquet"
     if not f.is_file():
         raise UserError(f"{run_dir}: no timeline.parquet (a run with output.timeline=false, or not a run directory)")
-    tl = pd.read_parquet(f)
-    req = pd.read_parquet(run_dir / "requests.parquet") if (run_dir / "requests.parquet").is_file() else None
+    tl = _read_table(f, TIMELINE_COLUMNS)
+    req = _read_table(run_dir / "requests.parquet", ("arrival_s", "finish_s", "model")) \
+        if (run_dir / "requests.parquet").is_file() else None
     cfg, gpn, n_gpus = _run_info(run_dir)
     systems = list(dict.fromkeys(tl["system"].astype(str))) if "system" in tl else [""]
     if system is not None:
@@ -235,6 +253,8 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     if not args.run_dir.is_dir():
         raise UserError(f"warmsim timeline: {args.run_dir}: no such directory")
+    if args.figure is not None:
+        figure_file(args.figure, f"warmsim timeline: --figure {args.figure}")
     trace = build_trace(args.run_dir, args.system)
     out = args.out or args.run_dir / (f"timeline-{args.system}.json" if args.system else "timeline.json")
     if out.is_dir():
@@ -251,7 +271,7 @@ def main(argv: list[str]) -> int:
     if args.figure is not None:
         from warmsim.figures import fig_memory_timeline
         system = args.system or trace["metadata"]["systems"][0]
-        tl = pd.read_parquet(args.run_dir / "timeline.parquet")
+        tl = _read_table(args.run_dir / "timeline.parquet", TIMELINE_COLUMNS)
         rate = rate_label(args.run_dir)
         end = max((e["ts"] + e.get("dur", 0.0)) / US for e in trace["traceEvents"] if "ts" in e) if n else None
         fig_memory_timeline.draw(tl, args.figure, system=system, gpus_per_node=trace["metadata"]["gpus_per_node"],

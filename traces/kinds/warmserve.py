@@ -91,7 +91,10 @@ def build(cfg: Mapping, models: Sequence[str], rng: np.random.Generator) -> Work
         raise UserError(f"workload.duration_s: {duration:g} s is longer than the replayed window ({window:g} s)")
     cv = k.number("burstiness_cv", lo=0, lo_open=True, optional=True)
     want_hist = k.integer("history_days", lo=0)
-    hist_days = min(want_hist, 6)
+    if want_hist > 6:  # the week holds 6 other days of the replayed weekday's window
+        raise UserError(f"workload.history_days: got {want_hist}; allowed: 0 to 6 (the other days of the trace's "
+                        "one week)")
+    hist_days = want_hist
     hist_window = k.number("history_window_s", lo=0, lo_open=True, optional=True) or window
     if window_start + hist_window > DAY_S:
         raise UserError("workload.history_window_s: history window runs past the end of the day")
