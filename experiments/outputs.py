@@ -119,6 +119,10 @@ def write_run(outdir: Path, results: list[RunResult], cfg, setup, notes: list[st
         files.append(("timeline.parquet", lambda p: tl.to_parquet(p)))
     preds = pd.concat([r.predictions for r in results], ignore_index=True)
     files.append(("predictions.csv", lambda p: preds.to_csv(p, index=False)))
+    if any(r.faults for r in results):  # faults.csv: one row per fault and system (sim/faults.py FAULT_COLUMNS)
+        from warmsim.sim.faults import faults_table
+        faults = faults_table((r.system, r.faults) for r in results)
+        files.append(("faults.csv", lambda p: faults.to_csv(p, index=False)))
     files.append(("config.yaml", lambda p: p.write_text(OmegaConf.to_yaml(cfg, resolve=True))))
     meta = {k: (v if isinstance(v, (int, float, str, bool, list, dict, type(None))) else str(v))
             for k, v in setup.workload.meta.items()}

@@ -78,7 +78,9 @@ def read_summary(f: Path, columns=None) -> pd.DataFrame:
     """``f`` (a run's summary.csv) as a DataFrame, checked: readable, with :data:`SUMMARY_REQUIRED`
     (metrics numeric); a one-line UserError naming the file and the column otherwise."""
     try:
-        s = pd.read_csv(f, usecols=columns)
+        s = pd.read_csv(f)
+        if columns is not None:
+            s = s[[c for c in columns if c in s.columns]]
     except Exception as e:  # noqa: BLE001 - a truncated, binary or foreign file
         raise UserError(f"{f}: not a readable summary.csv ({' '.join(str(e).split())[:200]})") from None
     want = [c for c in SUMMARY_REQUIRED if columns is None or c in columns]
@@ -169,7 +171,14 @@ def aggregate(table: pd.DataFrame, params: list[str]) -> pd.DataFrame:
             if c in g:
                 row[c] = g[c].iloc[0]
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.attrs["whole"] = {m: _whole(table[m]) for m in metrics}  # counts print without decimals
+    return out
+
+
+def _whole(col: pd.Series) -> bool:
+    """Whether a metric is a count: an integer column of summary.csv, or a fault count."""
+    return pd.api.types.is_integer_dtype(col) or col.name in FAULT_METRICS
 
 
 def shown_aggregate(agg: pd.DataFrame, params: list[str], all_models: bool) -> pd.DataFrame:
@@ -177,17 +186,24 @@ def shown_aggregate(agg: pd.DataFrame, params: list[str], all_models: bool) -> p
     ``mean ± ci`` (the mean alone for one seed)."""
     cols = [*params, "system"] + (["model"] if all_models else []) + ["n"]
     out = agg[cols].copy()
-    for c, short in TABLE:
+    faults = [(c, short) for c, short in FAULT_TABLE if c in agg and agg[c].fillna(0).ne(0).any()]
+    for c, short in [*TABLE, *faults]:
         if c == "system" or c not in agg:
             continue
         mean, ci = agg[c], agg.get(f"{c}_ci")
-        out[short] = [_pm(a, b) for a, b in zip(mean, ci if ci is not None else [float("nan")] * len(mean))]
+        whole = agg.attrs.get("whole", {}).get(c, False)
+        out[short] = [_pm(a, b, whole) for a, b in zip(mean, ci if ci is not None else [float("nan")] * len(mean))]
     return out
 
 
-def _pm(mean: float, ci: float) -> str:
+def _pm(mean: float, ci: float, whole: bool = False) -> str:
+    """``mean ± ci`` (the mean alone when there is no interval); a count (``whole``) whose mean is a
+    whole number prints without decimals, otherwise with one."""
     if mean != mean:
         return "-"
+    if whole:
+        s = f"{mean:.0f}" if float(mean).is_integer() else f"{mean:.1f}"
+        return s if ci != ci else f"{s}±{ci:.1f}"
     digits = 3 if abs(mean) < 100 else 1
     s = f"{mean:.{digits}f}"
     return s if ci != ci else f"{s}±{ci:.{digits}f}"
@@ -212,7 +228,49 @@ def collect(dirs: list[Path], note=None) -> pd.DataFrame:
             frames.append(s)
     if not frames:
         raise UserError(f"no complete run (summary.csv with its {MARKER} marker) under {', '.join(map(str, dirs))}")
+    if any((Path(fr["run"].iloc[0]) / "faults.csv").is_file() for fr in frames):
+        frames = [with_faults(fr, Path(fr["run"].iloc[0])) for fr in frames]
     return pd.concat(frames, ignore_index=True)
+
+
+#: Fault columns ``report`` adds to the ``ALL`` rows when a run has faults.csv: name -> faults.csv column
+#: summed per system (None: the number of faults).
+FAULT_METRICS = {"faults": None, "fault_instances_lost": "instances_lost", "fault_replicas_lost": "replicas_lost",
+                 "fault_requests_retried": "requests_retried", "fault_requests_dropped": "requests_dropped"}
+#: The fault columns the printed table shows (when any is not zero), with short headers.
+FAULT_TABLE = [("faults", "faults"), ("fault_instances_lost", "inst_lost"), ("fault_requests_retried", "retried"),
+               ("fault_requests_dropped", "f_drop")]
+
+
+def with_faults(summary: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
+    """``summary`` with :data:`FAULT_METRICS` on its ``ALL`` rows (per system, from the run's
+    faults.csv; 0 for a run without faults, NaN for one whose config has faults but no faults.csv)."""
+    s = summary.copy()
+    f = run_dir / "faults.csv"
+    table = None
+    if f.is_file():
+        try:
+            table = pd.read_csv(f)
+        except Exception as e:  # noqa: BLE001 - a truncated or foreign file
+            raise UserError(f"{f}: not a readable faults.csv ({' '.join(str(e).split())[:200]})") from None
+        if "system" not in table.columns:
+            raise UserError(f"{f}: lacks the system column of a warmsim faults.csv")
+    else:
+        try:
+            events = ((read_config(run_dir).get("faults") or {}).get("events"))
+        except UserError:
+            events = None
+        default = float("nan") if events else 0.0
+    all_rows = s["model"] == "ALL"
+    for col, src in FAULT_METRICS.items():
+        if table is None:
+            values = [default] * len(s)
+        else:
+            g = table.groupby("system")
+            per = g.size() if src is None else (g[src].sum() if src in table.columns else pd.Series(dtype=float))
+            values = [float(per.get(sysname, 0)) for sysname in s["system"]]
+        s[col] = [v if a else float("nan") for v, a in zip(values, all_rows)]
+    return s
 
 
 def shown_table(table: pd.DataFrame) -> pd.DataFrame:

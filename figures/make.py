@@ -199,9 +199,11 @@ def draw_memory_timeline(ctx: Context, out: Path) -> dict:
     cl = run.cfg.get("cluster") or {}
     n = int(cl["nodes"]) * int(cl["gpus_per_node"]) if "nodes" in cl and "gpus_per_node" in cl else None
     rate = rate_label(run.path)  # the run's own rate (its config), not the --rps default
+    from warmsim.experiments.timeline import read_faults
     return fig_memory_timeline.draw(run.table("timeline"), out, system=system,
                                     gpus_per_node=run.gpus_per_node, n_gpus=n,
-                                    title_extra=(f" at {rate}" if rate else "") + ctx.suffix.replace("\n", " "))
+                                    title_extra=(f" at {rate}" if rate else "") + ctx.suffix.replace("\n", " "),
+                                    faults=read_faults(run.path))
 
 
 def draw_gpu_cost(ctx: Context, out: Path) -> dict:

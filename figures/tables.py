@@ -65,7 +65,7 @@ def read_run(path: Path) -> Run:
     path = Path(path)
     cfg = read_config(path)
     wl = cfg.get("workload") or {}
-    systems = list(dict.fromkeys(read_summary(path / "summary.csv")["system"]))  # checked: columns, numbers
+    systems = list(dict.fromkeys(read_summary(path / "summary.csv", ["system"])["system"]))  # readable, has systems
     metrics = cfg.get("metrics") or {}
     return Run(path=path, systems=systems, workload=f"{wl.get('kind', '?')}:{wl.get('trace', '')}",
                rps=_num(wl.get("rps")), duration_s=_num(wl.get("duration_s")), seed=int(_num(cfg.get("seed"), 0)),

@@ -33,10 +33,6 @@ class StaticPlacer:
         if unknown:
             raise UserError(f"StaticPlacer.instances: unknown model(s) {', '.join(unknown)} (models: "
                             f"{', '.join(snap.models)})")
-        missing = sorted(set(snap.models) - set(self.instances))
-        if missing:
-            raise UserError(f"StaticPlacer.instances: no instances for {', '.join(missing)}; the static system "
-                            "starts nothing later, so every model needs at least one")
         taken: set[int] = set()
         plans: list[Activate] = []
         for name in sorted(self.instances, key=lambda m: (-snap.models[m].tp, m)):

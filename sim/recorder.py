@@ -25,6 +25,8 @@ class Recorder:
         self.start_kind = np.zeros(n, dtype=np.int8)
         self.instance = np.full(n, -1, dtype=np.int32)
         self.preemptions = np.zeros(n, dtype=np.int32)
+        self.retries = np.zeros(n, dtype=np.int32)  # times the request went back to the router (a fault)
+        self.first_instance = np.full(n, -1, dtype=np.int32)  # the instance a retried request was on first
         self.drop_code = np.zeros(n, dtype=np.int16)  # index into drop_reasons; 0: not dropped
         self.drop_reasons: list[str] = [""]
         self._reason_code: dict[str, int] = {"": 0}
@@ -46,6 +48,12 @@ class Recorder:
         token its first attempt produced, the one the user saw."""
         if self.first_token[rid] != self.first_token[rid]:  # NaN: none yet
             self.first_token[rid] = t
+
+    def retried(self, rid: int, instance: int) -> None:
+        """The request's instance was lost to a fault and the request goes back to the router."""
+        self.retries[rid] += 1
+        if self.first_instance[rid] < 0:
+            self.first_instance[rid] = instance
 
     def complete(self, rid: int, t: float) -> None:
         self.finish[rid] = t
@@ -91,6 +99,8 @@ class Recorder:
             "instance": inst,
             "gpus": self._gpus_column(inst),
             "preemptions": self.preemptions,
+            "retries": self.retries,
+            "first_instance": self.first_instance,
         })
 
     @property

@@ -34,6 +34,9 @@ from warmsim.traces.workload import Workload
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 DAY_S = 86400.0
 
+#: The traces kind ``warmserve`` replays (the Azure 2024 week, the recipe's source).
+TRACES = ("conv", "code", "azure2024_conv", "azure2024_code")
+
 DEFAULTS = {
     "trace": "conv",  # conv | code: which Azure 2024 week trace
     "rps": 10.0,  # total request rate over the replayed hour; total requests = 3600 * rps
@@ -78,7 +81,12 @@ def _sample(t: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray
 def build(cfg: Mapping, models: Sequence[str], rng: np.random.Generator) -> Workload:
     """Build the WarmServe workload (see the module docstring); ``models[j]`` is model j."""
     k = Knobs(cfg, DEFAULTS)
-    trace = k.choice("trace", ("conv", "code", "azure2024_conv", "azure2024_code"))
+    trace = k.raw("trace")
+    if trace not in TRACES:
+        raise UserError(f"workload.trace: got {trace!r}; kind warmserve (the paper's recipe, the default workload) "
+                        f"replays only the Azure 2024 week: {', '.join(TRACES)}. Any trace name or file replays with "
+                        f"workload=mapped_azure_conv workload.trace={trace} (split over the models by popularity) or "
+                        f"workload=trace workload.trace={trace} (its own model column); traces/README.md")
     trace = trace if trace.startswith("azure2024_") else f"azure2024_{trace}"
     rps = k.number("rps", lo=0, lo_open=True)
     alpha = k.number("alpha", lo=0)
