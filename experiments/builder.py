@@ -171,18 +171,30 @@ def system_config(name: str) -> DictConfig:
 
 
 def _policy_class(node):
-    """The class a policy node's ``_target_`` names, or None (instantiate then reports the problem)."""
-    from hydra.utils import get_class
-    try:
-        return get_class(str(node.get("_target_")))
-    except Exception:  # noqa: BLE001 - a bad target is instantiate's error to report
-        return None
+    """The class a policy node's ``_target_`` names, or None (instantiate then reports the problem).
+    Quiet: hydra's ``get_class`` would log its own error first."""
+    import importlib
+    parts = str(node.get("_target_", "")).split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except Exception:  # noqa: BLE001 - not a module at this depth (or a broken one: instantiate says)
+            continue
+        try:
+            for name in parts[i:]:
+                obj = getattr(obj, name)
+        except AttributeError:
+            return None
+        return obj if isinstance(obj, type) else None
+    return None
 
 
 def check_system(scfg, name: str) -> None:
     """A system config's own keys, its mechanism flags and its policies' arguments, each against its
     knob (``SYSTEM_KNOBS``, :data:`MECHANISM_KNOBS`, the policy classes' ``KNOBS``): a UserError
     naming ``system <name>: config key <key>`` before anything is built."""
+    from warmsim.experiments.confpath import add_import_paths
+    add_import_paths()  # own policies by import path: modules in a user config directory
     known = set(SYSTEM_KNOBS) | set(POLICY_SLOTS)
     for key in scfg:
         if key not in known:
@@ -274,13 +286,16 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
 
 
 def _slot_hint(scfg, message: str) -> str:
-    """For ``unexpected keyword argument`` (a slot's class swapped by an overlay that keeps the old
-    class's arguments): say that such a swap needs the whole slot."""
+    """For ``unexpected keyword argument`` (a slot's class swapped by an overlay or override that kept
+    the old class's arguments): how to give the whole slot."""
     if "unexpected keyword argument" not in message:
         return ""
-    return ("; an overlay or override that changes a policy's class merges into the old slot and keeps its "
-            "arguments: give the whole slot instead (e.g. `activator: {_target_: NEW.Class, ...}` in a system "
-            "file, or `system.activator={_target_: NEW.Class}`; docs/configs.md)")
+    slot = next((k for k in POLICY_SLOTS if OmegaConf.is_dict(scfg.get(k)) and
+                 str(scfg[k].get("_target_", "")).rsplit(".", 1)[-1] + ".__init__" in message), "<slot>")
+    return (f"; a policy of another class in {slot} needs the whole slot, not a merge into the old one (which keeps the old "
+            f"class's arguments): '~system.{slot}' '+system.{slot}={{_target_: ...}}' on the command line, "
+            f"overrides.<system>.{slot}={{_target_: ...}} in compare, or a system file that does not inherit the "
+            f"slot (docs/configs.md, \"A policy of another class\")")
 
 
 def _warn_unused_replicas(bundle: Bundle) -> None:

@@ -262,9 +262,12 @@ def _check_overrides(command: str, overrides: list[str], multirun: bool):
             raise UserError(f"bad override: {first}{extra}") from None
     from warmsim.experiments.systems import check_system_keys, is_mechanism_key
     check_system_keys(command, cfg, first_job)
+    deleted = {o.key_or_group for o in parsed if o.is_delete()}
     for a, key in adds:
         if OmegaConf.select(base, key, default=None) is not None:
             continue  # ++key on an existing key: a plain override
+        if key in deleted:
+            continue  # `~key +key={...}`: the whole slot replaced (a policy of another class, docs/configs.md)
         parent = key.rsplit(".", 1)[0] if "." in key else ""
         node = OmegaConf.select(base, parent, default=None) if parent else None
         if node is not None and OmegaConf.is_dict(node) and "_target_" in node:

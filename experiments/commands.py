@@ -36,10 +36,19 @@ def _echo(text: str) -> None:
     print(text, flush=True)
 
 
+def _echo_config_dirs() -> None:
+    """Name the user config directories the run reads (their YAML and Python run as part of it)."""
+    from warmsim.experiments.confpath import user_dirs
+    dirs = user_dirs()
+    if dirs:
+        print(f"config dirs: {', '.join(str(d) for d in dirs)} (trusted like a script: docs/configs.md)", flush=True)
+
+
 def compare(cfg, outdir: Path) -> None:
     """Run every system in ``cfg.systems`` on one workload; print the table; write the run directory."""
     from warmsim.calibrate.profiles import external_note_of
     from warmsim.experiments.api import simulate
+    _echo_config_dirs()
     res = simulate(cfg, None, outdir, echo=_echo)
     cost = res.summary["profile"].iloc[0]
     measured = bool(res.summary["profile_measured"].iloc[0])
@@ -54,6 +63,7 @@ def compare(cfg, outdir: Path) -> None:
 def run_one(cfg, outdir: Path) -> None:
     """Run ``cfg.system`` alone (with ``overrides.<its name>``)."""
     from warmsim.experiments.api import simulate
+    _echo_config_dirs()
     res = simulate(cfg, [cfg.system.get("name")], outdir, echo=_echo, strict=False)
     print(res.table())
     print(f"\nresults: {outdir}")
