@@ -351,6 +351,9 @@ def check_config(cfg) -> None:
     for k, knob in TOP.items():
         if k in c:
             knob.check(k, c[k])
+    if not isinstance(c.get("system"), Mapping):
+        raise UserError(f"config key system: got {c.get('system')!r}; allowed: a system config (a mapping with name, "
+                        "router, autoscaler, ...; experiments/conf/system/)")
     if "systems" in c:
         from warmsim.experiments.confpath import group_choices
         check_systems(c["systems"], group_choices("system"))
