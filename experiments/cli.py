@@ -64,6 +64,9 @@ _OPTION_VALUES = {"--cfg": ("job", "hydra", "all"), "-c": ("job", "hydra", "all"
                   "--info": tuple(sorted(_INFO_VALUES)), "-i": tuple(sorted(_INFO_VALUES))}
 #: A failed sweep job's record in its directory: {"status": 2 or 1, "error": one line, "overrides": [...]}.
 FAILED = "FAILED.json"
+#: Written into a sweep job's directory when its complete results were kept (the job skipped): the
+#: progress line counts it as done.
+SKIPPED = ".warmsim-skipped"
 
 #: The run directory being produced, named when the run is interrupted.
 _current: dict[str, Path | None] = {"outdir": None}
@@ -379,7 +382,7 @@ def _sweep_progress(out: Path) -> None:
     root = out.parent
     done = 0
     for d in root.iterdir():
-        for mark in (d / MARKER, d / FAILED):
+        for mark in (d / MARKER, d / FAILED, d / SKIPPED):
             try:
                 if mark.stat().st_mtime >= started - 1:
                     done += 1
@@ -417,6 +420,10 @@ def _sweep_job_body(command: str, cfg, out: Path, hc, swept=frozenset()) -> None
     conf = out / "config.yaml"
     if resolved is not None and run_state(out) == "complete" and conf.is_file() and conf.read_text() == resolved:
         print(f"warmsim: {label}: complete results in {out}, skipped")
+        try:  # counted as done by this sweep's progress line
+            (out / SKIPPED).write_text(f"{time.time()}\n")
+        except OSError:
+            pass
         return
     (out / FAILED).unlink(missing_ok=True)
     try:

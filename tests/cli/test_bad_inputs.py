@@ -6,11 +6,11 @@ Every case fails before a simulation starts, so each costs one process start (ab
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from tests.exe import warmsim_exe
 
 TINY = ["cluster=tiny", "models=tiny1", "workload=synthetic", "workload.duration_s=60", "workload.total_rate=1",
         "workload.tokens_from=null", "workload.prompt_tokens=200", "workload.output_tokens=20"]
@@ -19,8 +19,7 @@ SHIPPED = Path(__file__).resolve().parents[2] / "calibrate" / "profiles" / "h100
 
 
 def warmsim(*args, cwd):
-    exe = shutil.which("warmsim")
-    assert exe, "the warmsim console script is not installed (pip install .)"
+    exe = warmsim_exe()
     return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 

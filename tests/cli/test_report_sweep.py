@@ -4,7 +4,6 @@ CI over seeds per metric and system; ``--html`` one self-contained page."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -12,13 +11,14 @@ import pandas as pd
 import pytest
 
 from warmsim.experiments.report import aggregate
+from tests.exe import warmsim_exe
 
 TINY = ["cluster=tiny", "models=tiny1", "workload=synthetic", "workload.duration_s=120",
         "workload.tokens_from=null", "workload.prompt_tokens=200", "workload.output_tokens=20"]
 
 
 def warmsim(*args, cwd):
-    return subprocess.run([shutil.which("warmsim"), *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run([warmsim_exe(), *args], cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
 def test_aggregate_takes_the_mean_and_a_student_t_interval_over_seeds():

@@ -4,7 +4,6 @@ node, instance and replica lifecycles, evictions, and counter tracks; the memory
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections import defaultdict
 
@@ -13,6 +12,7 @@ import pytest
 
 from warmsim.experiments.timeline import trace_events
 from tests.figures import synthetic
+from tests.exe import warmsim_exe
 
 PHASES = {"M", "X", "i", "C"}
 
@@ -61,7 +61,7 @@ def test_trace_events_of_a_synthetic_timeline():
 
 
 def test_the_default_compare_timeline_is_valid_trace_event_json(tmp_path):
-    exe = shutil.which("warmsim")
+    exe = warmsim_exe()
     run = tmp_path / "run"
     p = subprocess.run([exe, "compare", f"hydra.run.dir={run}"], cwd=tmp_path, capture_output=True, text=True,
                        timeout=600)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from tests.exe import warmsim_exe
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "extending.md"
 
@@ -37,8 +37,7 @@ def files_and_command(sec: str) -> tuple[dict[str, str], list[str]]:
 
 
 def warmsim(*args, cwd):
-    exe = shutil.which("warmsim")
-    assert exe, "the warmsim console script is not on PATH (pip install .)"
+    exe = warmsim_exe()
     return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
