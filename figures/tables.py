@@ -60,12 +60,17 @@ def _num(x, default=float("nan")) -> float:
         return default
 
 
+#: summary.csv columns every figure set reads (checked when a run is found: a folder without them is one
+#: line naming the file and the column, not a figure that fails halfway).
+FIGURE_COLUMNS = ("system", "model", "ttft_p99_s", "slo_attainment")
+
+
 def read_run(path: Path) -> Run:
     """The :class:`Run` of directory ``path`` (must hold ``summary.csv``)."""
     path = Path(path)
     cfg = read_config(path)
     wl = cfg.get("workload") or {}
-    systems = list(dict.fromkeys(read_summary(path / "summary.csv", ["system"])["system"]))  # readable, has systems
+    systems = list(dict.fromkeys(read_summary(path / "summary.csv", FIGURE_COLUMNS)["system"]))  # checked up front
     metrics = cfg.get("metrics") or {}
     return Run(path=path, systems=systems, workload=f"{wl.get('kind', '?')}:{wl.get('trace', '')}",
                rps=_num(wl.get("rps")), duration_s=_num(wl.get("duration_s")), seed=int(_num(cfg.get("seed"), 0)),
