@@ -42,6 +42,12 @@ SYSTEM_KNOBS: dict[str, Knob] = {
 }
 #: The policy slots of a system config, in build order (each null or a node with ``_target_``).
 POLICY_SLOTS = ("router", "autoscaler", "activator", "placer", "kv_policy", "sharing", "initial", "predictor")
+#: What the simulator uses of each policy slot (the Protocols of policies/base.py).
+SLOT_API: dict[str, tuple[str, ...]] = {
+    "router": ("route",), "autoscaler": ("decide", "period_s"), "activator": ("choose",),
+    "placer": ("plan", "period_s"), "kv_policy": ("step", "period_s"), "sharing": ("factor",),
+    "initial": ("place",), "predictor": ("predict", "observe", "window_s"),
+}
 SIZING_KNOBS: dict[str, Knob] = {
     "per_instance": count("in-flight requests one static instance is sized for"),
     "headroom": positive("margin over the estimated peak", 100),
@@ -269,6 +275,12 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
             raise UserError(f"system {name}: {' '.join(str(cause).split())}") from None
         hint = _slot_hint(scfg, str(cause))
         raise UserError(f"system {name}: cannot build its policies: {' '.join(str(cause).split())}{hint}") from None
+    for key, obj in parts.items():  # what the simulator calls on each (policies/base.py), before it runs
+        missing = [a for a in SLOT_API[key] if obj is not None and not hasattr(obj, a)]
+        if missing:
+            raise UserError(f"system {name}: config key {key}: {type(obj).__name__} (from "
+                            f"{scfg[key].get('_target_')}) has no {', '.join(missing)}; a {key} needs "
+                            f"{', '.join(SLOT_API[key])} (policies/base.py, docs/extending.md)")
     if parts["sharing"] is None:
         parts["sharing"] = ShareByInverse()
     ctx = RunContext(models, cost, parts["sharing"])

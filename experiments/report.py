@@ -223,6 +223,9 @@ def collect(dirs: list[Path], note=None) -> pd.DataFrame:
                      "failed or still running)")
                 continue
             s = read_summary(f)
+            if override_items(f.parent) is None:  # the runs are told apart by their overrides: they must be read
+                raise UserError(f"{f.parent / '.hydra' / 'overrides.yaml'}: not a readable list of overrides (the "
+                                "report groups runs by them)")
             s.insert(0, "overrides", _overrides(f.parent))
             s.insert(0, "run", str(f.parent))
             frames.append(s)

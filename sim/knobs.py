@@ -43,8 +43,9 @@ class Knob:
     """One config value: its type, bounds and meaning.
 
     ``kind``: ``int``, ``float``, ``bool``, ``str``, ``choice`` (one of ``choices``), ``floats`` (a
-    list of numbers within the bounds), ``strs`` (a non-empty list of strings) or ``mapping`` (its
-    entries checked by the group's own code)."""
+    list of numbers within the bounds), ``pairs`` (a table of ``[number, number]`` rows, each number at
+    least ``lo``), ``strs`` (a non-empty list of strings) or ``mapping`` (its entries checked by the
+    group's own code)."""
 
     kind: str
     lo: float | None = None
@@ -75,6 +76,8 @@ class Knob:
             what = "a non-empty list of names"
         elif self.kind == "mapping":
             what = "a mapping"
+        elif self.kind == "pairs":
+            what = "a non-empty list of [number, number] pairs" + ("" if self.lo is None else f", each >= {fmt(self.lo)}")
         else:
             what = "a non-empty string"
         return ("null or " if self.null else "") + what
@@ -134,6 +137,14 @@ class Knob:
                 raise self._fail(key, v)
         elif self.kind == "mapping":
             if not isinstance(v, Mapping):
+                raise self._fail(key, v)
+        elif self.kind == "pairs":
+            ok = isinstance(v, Sequence) and not isinstance(v, (str, bytes)) and len(v) > 0
+            for row in v if ok else ():
+                ok = ok and isinstance(row, Sequence) and not isinstance(row, (str, bytes)) and len(row) == 2 and all(
+                    not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x)
+                    and (self.lo is None or x >= self.lo) for x in row)
+            if not ok:
                 raise self._fail(key, v)
         elif not isinstance(v, str) or not v:
             raise self._fail(key, v)

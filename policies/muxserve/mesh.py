@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Mapping, Protocol, Sequence
 from warmsim.policies.types import Activate, Snapshot
 from warmsim.sim.errors import UserError
 from warmsim.sim.models import CHUNK_BYTES, align_up
-from warmsim.sim.knobs import MAX_TOKENS, bounded, count, nonneg
+from warmsim.sim.knobs import MAX_TOKENS, Knob, bounded, count, nonneg
 
 if TYPE_CHECKING:
     from warmsim.policies.base import SharingModel
@@ -112,7 +112,11 @@ class _Mesh:
 
 
 @dataclass(frozen=True)
-@bounded(max_gpus=count("GPUs of node 0 the engines may use (the artifact raises above 8)", 8),
+@bounded(kv_bytes_per_token=Knob("mapping", null=True, help="model -> KV bytes per token; null = the model's"),
+         decode_mps_levels=Knob("floats", 0, 100, lo_open=True, help="decode MPS percentages tried"),
+         prefill_mps=Knob("pairs", 0, help="(model size bound in B params, prefill MPS percent) rows"),
+         sched_overhead_s=Knob("pairs", 0, help="(model size bound in B params, scheduling seconds) rows"),
+         max_gpus=count("GPUs of node 0 the engines may use (the artifact raises above 8)", 8),
          avg_prompt_len=count("prompt length of MuxServe's estimator", MAX_TOKENS),
          avg_output_len=count("output length of MuxServe's estimator", MAX_TOKENS),
          max_batch=count("largest batch of MuxServe's estimator"),
@@ -157,11 +161,6 @@ class MuxServeMeshPlacer:
     slack_rel: float = 0.1
     #: KV tokens every engine must hold at least [I]: one sequence at the max model length (2048).
     min_kv_tokens: int = 2048
-
-    def __post_init__(self) -> None:
-        if not self.decode_mps_levels or any(not 0 < p <= 100 for p in self.decode_mps_levels):
-            raise UserError(f"muxserve: decode_mps_levels must be percentages in (0, 100], got "
-                            f"{list(self.decode_mps_levels)}")
 
     def with_context(self, ctx) -> "MuxServeMeshPlacer":
         """This placer estimating from the run's costs and sharing model (:class:`RunContext`)."""

@@ -93,7 +93,8 @@ class MuxPlan:
 
 
 @dataclass(frozen=True)
-@bounded(min_share=Knob("float", 0, 1, lo_open=True, help="smallest compute share an engine gets"),
+@bounded(kv_bytes_per_token=Knob("mapping", null=True, help="model -> KV bytes per token; null = the model's"),
+         min_share=Knob("float", 0, 1, lo_open=True, help="smallest compute share an engine gets"),
          min_kv_tokens=count("KV tokens each engine must hold", MAX_TOKENS, lo=0),
          kv_split=choice("how KV memory is split between engines", *KV_SPLITS),
          reserve_bytes_per_engine=nonneg("bytes each engine keeps beyond weights and KV", 1e15),

@@ -14,7 +14,7 @@ from typing import ClassVar, Mapping
 
 from warmsim.policies.types import Activate, Snapshot
 from warmsim.sim.errors import UserError
-from warmsim.sim.knobs import bounded, flag, positive
+from warmsim.sim.knobs import Knob, bounded, flag, positive
 
 #: Tiers a ServerlessLLM load can come from, fastest first, as ``sim.cost.SOURCES`` names them.
 HOST, SSD, REMOTE = "host_pinned", "ssd", "remote"
@@ -30,7 +30,8 @@ class LoadEstimate:
 
 
 @dataclass(frozen=True)
-@bounded(assumed_pcie_bw=positive("host->GPU bytes/s the estimate assumes", 1e15),
+@bounded(ssd_checkpoints=Knob("mapping", null=True, help="node -> checkpoints on its SSD; null = all on every node"),
+         assumed_pcie_bw=positive("host->GPU bytes/s the estimate assumes", 1e15),
          disk_bw=positive("SSD->GPU bytes/s the estimate assumes; null = the link's", 1e15, null=True),
          remote_bw=positive("remote-download bytes/s; null = the NIC's", 1e15, null=True),
          host_cache_enabled=flag("whether the pinned host-memory cache counts"),
