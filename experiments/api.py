@@ -34,7 +34,8 @@ class Run:
 
     ``summary``: one row per (system, model) plus ``ALL`` (the summary.csv contract);
     ``requests``: one row per request; ``timeline``: lifecycle and memory events (docs/timeline.md);
-    ``predictions``: per model and window, predicted and observed load; ``config``: the resolved config;
+    ``predictions``: per model and window, predicted and observed load; ``faults``: each fault and what it
+    took (``faults.csv``); ``config``: the resolved config;
     ``systems``: each system's resolved config; ``notes``: what the workload builder changed."""
 
     summary: pd.DataFrame
@@ -72,6 +73,15 @@ class Run:
     @property
     def predictions(self) -> pd.DataFrame:
         return self._table("predictions", "predictions.csv")
+
+    @property
+    def faults(self) -> pd.DataFrame:
+        """One row per fault and system (``faults.csv``): time, the fault, instances and replicas lost,
+        requests retried and dropped; empty (same columns) for a run without faults."""
+        from warmsim.sim.faults import FAULT_COLUMNS
+        if self.dir is None or not (self.dir / "faults.csv").is_file():
+            return pd.DataFrame(columns=list(FAULT_COLUMNS))
+        return self._table("faults", "faults.csv")
 
     @property
     def overall(self) -> pd.DataFrame:
@@ -129,13 +139,16 @@ def simulate(cfg, systems: list[str] | None, outdir: Path, *, echo=None, strict:
     from warmsim.experiments.systems import resolve
     from warmsim.experiments.validate import check_config
 
+    from warmsim.experiments.builder import check_system
     check_config(cfg)
     scfgs = resolve(cfg, systems, strict=systems is None if strict is None else strict)
+    for scfg in scfgs:  # every system's keys, mechanisms and policy arguments, before anything is written
+        check_system(scfg, str(scfg.get("name", "?")))
     outdir = Path(outdir)
-    begin_run(outdir)
     notes: list[str] = []
     with collected_warnings(notes):
-        setup = build_setup(cfg)
+        setup = build_setup(cfg)  # bad input found here leaves no INCOMPLETE marker: nothing has started
+        begin_run(outdir)
         if echo is not None:
             echo("\n".join(workload_lines(setup)))
         results = [run_system(setup, s, cfg) for s in scfgs]

@@ -41,8 +41,10 @@ import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
-from warmsim.sim.errors import UserArgumentParser
+from warmsim.sim.errors import UserArgumentParser, UserError, writable_dir
+from warmsim.sim.knobs import Knob
 
 # Scale scenario: one hour of ServeGen's language clients on 64 models; prompts/outputs capped as in
 # WarmServe's recipe so that every request fits the 2048-token Llama-2 context.
@@ -291,21 +293,26 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--tracemalloc", action="store_true", help="one extra traced run per pair: Python-heap peak")
     ap.add_argument("--no-traces", action="store_true", help="skip the trace-loader timings")
     args = ap.parse_args(argv)
-    if args.repeat is not None and args.repeat < 1:
-        print("warmsim: error: --repeat must be >= 1", file=sys.stderr)
-        return 2
-    if args.scale_rate <= 0 or args.scale_hours <= 0 or args.day_rate <= 0 or args.day_hours <= 0:
-        print("warmsim: error: --scale-rate, --scale-hours, --day-rate and --day-hours must be > 0", file=sys.stderr)
-        return 2
+    if args.repeat is not None:
+        Knob("int", 1, 1000, help="runs per pair").check("--repeat", args.repeat, label="")
+    for flag_, v, hi in (("--scale-rate", args.scale_rate, 1e6), ("--scale-hours", args.scale_hours, 24 * 366),
+                         ("--day-rate", args.day_rate, 1e6), ("--day-hours", args.day_hours, 24 * 366)):
+        Knob("float", 0, hi, lo_open=True).check(flag_, v, label="")
+    from warmsim.experiments.confpath import group_choices
+    known_systems = group_choices("system")
+    for x in args.day_systems.split(","):
+        if x.strip() and x.strip() not in known_systems:
+            raise UserError(f"--day-systems: unknown system '{x.strip()}' (known: {', '.join(known_systems)})")
+    if args.out:
+        writable_dir(Path(args.out).absolute().parent, f"--out {args.out}")
     repeat = args.repeat or (1 if args.quick else 3)
     only = None if args.only is None else {s.strip() for s in args.only.split(",") if s.strip()}
     base = scenarios(args.quick, args.scale_rate, args.scale_hours * 3600.0)
     known = {s.name for s in base}
     known |= {"scale512", "day512", "scaling", "traces"}
     if only is not None and (not only or only - known):
-        print(f"warmsim: error: --only {args.only}: unknown scenario(s) {', '.join(sorted(only - known)) or '(none given)'} "
-              f"(known: {', '.join(sorted(known))})", file=sys.stderr)
-        return 2
+        raise UserError(f"--only {args.only}: unknown scenario(s) {', '.join(sorted(only - known)) or '(none given)'} "
+                        f"(known: {', '.join(sorted(known))})")
     todo = [s for s in base
             if only is None or s.name in only or (s.name.startswith("scale512") and "scale512" in only)]
     if only is not None and "day512" in only:

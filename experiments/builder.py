@@ -10,12 +10,13 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from warmsim.policies.bundle import Bundle, ShareByInverse
+from warmsim.policies.bundle import MECHANISM_KNOBS, Bundle, ShareByInverse
 from warmsim.policies.context import RunContext
 from warmsim.sim.cluster import GIB, ClusterSpec
 from warmsim.sim.cost import ScaledCost, ConstantCostModel, CostModel, DecodeCoeffs, Interference
 from warmsim.sim.engine import EngineSpec
 from warmsim.sim.errors import UserError
+from warmsim.sim.knobs import Knob, check_args, count, flag, nonneg, positive, text
 from warmsim.sim.mechanisms import MECHANISMS as _EXTRAS, check_knobs  # mechanisms.<name>: {knobs} (sim/mechanisms)
 from warmsim.sim.memswitch import MEMSWITCHES
 from warmsim.sim.models import ServedModel
@@ -27,10 +28,31 @@ from warmsim.experiments import validate
 from warmsim.experiments.confpath import CONF_DIR, group_choices, model_shape  # noqa: F401 (CONF_DIR, group_choices: re-exported)
 from warmsim.experiments.validate import check_tp
 
-MECHANISMS = {"device_prewarm", "engine_prewarm", "comm_prewarm", "profile_run", "kv_prewarm", "overlap_load",
-              "ready_poll_s", "prefetch", "memswitch", "keep_weights_on_stop", "evict_on_activate", "scale_on_miss",
-              "prewarm_source", *_EXTRAS}
-_BOOL_MECHANISMS = MECHANISMS - {"ready_poll_s", "memswitch", "prewarm_source", *_EXTRAS}
+#: The ``mechanisms:`` keys (the Bundle's non-policy fields, :data:`warmsim.policies.bundle.MECHANISM_KNOBS`).
+MECHANISMS = frozenset(MECHANISM_KNOBS) | frozenset(_EXTRAS)  # + the serving mechanisms (sim/mechanisms)
+#: A system config's own keys besides its policies (``POLICY_SLOTS``) and ``mechanisms``.
+SYSTEM_KNOBS: dict[str, Knob] = {
+    "name": text("the system's name"),
+    "visible_nodes": count("nodes the system may use (the first ones); null = all", 65536, null=True),
+    "host_cache_gib": nonneg("the system's host-memory checkpoint cache per node in GiB; null = every checkpoint",
+                             1e7, null=True),
+    "host_cache_preload": flag("the host cache starts filled"),
+    "needs_node_pending": flag("the activator reads each node's queued load bytes"),
+    "sizing": Knob("mapping", help="static sizing: per_instance, headroom"),
+    "mechanisms": Knob("mapping", null=True, help="mechanism flags (policies/bundle.py MECHANISM_KNOBS)"),
+}
+#: The policy slots of a system config, in build order (each null or a node with ``_target_``).
+POLICY_SLOTS = ("router", "autoscaler", "activator", "placer", "kv_policy", "sharing", "initial", "predictor")
+#: What the simulator uses of each policy slot (the Protocols of policies/base.py).
+SLOT_API: dict[str, tuple[str, ...]] = {
+    "router": ("route",), "autoscaler": ("decide", "period_s"), "activator": ("choose",),
+    "placer": ("plan", "period_s"), "kv_policy": ("step", "period_s"), "sharing": ("factor",),
+    "initial": ("place",), "predictor": ("predict", "observe", "window_s"),
+}
+SIZING_KNOBS: dict[str, Knob] = {
+    "per_instance": count("in-flight requests one static instance is sized for"),
+    "headroom": positive("margin over the estimated peak", 100),
+}
 
 
 def _plain(node) -> Any:
@@ -142,6 +164,9 @@ def build_workload(cfg, models: dict[str, ServedModel]):
     from warmsim.traces.builders import build_workload as build
     wl = build(_plain(cfg.workload), list(models), int(cfg.seed))
     wl.validate()
+    if len(wl) == 0:
+        raise UserError(f"config key workload: the workload holds no request ({wl.meta.get('kind', '?')}, "
+                        f"{wl.duration_s:g} s); a longer workload.duration_s or a higher rate gives it some")
     return wl
 
 
@@ -156,29 +181,85 @@ def system_config(name: str) -> DictConfig:
     return compose([f"system={name}"]).system
 
 
+def _policy_class(node):
+    """The class a policy node's ``_target_`` names, or None (instantiate then reports the problem).
+    Quiet: hydra's ``get_class`` would log its own error first."""
+    import importlib
+    parts = str(node.get("_target_", "")).split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except Exception:  # noqa: BLE001 - not a module at this depth (or a broken one: instantiate says)
+            continue
+        try:
+            for name in parts[i:]:
+                obj = getattr(obj, name)
+        except AttributeError:
+            return None
+        return obj if isinstance(obj, type) else None
+    return None
+
+
+def check_system(scfg, name: str) -> None:
+    """A system config's own keys, its mechanism flags and its policies' arguments, each against its
+    knob (``SYSTEM_KNOBS``, :data:`MECHANISM_KNOBS`, the policy classes' ``KNOBS``): a UserError
+    naming ``system <name>: config key <key>`` before anything is built."""
+    from warmsim.experiments.confpath import add_import_paths
+    add_import_paths()  # own policies by import path: modules in a user config directory
+    known = set(SYSTEM_KNOBS) | set(POLICY_SLOTS)
+    for key in scfg:
+        if key not in known:
+            raise UserError(f"system {name}: unknown key '{key}' (known: {', '.join(sorted(known))})")
+    try:
+        for key, knob in SYSTEM_KNOBS.items():
+            if key in scfg:
+                knob.check(key, _plain(scfg.get(key)))
+        mech = _plain(scfg.get("mechanisms")) or {}
+        for key, v in mech.items():
+            if key in _EXTRAS:  # a serving mechanism's knobs: checked by sim/mechanisms check_knobs
+                continue
+            if key not in MECHANISM_KNOBS:
+                raise UserError(f"config key mechanisms.{key}: unknown mechanism (known: {', '.join(MECHANISM_KNOBS)}: "
+                                "the fields of policies/bundle.py Bundle)")
+            MECHANISM_KNOBS[key].check(f"mechanisms.{key}", v)
+        sizing = _plain(scfg.get("sizing")) or {}
+        for key, v in sizing.items():
+            if key not in SIZING_KNOBS:
+                raise UserError(f"config key sizing.{key}: unknown (known: {', '.join(SIZING_KNOBS)})")
+            SIZING_KNOBS[key].check(f"sizing.{key}", v)
+        for key in POLICY_SLOTS:
+            node = scfg.get(key)
+            if node is None:
+                continue
+            if not OmegaConf.is_dict(node) or "_target_" not in node:
+                raise UserError(f"config key {key}: got {_plain(node)!r}; allowed: null or a policy "
+                                "(a mapping with _target_, docs/extending.md)")
+            cls = _policy_class(node)
+            if cls is not None:
+                check_args(cls, {k: v for k, v in _plain(node).items() if k != "_target_"}, key)
+    except UserError as e:
+        raise UserError(f"system {name}: {e}") from None
+
+
 def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, cfg) -> Bundle:
     """Instantiate a system's policies; fill the parts that depend on the workload."""
     scfg = OmegaConf.create(_plain(scfg))
+    if not OmegaConf.is_dict(scfg):
+        raise UserError(f"system config: got {_plain(scfg)!r}; allowed: a mapping with name, router, ... "
+                        "(experiments/conf/system/)")
     name = str(scfg.get("name", "?"))
+    check_system(scfg, name)
     mech = _plain(scfg.get("mechanisms")) or {}
-    unknown = set(mech) - MECHANISMS
-    if unknown:
-        raise UserError(f"system {name}: unknown mechanisms key(s) {sorted(unknown)} (known: {sorted(MECHANISMS)})")
-    for key, v in mech.items():
-        if key in _BOOL_MECHANISMS and not isinstance(v, bool):
-            raise UserError(f"system {name}: mechanisms.{key} must be true or false, got {v!r}")
-    poll = mech.get("ready_poll_s", 0.0)
-    if isinstance(poll, bool) or not isinstance(poll, (int, float)) or not 0 <= poll <= 60:
-        raise UserError(f"system {name}: mechanisms.ready_poll_s must be a number of seconds from 0 to 60, "
-                        f"got {poll!r}")
     parts = {}
     try:
-        for key in ("router", "autoscaler", "activator", "placer", "kv_policy", "sharing"):
+        for key in POLICY_SLOTS[:-2]:  # initial and predictor need the workload: below
             node = scfg.get(key)
             parts[key] = None if node is None else instantiate(node)
         init = scfg.get("initial")
         if init is not None and init.get("instances") == "auto":
             from warmsim.policies.static import size_for_peak
+            if "per_instance" not in (scfg.get("sizing") or {}):
+                raise UserError(f"system {name}: initial.instances auto needs sizing.per_instance")
             per = int(scfg.sizing.per_instance)
             peaks = peak_inflight(workload, models, cost, int(cfg.sim.service_estimate_batch))
             counts = size_for_peak(peaks, {m: s.tp for m, s in models.items()}, per, cluster.n_gpus,
@@ -197,7 +278,16 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
         cause = e
         while cause.__cause__ is not None:
             cause = cause.__cause__
-        raise UserError(f"system {name}: cannot build its policies: {' '.join(str(cause).split())}") from None
+        if isinstance(cause, UserError):  # a policy's own check (e.g. two knobs that disagree)
+            raise UserError(f"system {name}: {' '.join(str(cause).split())}") from None
+        hint = _slot_hint(scfg, str(cause))
+        raise UserError(f"system {name}: cannot build its policies: {' '.join(str(cause).split())}{hint}") from None
+    for key, obj in parts.items():  # what the simulator calls on each (policies/base.py), before it runs
+        missing = [a for a in SLOT_API[key] if obj is not None and not hasattr(obj, a)]
+        if missing:
+            raise UserError(f"system {name}: config key {key}: {type(obj).__name__} (from "
+                            f"{scfg[key].get('_target_')}) has no {', '.join(missing)}; a {key} needs "
+                            f"{', '.join(SLOT_API[key])} (policies/base.py, docs/extending.md)")
     if parts["sharing"] is None:
         parts["sharing"] = ShareByInverse()
     shares = workload.meta.get("shares")
@@ -215,7 +305,38 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
     if bundle.memswitch not in MEMSWITCHES:  # the mechanisms' table, sim/memswitch/
         raise UserError(f"system {name}: mechanisms.memswitch must be {' or '.join(MEMSWITCHES)}")
     bundle.meta["needs_node_pending"] = bool(scfg.get("needs_node_pending", False))
+    _warn_unused_replicas(bundle)
     return bundle
+
+
+def _slot_hint(scfg, message: str) -> str:
+    """For ``unexpected keyword argument`` (a slot's class swapped by an overlay or override that kept
+    the old class's arguments): how to give the whole slot."""
+    if "unexpected keyword argument" not in message:
+        return ""
+    slot = next((k for k in POLICY_SLOTS if OmegaConf.is_dict(scfg.get(k)) and
+                 str(scfg[k].get("_target_", "")).rsplit(".", 1)[-1] + ".__init__" in message), "<slot>")
+    return (f"; a policy of another class in {slot} needs the whole slot, not a merge into the old one (which keeps the old "
+            f"class's arguments): '~system.{slot}' '+system.{slot}={{_target_: ...}}' on the command line, "
+            f"overrides.<system>.{slot}={{_target_: ...}} in compare, or a system file that does not inherit the "
+            f"slot (docs/configs.md, \"A policy of another class\")")
+
+
+def _warn_unused_replicas(bundle: Bundle) -> None:
+    """A placer that prewarms replicas next to an activator that never takes one over: every replica
+    is wasted (0 prewarm hits). Warned at build time; an activator says it adopts replicas with a
+    class attribute ``adopts_replicas = True`` (docs/extending.md)."""
+    if bundle.placer is None or bundle.activator is None or getattr(bundle.activator, "adopts_replicas", False):
+        return
+    import warnings
+
+    from warmsim.sim.errors import SetupWarning
+    declared = hasattr(bundle.activator, "adopts_replicas")
+    warnings.warn(SetupWarning(
+        f"system {bundle.name}: placer {type(bundle.placer).__name__} prewarms replicas but activator "
+        f"{type(bundle.activator).__name__} {'never takes one over' if declared else 'does not say it takes them over'}"
+        " (adopts_replicas): expect 0 prewarm hits; use an activator that returns Activate(replica=...), e.g. "
+        "WarmServeActivator (docs/extending.md, \"Write a prewarmer\")"), stacklevel=2)
 
 
 def system_cluster(scfg, cluster: ClusterSpec) -> ClusterSpec:

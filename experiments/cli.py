@@ -1,7 +1,9 @@
 """The ``warmsim`` command: compare, run, trace, calibrate, estimate, bench, figures.
 
 Exit status: 0 success; 2 bad input or configuration (one line naming the file, row or key);
-1 an internal error; 130 interrupted (SIGINT), 143 terminated (SIGTERM): 128 + the signal number.
+1 an internal error (one line; the traceback goes to a file it names); 130 interrupted (SIGINT),
+143 terminated (SIGTERM), 141 stdout closed early (e.g. ``warmsim --help | head -1``): 128 + the
+signal number. No command prints a Python traceback to the terminal (:func:`main`'s guard).
 """
 
 from __future__ import annotations
@@ -57,8 +59,14 @@ HYDRA_OPTIONS = {"-m": False, "--multirun": False, "-h": False, "--help": False,
 #: Options after which hydra prints and exits without running anything.
 _INFO_OPTIONS = {"-h", "--help", "--hydra-help", "--version", "--cfg", "-c", "--info", "-i"}
 _INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+#: Values hydra's options accept (hydra's own parser would print its usage text and exit 1).
+_OPTION_VALUES = {"--cfg": ("job", "hydra", "all"), "-c": ("job", "hydra", "all"),
+                  "--info": tuple(sorted(_INFO_VALUES)), "-i": tuple(sorted(_INFO_VALUES))}
 #: A failed sweep job's record in its directory: {"status": 2 or 1, "error": one line, "overrides": [...]}.
 FAILED = "FAILED.json"
+#: Written into a sweep job's directory when its complete results were kept (the job skipped): the
+#: progress line counts it as done.
+SKIPPED = ".warmsim-skipped"
 
 #: The run directory being produced, named when the run is interrupted.
 _current: dict[str, Path | None] = {"outdir": None}
@@ -77,8 +85,62 @@ def _on_signal(signum, _frame):
 
 
 def _fail(msg: str) -> int:
-    print(f"warmsim: error: {msg}", file=sys.stderr)
+    print(f"warmsim: error: {' '.join(str(msg).split())}", file=sys.stderr)
     return 2
+
+
+def config_error(e: BaseException) -> str | None:
+    """One line for an error of the config machinery (an OmegaConf interpolation or key error, a
+    hydra composition error, a YAML syntax error in a config file), naming the key or file; None
+    for any other exception."""
+    import yaml
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+    cause = e
+    while isinstance(cause, HydraException) and cause.__cause__ is not None:
+        cause = cause.__cause__  # hydra wraps the YAML or OmegaConf error it met
+    if isinstance(cause, yaml.YAMLError):
+        mark = getattr(cause, "problem_mark", None)
+        where = f"{mark.name}:{mark.line + 1}: " if mark is not None else ""
+        what = getattr(cause, "problem", None) or str(cause).splitlines()[0]
+        return f"{where}not valid YAML ({what})"
+    if isinstance(cause, OmegaConfBaseException):
+        key = getattr(cause, "full_key", None)
+        msg = (str(getattr(cause, "msg", None) or cause).strip().splitlines() or [type(cause).__name__])[0]
+        return (f"config key {key}: " if key else "config: ") + " ".join(msg.split())
+    if isinstance(e, HydraException):
+        lines = [x.strip() for x in str(e).strip().splitlines() if x.strip()]
+        return "bad config: " + (lines[0] if lines else type(e).__name__)
+    return None
+
+
+def internal_error(e: BaseException) -> int:
+    """An internal error (a bug): one line naming it and a file holding the traceback; status 1."""
+    import tempfile
+    text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    where = ""
+    try:
+        fd, path = tempfile.mkstemp(prefix="warmsim-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w") as f:
+            f.write(" ".join(sys.argv) + "\n\n" + text)
+        where = f"; traceback in {path}"
+    except OSError:
+        pass
+    print(f"warmsim: internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]} "
+          f"(a bug in warmsim, please report it{where})", file=sys.stderr)
+    return 1
+
+
+def _exit_status(e: BaseException) -> int:
+    """The exit status of an exception that reached the top: bad input (2, one line) or internal (1)."""
+    if isinstance(e, UserError):
+        return _fail(str(e))
+    line = config_error(e)
+    if line is not None:
+        return _fail(line)
+    if isinstance(e, OSError) and getattr(e, "filename", None):
+        return _fail(f"{e.filename}: {e.strerror or e}")
+    return internal_error(e)
 
 
 #: Options that name a user config directory (experiments/confpath.py); warmsim handles them itself.
@@ -129,10 +191,17 @@ def _split(command: str, argv: list[str]) -> tuple[list[str], list[str]]:
                 raise UserError(f"warmsim {command}: unknown option '{a}' (see warmsim {command} --help)")
             opts.append(a)
             takes = HYDRA_OPTIONS[name]
+            value = a.split("=", 1)[1] if "=" in a else None
             if "=" not in a and i + 1 < len(argv) and (
                     takes is True or (takes is None and argv[i + 1] in _INFO_VALUES)):
-                opts.append(argv[i + 1])
+                value = argv[i + 1]
+                opts.append(value)
                 i += 1
+            if takes is True and value is None:
+                raise UserError(f"warmsim {command}: option {name} needs a value (see warmsim {command} --help)")
+            allowed = _OPTION_VALUES.get(name)
+            if allowed and value is not None and value not in allowed:
+                raise UserError(f"warmsim {command}: {name} {value}: allowed: {', '.join(allowed)}")
         else:
             overrides.append(a)
         i += 1
@@ -157,7 +226,7 @@ def _check_overrides(command: str, overrides: list[str], multirun: bool):
     except (HydraException, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"bad override: {first}") from None
-    first_job, adds, swept = [], [], set()
+    first_job, adds, swept, hydra_items = [], [], set(), []
     for a, o in zip(overrides, parsed):
         key = o.key_or_group
         if o.is_sweep_override() and not multirun:
@@ -170,9 +239,10 @@ def _check_overrides(command: str, overrides: list[str], multirun: bool):
             for v in values:
                 if v not in known and not (v == "null" and key not in HYDRA_GROUPS):
                     raise UserError(f"override {a}: unknown {key} '{v}' (known: {', '.join(known)})")
-        if key.startswith("hydra"):
-            continue
         one = f"{o.get_key_element()}={values[0]}" if o.is_sweep_override() else a
+        if key.startswith("hydra"):
+            hydra_items.append(one)
+            continue
         first_job.append(one)
         if (o.is_add() or o.is_force_add()) and key.split("@")[0] not in groups and not key.startswith("overrides."):
             adds.append((a, key))
@@ -185,15 +255,32 @@ def _check_overrides(command: str, overrides: list[str], multirun: bool):
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         hint = next((hint_for(a) for a in first_job if hint_for(a)), "") if command == "compare" else ""
         raise UserError(f"bad override: {first}{hint}") from None
-    from warmsim.experiments.systems import check_system_keys
+    if hydra_items:  # hydra's own settings (a launcher, a directory), composed as hydra will
+        try:
+            compose(hydra_items, return_hydra_config=True)
+        except (HydraException, OmegaConfBaseException, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            extra = (" (hydra/launcher=ray needs `pip install warmsim[ray]`, submitit_slurm `warmsim[slurm]`, "
+                     "joblib `hydra-joblib-launcher`; docs/sweeps.md)") if "launcher" in first else ""
+            raise UserError(f"bad override: {first}{extra}") from None
+    from warmsim.experiments.systems import check_system_keys, is_mechanism_key
     check_system_keys(command, cfg, first_job)
+    deleted = {o.key_or_group for o in parsed if o.is_delete()}
     for a, key in adds:
         if OmegaConf.select(base, key, default=None) is not None:
             continue  # ++key on an existing key: a plain override
+        if key in deleted:
+            continue  # `~key +key={...}`: the whole slot replaced (a policy of another class, docs/configs.md)
         parent = key.rsplit(".", 1)[0] if "." in key else ""
         node = OmegaConf.select(base, parent, default=None) if parent else None
         if node is not None and OmegaConf.is_dict(node) and "_target_" in node:
             continue  # an argument of a policy: the policy's constructor checks it
+        if is_mechanism_key(key):
+            continue  # a mechanism flag the system's file leaves at its default: checked with the bundle
+        if key.startswith("system.mechanisms."):
+            from warmsim.policies.bundle import MECHANISM_KNOBS
+            raise UserError(f"override {a}: unknown mechanism '{key.rsplit('.', 1)[1]}' (known: "
+                            f"{', '.join(MECHANISM_KNOBS)}: the fields of policies/bundle.py Bundle)")
         raise UserError(f"override {a}: unknown config key '{key}' (a '+' override adds a key that nothing "
                         "reads; see experiments/conf/)")
     return cfg, swept
@@ -295,7 +382,7 @@ def _sweep_progress(out: Path) -> None:
     root = out.parent
     done = 0
     for d in root.iterdir():
-        for mark in (d / MARKER, d / FAILED):
+        for mark in (d / MARKER, d / FAILED, d / SKIPPED):
             try:
                 if mark.stat().st_mtime >= started - 1:
                     done += 1
@@ -325,13 +412,20 @@ def _sweep_job_body(command: str, cfg, out: Path, hc, swept=frozenset()) -> None
 
     from warmsim.experiments.outputs import run_state
     label = _job_label(hc, swept)
-    resolved = OmegaConf.to_yaml(cfg, resolve=True)
+    record = {"label": label, "overrides": [str(o) for o in hc.overrides.task]}
+    try:
+        resolved = OmegaConf.to_yaml(cfg, resolve=True)
+    except Exception:  # noqa: BLE001 - a broken ${...}: reported below as the job's bad input
+        resolved = None
     conf = out / "config.yaml"
-    if run_state(out) == "complete" and conf.is_file() and conf.read_text() == resolved:
+    if resolved is not None and run_state(out) == "complete" and conf.is_file() and conf.read_text() == resolved:
         print(f"warmsim: {label}: complete results in {out}, skipped")
+        try:  # counted as done by this sweep's progress line
+            (out / SKIPPED).write_text(f"{time.time()}\n")
+        except OSError:
+            pass
         return
     (out / FAILED).unlink(missing_ok=True)
-    record = {"label": label, "overrides": [str(o) for o in hc.overrides.task]}
     try:
         from warmsim.experiments.validate import check_config
         check_config(cfg)
@@ -343,6 +437,15 @@ def _sweep_job_body(command: str, cfg, out: Path, hc, swept=frozenset()) -> None
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:  # noqa: BLE001 - an internal error of one job; the others still run
+        line = config_error(e)
+        if line is not None:  # a config that cannot be resolved (e.g. a broken ${...}): bad input
+            record.update(status=2, error=line)
+            print(f"warmsim: error: {label}: {line}", file=sys.stderr)
+            try:
+                (out / FAILED).write_text(json.dumps(record, indent=1) + "\n")
+            except OSError:
+                pass
+            return
         record.update(status=1, error=f"internal error: {type(e).__name__}: {' '.join(str(e).split())}",
                       traceback=traceback.format_exc())
         print(f"warmsim: {label}: {record['error']} (traceback in {out / FAILED})", file=sys.stderr)
@@ -432,8 +535,10 @@ def _hydra(command: str, argv: list[str]) -> int:
             from warmsim.experiments.validate import check_config
             check_config(cfg)
             _body(command, cfg, out)
-        except UserError as e:
-            sys.exit(_fail(str(e)))
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:  # noqa: BLE001 - one line, never hydra's traceback (see _exit_status)
+            sys.exit(_exit_status(e))
 
     app = hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")(task)
     old = sys.argv
@@ -457,11 +562,28 @@ def _interrupted(e: KeyboardInterrupt) -> int:
     return 128 + int(signum)
 
 
+def _stdout_closed() -> int:
+    """stdout was closed by its reader (``warmsim ... | head``): stop quietly, with 128 + SIGPIPE."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail again
+    except (OSError, ValueError):
+        pass
+    return 128 + int(getattr(signal, "SIGPIPE", 13))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
-        return 0 if argv else 2
+    try:
+        if not argv or argv[0] in ("-h", "--help", "help"):
+            print(USAGE, flush=True)
+            return 0 if argv else _fail("give a command (usage above)")
+        return _main(argv)
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _main(argv: list[str]) -> int:
     cmd, rest = argv[0], argv[1:]
     old_term = None
     try:
@@ -475,14 +597,12 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(f"unknown command '{cmd}' (see warmsim --help)")
         module, func = COMMANDS[cmd]
         return getattr(importlib.import_module(module), func)(rest)
-    except UserError as e:
-        return _fail(str(e))
     except KeyboardInterrupt as e:
         return _interrupted(e)
-    except OSError as e:
-        if not getattr(e, "filename", None):
-            raise
-        return _fail(f"{e.filename}: {e.strerror or e}")
+    except BrokenPipeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the guard: bad input is one line (2), anything else (1) too
+        return _exit_status(e)
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
@@ -490,7 +610,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    status = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        status = _stdout_closed()
+    sys.exit(status)
 
 
 if __name__ == "__main__":

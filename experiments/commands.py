@@ -23,8 +23,12 @@ def collected_warnings(notes: list[str]):
 
 
 def _print_notes(notes: list[str], outdir: Path) -> None:
-    if notes:
-        print(f"note: {len(notes)} cost-model warning(s) (curves scaled from other shapes or extrapolated); "
+    setup = [n for n in notes if n.startswith("SetupWarning: ")]
+    for n in setup:  # a setup that probably does not do what was meant: in full
+        print(f"warning: {n[len('SetupWarning: '):]}", file=sys.stderr)
+    cost = [n for n in notes if n not in setup]
+    if cost:
+        print(f"note: {len(cost)} cost-model warning(s) (curves scaled from other shapes or extrapolated); "
               f"see {outdir / 'report.md'}", file=sys.stderr)
 
 
@@ -32,10 +36,19 @@ def _echo(text: str) -> None:
     print(text, flush=True)
 
 
+def _echo_config_dirs() -> None:
+    """Name the user config directories the run reads (their YAML and Python run as part of it)."""
+    from warmsim.experiments.confpath import user_dirs
+    dirs = user_dirs()
+    if dirs:
+        print(f"config dirs: {', '.join(str(d) for d in dirs)} (trusted like a script: docs/configs.md)", flush=True)
+
+
 def compare(cfg, outdir: Path) -> None:
     """Run every system in ``cfg.systems`` on one workload; print the table; write the run directory."""
     from warmsim.calibrate.profiles import external_note_of
     from warmsim.experiments.api import simulate
+    _echo_config_dirs()
     res = simulate(cfg, None, outdir, echo=_echo)
     cost = res.summary["profile"].iloc[0]
     measured = bool(res.summary["profile_measured"].iloc[0])
@@ -50,6 +63,7 @@ def compare(cfg, outdir: Path) -> None:
 def run_one(cfg, outdir: Path) -> None:
     """Run ``cfg.system`` alone (with ``overrides.<its name>``)."""
     from warmsim.experiments.api import simulate
+    _echo_config_dirs()
     res = simulate(cfg, [cfg.system.get("name")], outdir, echo=_echo, strict=False)
     print(res.table())
     print(f"\nresults: {outdir}")

@@ -87,7 +87,14 @@ def read_config(run_dir: Path) -> dict:
     """The resolved ``config.yaml`` a run directory holds (as :func:`write_run` wrote it); ``{}`` when
     there is none."""
     f = Path(run_dir) / "config.yaml"
-    return (yaml.safe_load(f.read_text()) or {}) if f.is_file() else {}
+    if not f.is_file():
+        return {}
+    try:
+        cfg = yaml.safe_load(f.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        from warmsim.sim.errors import UserError
+        raise UserError(f"{f}: not a readable config ({' '.join(str(e).split())[:200]})") from None
+    return cfg if isinstance(cfg, dict) else {}
 
 
 def begin_run(outdir: Path) -> None:
@@ -115,6 +122,10 @@ def write_run(outdir: Path, results: list[RunResult], cfg, setup, notes: list[st
         files.append(("steps.parquet", lambda p: steps.to_parquet(p)))
     preds = pd.concat([r.predictions for r in results], ignore_index=True)
     files.append(("predictions.csv", lambda p: preds.to_csv(p, index=False)))
+    if any(r.faults for r in results):  # faults.csv: one row per fault and system (sim/faults.py FAULT_COLUMNS)
+        from warmsim.sim.faults import faults_table
+        faults = faults_table((r.system, r.faults) for r in results)
+        files.append(("faults.csv", lambda p: faults.to_csv(p, index=False)))
     files.append(("config.yaml", lambda p: p.write_text(OmegaConf.to_yaml(cfg, resolve=True))))
     meta = {k: (v if isinstance(v, (int, float, str, bool, list, dict, type(None))) else str(v))
             for k, v in setup.workload.meta.items()}

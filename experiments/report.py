@@ -68,6 +68,31 @@ def run_params(run_dir: Path) -> dict[str, str]:
 
 #: Metrics averaged over seeds (numeric summary columns, in summary.csv's order).
 SEED = "seed"
+#: Columns every summary.csv that ``report`` and ``figures`` read must have, the metrics as numbers
+#: (a file without them was written by something else, or edited): a one-line error names the file.
+SUMMARY_REQUIRED = ("system", "model", "requests", "completed", "dropped", "ttft_p50_s", "ttft_p99_s", "ttft_mean_s",
+                    "slo_attainment")
+
+
+def read_summary(f: Path, columns=None) -> pd.DataFrame:
+    """``f`` (a run's summary.csv) as a DataFrame, checked: readable, with :data:`SUMMARY_REQUIRED`
+    (metrics numeric); a one-line UserError naming the file and the column otherwise."""
+    try:
+        s = pd.read_csv(f)
+        if columns is not None:
+            s = s[[c for c in columns if c in s.columns]]
+    except Exception as e:  # noqa: BLE001 - a truncated, binary or foreign file
+        raise UserError(f"{f}: not a readable summary.csv ({' '.join(str(e).split())[:200]})") from None
+    want = [c for c in SUMMARY_REQUIRED if columns is None or c in columns]
+    missing = [c for c in want if c not in s.columns]
+    if missing:
+        raise UserError(f"{f}: lacks column(s) {', '.join(missing)} of a warmsim summary.csv (written by something "
+                        "else, or edited?)")
+    for c in want[2:]:
+        if not pd.api.types.is_numeric_dtype(s[c]):
+            bad = next((v for v in s[c] if pd.isna(pd.to_numeric(pd.Series([v]), errors="coerce")).iloc[0]), None)
+            raise UserError(f"{f}: column {c} holds {bad!r}, not a number")
+    return s
 
 
 def sweep_params(table: pd.DataFrame, per_run: dict[str, dict[str, str]] | None = None) -> list[str]:
@@ -91,15 +116,14 @@ def _sort_value(v):
 
 
 def with_params(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """``table`` with a column per sweep parameter and ``seed``, sorted by the parameters, system, model."""
+    """``table`` with a column per sweep parameter and ``seed``, sorted by the parameters (numbers
+    numerically), system, model and seed. Runs are told apart by their parsed overrides alone, never by
+    their paths: runs whose overrides differ only in ``seed`` are the seeds of one row of
+    :func:`aggregate` (see :func:`repeats` for runs that share their seed too)."""
     per_run = {r: run_params(Path(r)) for r in table["run"].unique()}
     params = sweep_params(table, per_run)  # the runs' files read once
-    ident = [tuple(per_run[r].get(k, "") for k in [*params, SEED]) for r in per_run]
-    if len(set(ident)) < len(ident):  # runs that the overrides cannot tell apart: one row each
-        per_run = {r: {**p, "run": r} for r, p in per_run.items()}
-        params = ["run", *params]
     t = table.copy()
-    for k in [p for p in [*params, SEED] if p != "run"]:
+    for k in [*params, SEED]:
         t.insert(2, k, [per_run[r].get(k, "") for r in t["run"]])
     order_sys = {s: i for i, s in enumerate(dict.fromkeys(t["system"]))}
     key = [tuple(_sort_value(v) for v in row) for row in t[params].itertuples(index=False)] if params else [()] * len(t)
@@ -109,6 +133,21 @@ def with_params(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     t["_seed"] = [_sort_value(v) for v in t[SEED]]
     t = t.sort_values(["_k", "_s", "_m", "model", "_seed"], kind="stable").drop(columns=["_k", "_s", "_m", "_seed"])
     return t.reset_index(drop=True), params
+
+
+def repeats(table: pd.DataFrame, params: list[str]) -> list[str]:
+    """One line per (parameters, seed, system) that more than one run directory holds: the same
+    overrides and seed run twice (e.g. two ``compare`` directories), which :func:`aggregate` counts as
+    separate values of ``n``."""
+    rows = table[table["model"] == "ALL"] if "model" in table else table
+    out = []
+    for k, g in rows.groupby([*params, SEED, "system"], sort=False, dropna=False):
+        if g["run"].nunique() > 1:
+            k = k if isinstance(k, tuple) else (k,)
+            what = ", ".join(f"{a}={b}" for a, b in zip([*params, SEED, "system"], k))
+            out.append(f"{g['run'].nunique()} runs share {what} ({', '.join(list(g['run'].unique())[:2])}"
+                       f"{', ...' if g['run'].nunique() > 2 else ''}): counted as repeats in n")
+    return out
 
 
 def aggregate(table: pd.DataFrame, params: list[str]) -> pd.DataFrame:
@@ -132,7 +171,14 @@ def aggregate(table: pd.DataFrame, params: list[str]) -> pd.DataFrame:
             if c in g:
                 row[c] = g[c].iloc[0]
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.attrs["whole"] = {m: _whole(table[m]) for m in metrics}  # counts print without decimals
+    return out
+
+
+def _whole(col: pd.Series) -> bool:
+    """Whether a metric is a count: an integer column of summary.csv, or a fault count."""
+    return pd.api.types.is_integer_dtype(col) or col.name in FAULT_METRICS
 
 
 def shown_aggregate(agg: pd.DataFrame, params: list[str], all_models: bool) -> pd.DataFrame:
@@ -140,17 +186,24 @@ def shown_aggregate(agg: pd.DataFrame, params: list[str], all_models: bool) -> p
     ``mean ± ci`` (the mean alone for one seed)."""
     cols = [*params, "system"] + (["model"] if all_models else []) + ["n"]
     out = agg[cols].copy()
-    for c, short in TABLE:
+    faults = [(c, short) for c, short in FAULT_TABLE if c in agg and agg[c].fillna(0).ne(0).any()]
+    for c, short in [*TABLE, *faults]:
         if c == "system" or c not in agg:
             continue
         mean, ci = agg[c], agg.get(f"{c}_ci")
-        out[short] = [_pm(a, b) for a, b in zip(mean, ci if ci is not None else [float("nan")] * len(mean))]
+        whole = agg.attrs.get("whole", {}).get(c, False)
+        out[short] = [_pm(a, b, whole) for a, b in zip(mean, ci if ci is not None else [float("nan")] * len(mean))]
     return out
 
 
-def _pm(mean: float, ci: float) -> str:
+def _pm(mean: float, ci: float, whole: bool = False) -> str:
+    """``mean ± ci`` (the mean alone when there is no interval); a count (``whole``) whose mean is a
+    whole number prints without decimals, otherwise with one."""
     if mean != mean:
         return "-"
+    if whole:
+        s = f"{mean:.0f}" if float(mean).is_integer() else f"{mean:.1f}"
+        return s if ci != ci else f"{s}±{ci:.1f}"
     digits = 3 if abs(mean) < 100 else 1
     s = f"{mean:.{digits}f}"
     return s if ci != ci else f"{s}±{ci:.{digits}f}"
@@ -169,18 +222,58 @@ def collect(dirs: list[Path], note=None) -> pd.DataFrame:
                 note(f"warmsim report: skipping {f.parent}: incomplete (no {MARKER} marker: interrupted, "
                      "failed or still running)")
                 continue
-            try:
-                s = pd.read_csv(f)
-            except Exception as e:  # a truncated or foreign file
-                raise UserError(f"{f}: not a readable summary.csv ({' '.join(str(e).split())})") from None
-            if "system" not in s.columns or "model" not in s.columns:
-                raise UserError(f"{f}: lacks the system/model columns of a warmsim summary.csv")
+            s = read_summary(f)
+            if override_items(f.parent) is None:  # the runs are told apart by their overrides: they must be read
+                raise UserError(f"{f.parent / '.hydra' / 'overrides.yaml'}: not a readable list of overrides (the "
+                                "report groups runs by them)")
             s.insert(0, "overrides", _overrides(f.parent))
             s.insert(0, "run", str(f.parent))
             frames.append(s)
     if not frames:
         raise UserError(f"no complete run (summary.csv with its {MARKER} marker) under {', '.join(map(str, dirs))}")
+    if any((Path(fr["run"].iloc[0]) / "faults.csv").is_file() for fr in frames):
+        frames = [with_faults(fr, Path(fr["run"].iloc[0])) for fr in frames]
     return pd.concat(frames, ignore_index=True)
+
+
+#: Fault columns ``report`` adds to the ``ALL`` rows when a run has faults.csv: name -> faults.csv column
+#: summed per system (None: the number of faults).
+FAULT_METRICS = {"faults": None, "fault_instances_lost": "instances_lost", "fault_replicas_lost": "replicas_lost",
+                 "fault_requests_retried": "requests_retried", "fault_requests_dropped": "requests_dropped"}
+#: The fault columns the printed table shows (when any is not zero), with short headers.
+FAULT_TABLE = [("faults", "faults"), ("fault_instances_lost", "inst_lost"), ("fault_requests_retried", "retried"),
+               ("fault_requests_dropped", "f_drop")]
+
+
+def with_faults(summary: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
+    """``summary`` with :data:`FAULT_METRICS` on its ``ALL`` rows (per system, from the run's
+    faults.csv; 0 for a run without faults, NaN for one whose config has faults but no faults.csv)."""
+    s = summary.copy()
+    f = run_dir / "faults.csv"
+    table = None
+    if f.is_file():
+        try:
+            table = pd.read_csv(f)
+        except Exception as e:  # noqa: BLE001 - a truncated or foreign file
+            raise UserError(f"{f}: not a readable faults.csv ({' '.join(str(e).split())[:200]})") from None
+        if "system" not in table.columns:
+            raise UserError(f"{f}: lacks the system column of a warmsim faults.csv")
+    else:
+        try:
+            events = ((read_config(run_dir).get("faults") or {}).get("events"))
+        except UserError:
+            events = None
+        default = float("nan") if events else 0.0
+    all_rows = s["model"] == "ALL"
+    for col, src in FAULT_METRICS.items():
+        if table is None:
+            values = [default] * len(s)
+        else:
+            g = table.groupby("system")
+            per = g.size() if src is None else (g[src].sum() if src in table.columns else pd.Series(dtype=float))
+            values = [float(per.get(sysname, 0)) for sysname in s["system"]]
+        s[col] = [v if a else float("nan") for v, a in zip(values, all_rows)]
+    return s
 
 
 def shown_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -216,14 +309,17 @@ def write_markdown(path: Path, table: pd.DataFrame, shown: pd.DataFrame) -> None
     atomic_write(path, lambda p: p.write_text("\n".join(lines)))
 
 
-def _out_path(out: Path) -> Path:
+def _out_path(out: Path, flag: str = "--out", suffixes: tuple[str, ...] | None = (".csv", ".md")) -> Path:
     """``--out``'s folder created (as ``trace plot`` does) and writable; a directory is an error."""
     if out.is_dir():
-        raise UserError(f"warmsim report: --out {out}: is a directory; give a file name ending in .csv or .md")
+        raise UserError(f"warmsim report: {flag} {out}: is a directory; give a file name ending in "
+                        f"{' or '.join(suffixes or ('.csv', '.md'))}")
+    if suffixes is not None and out.suffix.lower() not in suffixes:
+        raise UserError(f"warmsim report: {flag} {out}: give a file name ending in {' or '.join(suffixes)}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserError(f"warmsim report: --out {out}: cannot create its folder ({e.strerror or e})") from None
+        raise UserError(f"warmsim report: {flag} {out}: cannot create its folder ({e.strerror or e})") from None
     return out
 
 
@@ -239,8 +335,10 @@ def main(argv: list[str]) -> int:
                         "per-model tails, the paper-claims table, cost profile, commands to reproduce")
     args = p.parse_args(argv)
     out = _out_path(args.out) if args.out is not None else None
-    html = _out_path(args.html) if args.html is not None else None
+    html = _out_path(args.html, "--html", (".html", ".htm")) if args.html is not None else None
     full, params = with_params(collect(args.dirs))
+    for line in repeats(full, params):
+        print(f"warmsim report: note: {line}", file=sys.stderr)
     table = full if args.all_models else full[full["model"] == "ALL"]
     agg = aggregate(table, params)
     shown = shown_aggregate(agg, params, args.all_models)

@@ -23,12 +23,28 @@ text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:
 font-size:.85em}pre{padding:.6em;overflow-x:auto}.note{color:#555;font-size:.9em}img{max-width:100%}"""
 
 
-def _png(fig) -> str:
+def _png(fig, alt: str) -> str:
+    """The figure as an embedded PNG, described by ``alt`` (what it plots, for readers without images)."""
     import matplotlib.pyplot as plt
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    return f'<img alt="figure" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    return (f'<img alt="{html.escape(alt, quote=True)}" '
+            f'src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">')
+
+
+def _over(rows: pd.DataFrame, metric: str) -> str:
+    """What a point is: a mean over seeds with its interval, or one run."""
+    ci = rows.get(f"{metric}_ci")
+    return "mean over seeds, 95% CI" if ci is not None and ci.notna().any() else "one seed each: no interval"
+
+
+def _errorbars(ax, xs, ys, cis) -> None:
+    """95% CI whiskers where there is an interval (two seeds or more); none for n = 1."""
+    pts = [(x, y, c) for x, y, c in zip(xs, ys, cis) if c == c and c is not None]
+    if pts:
+        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], fmt="none", ecolor="black",
+                    elinewidth=0.8, capsize=3)
 
 
 def _table(df: pd.DataFrame) -> str:
@@ -63,15 +79,20 @@ def fig_metric_vs_param(agg: pd.DataFrame, params: list[str], metric: str, label
         g = g.assign(_x=_num(g[x_key])).sort_values("_x")
         ci = g.get(f"{metric}_ci")
         lab = keys[0] + ("" if not rest else " (" + ", ".join(f"{k}={v}" for k, v in zip(rest, keys[1:])) + ")")
-        ax.errorbar(g["_x"], g[metric], yerr=None if ci is None else ci.fillna(0.0), marker="o", capsize=3, label=lab)
+        line = ax.plot(g["_x"], g[metric], marker="o", label=lab)[0]
+        if ci is not None:  # whiskers only where two or more seeds give an interval
+            pts = [(x, y, c) for x, y, c in zip(g["_x"], g[metric], ci) if c == c]
+            if pts:
+                ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], fmt="none",
+                            ecolor=line.get_color(), capsize=3)
     ax.set_xlabel(x_key)
     ax.set_ylabel(label)
     if metric.startswith("ttft"):
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title(f"{label} vs {x_key} (mean over seeds, 95% CI)")
-    return _png(fig)
+    ax.set_title(f"{label} vs {x_key} ({_over(allrows, metric)})")
+    return _png(fig, f"{label} against {x_key}, a line per system; mean over seeds with 95% confidence intervals")
 
 
 def fig_bars(agg: pd.DataFrame, params: list[str], metric: str, label: str) -> str:
@@ -93,15 +114,17 @@ def fig_bars(agg: pd.DataFrame, params: list[str], metric: str, label: str) -> s
                 xs.append(i + j * w)
                 ys.append(float(row[metric].iloc[0]))
                 e = row.get(f"{metric}_ci")
-                es.append(0.0 if e is None or e.iloc[0] != e.iloc[0] else float(e.iloc[0]))
-        ax.bar(xs, ys, w, yerr=es, capsize=3, label=s)
+                es.append(float("nan") if e is None else float(e.iloc[0]))
+        ax.bar(xs, ys, w, label=s)
+        _errorbars(ax, xs, ys, es)
     ax.set_xticks([i + w * (len(systems) - 1) / 2 for i in range(len(combos))])
     ax.set_xticklabels(combos, fontsize=7, rotation=20 if len(combos) > 3 else 0)
     ax.set_ylabel(label)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")
-    ax.set_title(f"{label} per system (mean over seeds, 95% CI)")
-    return _png(fig)
+    ax.set_title(f"{label} per system ({_over(allrows, metric)})")
+    return _png(fig, f"{label} per system, a group of bars per parameter combination; whiskers: 95% confidence "
+                     "interval where two or more seeds")
 
 
 def fig_per_model(agg: pd.DataFrame, params: list[str], combo: dict) -> str:
@@ -118,8 +141,10 @@ def fig_per_model(agg: pd.DataFrame, params: list[str], combo: dict) -> str:
     w = 0.8 / max(1, len(systems))
     for j, s in enumerate(systems):
         g = sel[sel["system"] == s].set_index("model").reindex(models)
-        ax.bar([i + j * w for i in range(len(models))], g["ttft_p99_s"], w,
-               yerr=g["ttft_p99_s_ci"].fillna(0.0) if "ttft_p99_s_ci" in g else None, capsize=3, label=s)
+        xs = [i + j * w for i in range(len(models))]
+        ax.bar(xs, g["ttft_p99_s"], w, label=s)
+        if "ttft_p99_s_ci" in g:
+            _errorbars(ax, xs, list(g["ttft_p99_s"]), list(g["ttft_p99_s_ci"]))
     ax.set_xticks([i + w * (len(systems) - 1) / 2 for i in range(len(models))])
     ax.set_xticklabels(models, fontsize=8)
     ax.set_yscale("log")
@@ -127,7 +152,7 @@ def fig_per_model(agg: pd.DataFrame, params: list[str], combo: dict) -> str:
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")
     ax.set_title(f"P99 TTFT per model ({_combo_label(combo, list(combo))})")
-    return _png(fig)
+    return _png(fig, f"P99 TTFT per model and system ({_combo_label(combo, list(combo))}), log scale")
 
 
 def commands(full: pd.DataFrame) -> list[str]:

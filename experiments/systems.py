@@ -6,7 +6,9 @@
 
 (the CLI adds hydra's ``++``; in a config file or an experiment overlay it is the ``overrides:``
 mapping). ``warmsim run`` applies ``overrides.<its system>`` too. Each key must exist in that system's
-config, or sit under a policy (a node with ``_target_``), whose constructor checks its arguments.
+config, or sit under a policy (a node with ``_target_``), whose constructor checks its arguments. A
+policy node with another ``_target_`` replaces the slot whole (the old class's arguments are not
+merged into the new one's).
 Each run directory keeps every system's resolved config in ``systems/<name>.yaml``.
 
 ``system.<key>=value`` sets the ``system`` group (default ``static``), which ``compare`` runs only
@@ -33,8 +35,25 @@ def _leaves(node: Mapping, prefix: str = ""):
             yield path, v
 
 
+def is_mechanism_key(key: str) -> bool:
+    """A key every system has even when its file leaves it out: ``system.mechanisms.<flag>`` (or
+    ``mechanisms.<flag>``) for a flag the Bundle has (:data:`warmsim.policies.bundle.MECHANISM_KNOBS`),
+    and ``system.<slot>`` for a policy slot or a system knob (``experiments.builder.POLICY_SLOTS``,
+    ``SYSTEM_KNOBS``), e.g. ``+system.placer={_target_: ...}`` on a system without a placer."""
+    from warmsim.experiments.builder import POLICY_SLOTS, SYSTEM_KNOBS
+    from warmsim.policies.bundle import MECHANISM_KNOBS
+    parts = key.split(".")
+    if parts and parts[0] == "system":
+        parts = parts[1:]
+    if len(parts) == 1:
+        return parts[0] in POLICY_SLOTS or parts[0] in SYSTEM_KNOBS
+    return len(parts) == 2 and parts[0] == "mechanisms" and parts[1] in MECHANISM_KNOBS
+
+
 def _check_key(scfg: DictConfig, name: str, path: str) -> None:
     if OmegaConf.select(scfg, path, default="__missing__") != "__missing__":
+        return
+    if is_mechanism_key(path):
         return
     parts = path.split(".")
     for i in range(len(parts) - 1, 0, -1):
@@ -69,7 +88,10 @@ def apply(scfg: DictConfig, knobs: Mapping, name: str) -> DictConfig:
     out = OmegaConf.create(OmegaConf.to_container(scfg, resolve=True))
     for path, value in _leaves(knobs):
         _check_key(out, name, path)
-        OmegaConf.update(out, path, value, merge=True, force_add=True)
+        old = OmegaConf.select(out, path, default=None)
+        swap = (isinstance(value, Mapping) and "_target_" in value and OmegaConf.is_dict(old)
+                and old.get("_target_") != value["_target_"])  # another class: the whole slot, not a merge
+        OmegaConf.update(out, path, value, merge=not swap, force_add=True)
     return out
 
 

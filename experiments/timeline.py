@@ -24,10 +24,17 @@ import numpy as np
 import pandas as pd
 
 from warmsim.experiments.outputs import read_config
-from warmsim.sim.errors import UserArgumentParser, UserError
+from warmsim.sim.errors import UserArgumentParser, UserError, figure_file
 
 GIB = float(2**30)
 US = 1e6
+
+
+def _us(t: float) -> int:
+    """Seconds of simulated time as the trace's whole microseconds. Whole numbers, so that a viewer's
+    conversion to nanoseconds is exact: slices that touch (a state ending as the next begins) neither
+    overlap nor leave a gap by float noise, and every state nests in its lifecycle slice."""
+    return int(round(t * US))
 #: Instance states in lifecycle order; the end states close the instance's slice.
 INSTANCE_STATES = ("starting", "loading", "initialising", "active", "draining")
 INSTANCE_END = ("stopped", "failed")
@@ -62,16 +69,17 @@ def _spans(events: pd.DataFrame, end_s: float, live, closing) -> list[dict]:
 
 
 class _Lanes:
-    """Per GPU, lanes of non-overlapping slices: ``tid`` of lane 0 is the GPU's own track."""
+    """Per GPU, lanes of non-overlapping slices (times in the trace's whole microseconds): ``tid`` of
+    lane 0 is the GPU's own track."""
 
     def __init__(self, stride: int):
         self.stride = stride
-        self.ends: dict[int, list[float]] = {}
+        self.ends: dict[int, list[int]] = {}
 
-    def tid(self, gpu: int, start: float, end: float) -> tuple[int, int]:
+    def tid(self, gpu: int, start: int, end: int) -> tuple[int, int]:
         ends = self.ends.setdefault(gpu, [])
         for k, e in enumerate(ends):
-            if start >= e - 1e-12:
+            if start >= e:
                 ends[k] = end
                 return gpu + k * self.stride, k
         ends.append(end)
@@ -111,20 +119,20 @@ def trace_events(timeline: pd.DataFrame, requests: pd.DataFrame | None, *, gpus_
         thread(g, g, 0)  # every GPU has its track, busy or not
 
     def slices(obj: dict, cat: str, title: str) -> None:
+        start, end = _us(obj["start"]), max(_us(obj["end"]), _us(obj["start"]))
         for gpu in obj["gpus"]:
-            tid, lane = lanes.tid(gpu, obj["start"], obj["end"])
+            tid, lane = lanes.tid(gpu, start, end)
             thread(gpu, tid, lane)
             base = {"pid": pid(gpu // gpus_per_node), "tid": tid, "cat": cat}
-            ev.append({**base, "ph": "X", "name": title, "ts": obj["start"] * US,
-                       "dur": max(obj["end"] - obj["start"], 0.0) * US,
+            ev.append({**base, "ph": "X", "name": title, "ts": start, "dur": end - start,
                        "args": {"id": obj["id"], "model": obj["model"], "gpus": ",".join(map(str, obj["gpus"])),
                                 "source": obj["source"], "ended": obj["how"]}})
             for state, t0, t1, detail in obj["phases"]:
-                t1 = min(t1, obj["end"])
-                if t1 < t0:
+                a, b = max(_us(t0), start), min(_us(t1), end)  # inside the lifecycle slice, exactly
+                if b < a:
                     continue
                 name = f"load weights ({detail})" if state == "loading" and detail else state
-                ev.append({**base, "ph": "X", "name": name, "ts": t0 * US, "dur": (t1 - t0) * US,
+                ev.append({**base, "ph": "X", "name": name, "ts": a, "dur": b - a,
                            "args": {"state": state, "detail": detail}})
 
     inst = tl[tl["kind"] == "instance"]
@@ -140,19 +148,19 @@ def trace_events(timeline: pd.DataFrame, requests: pd.DataFrame | None, *, gpus_
         for gpu in _gpus(e["gpus"]):
             ev.append({"ph": "i", "s": "t", "pid": pid(gpu // gpus_per_node), "tid": gpu,
                        "cat": "kv_lending" if why.startswith("KV reclaimed") else "eviction",
-                       "name": f"evict {e['model']}" + (f": {why}" if why else ""), "ts": float(e["time_s"]) * US,
+                       "name": f"evict {e['model']}" + (f": {why}" if why else ""), "ts": _us(float(e["time_s"])),
                        "args": {"replica": int(e["id"]), "reason": why}})
     mem = tl[tl["kind"] == "memory"].sort_values("time_s", kind="stable")
     seen = set(mem["gpu"].dropna().astype(int))
     for gpu in range(n_gpus):  # every GPU has its memory track; an unused one stays at 0
         if gpu not in seen:
-            ev.append({"ph": "C", "pid": pid(gpu // gpus_per_node), "name": f"GPU {gpu} memory (GiB)", "ts": 0.0,
+            ev.append({"ph": "C", "pid": pid(gpu // gpus_per_node), "name": f"GPU {gpu} memory (GiB)", "ts": 0,
                        "args": {"weights": 0.0, "kv_cache": 0.0, "prewarmed": 0.0}})
     for row in mem.itertuples(index=False):
         gpu = int(row.gpu)
         used, pw, kv = float(row.used_bytes), float(row.prewarm_bytes), float(row.kv_bytes)
         ev.append({"ph": "C", "pid": pid(gpu // gpus_per_node), "name": f"GPU {gpu} memory (GiB)",
-                   "ts": float(row.time_s) * US,
+                   "ts": _us(float(row.time_s)),
                    "args": {"weights": round(max(used - pw - kv, 0.0) / GIB, 4), "kv_cache": round(kv / GIB, 4),
                             "prewarmed": round(pw / GIB, 4)}})
     if requests is not None and len(requests):
@@ -171,15 +179,8 @@ def trace_events(timeline: pd.DataFrame, requests: pd.DataFrame | None, *, gpus_
             t, level = t[order], np.cumsum(d[order])
             keep = np.r_[t[1:] != t[:-1], True]  # the last level at each time
             for ts, n in zip(t[keep], level[keep]):
-                ev.append({"ph": "C", "pid": load_pid, "name": f"in flight: {model}", "ts": float(ts) * US,
+                ev.append({"ph": "C", "pid": load_pid, "name": f"in flight: {model}", "ts": _us(float(ts)),
                            "args": {"requests": int(n)}})
-    # A run with a prewarm lead starts before 0 (sim.prewarm_lead_s); trace viewers want ts >= 0, so the
-    # whole trace moves right by the lead: ts 0 is the run's start, the first request comes at the lead.
-    lead = -min((e["ts"] for e in ev if "ts" in e), default=0.0)
-    if lead > 0:
-        for e in ev:
-            if "ts" in e:
-                e["ts"] += lead
     return ev
 
 
@@ -208,6 +209,39 @@ def step_counter_events(steps: pd.DataFrame, pid: int, label: str = "") -> list[
     return ev
 
 
+#: Columns of timeline.parquet the trace reads (docs/timeline.md).
+TIMELINE_COLUMNS = ("time_s", "kind", "id", "model", "gpus", "state", "detail", "gpu", "used_bytes", "prewarm_bytes",
+                    "kv_bytes")
+
+
+def _read_table(f: Path, columns) -> pd.DataFrame:
+    """A run's parquet table with ``columns``, or a one-line UserError naming the file."""
+    try:
+        t = pd.read_parquet(f)
+    except Exception as e:  # noqa: BLE001 - a truncated or foreign file
+        raise UserError(f"{f}: not a readable table ({' '.join(str(e).split())[:200]})") from None
+    missing = [c for c in columns if c not in t.columns]
+    if missing:
+        raise UserError(f"{f}: lacks column(s) {', '.join(missing)} (docs/timeline.md)")
+    return t
+
+
+def read_faults(run_dir: Path) -> pd.DataFrame:
+    """The run's faults.csv (empty, same columns, when the run had no faults)."""
+    from warmsim.sim.faults import FAULT_COLUMNS
+    f = Path(run_dir) / "faults.csv"
+    if not f.is_file():
+        return pd.DataFrame(columns=list(FAULT_COLUMNS))
+    try:
+        t = pd.read_csv(f)
+    except Exception as e:  # noqa: BLE001 - a truncated or foreign file
+        raise UserError(f"{f}: not readable ({' '.join(str(e).split())[:200]})") from None
+    missing = [c for c in FAULT_COLUMNS if c not in t.columns]
+    if missing:
+        raise UserError(f"{f}: lacks column(s) {', '.join(missing)}")
+    return t
+
+
 def _run_info(run_dir: Path) -> tuple[dict, int, int]:
     cfg = read_config(run_dir)
     cl = cfg.get("cluster") or {}
@@ -221,8 +255,9 @@ def build_trace(run_dir: Path, system: str | None = None) -> dict:
     f = run_dir / "timeline.parquet"
     if not f.is_file():
         raise UserError(f"{run_dir}: no timeline.parquet (a run with output.timeline=false, or not a run directory)")
-    tl = pd.read_parquet(f)
-    req = pd.read_parquet(run_dir / "requests.parquet") if (run_dir / "requests.parquet").is_file() else None
+    tl = _read_table(f, TIMELINE_COLUMNS)
+    req = _read_table(run_dir / "requests.parquet", ("arrival_s", "finish_s", "model")) \
+        if (run_dir / "requests.parquet").is_file() else None
     steps = pd.read_parquet(run_dir / "steps.parquet") if (run_dir / "steps.parquet").is_file() else None
     cfg, gpn, n_gpus = _run_info(run_dir)
     systems = list(dict.fromkeys(tl["system"].astype(str))) if "system" in tl else [""]
@@ -242,11 +277,28 @@ def build_trace(run_dir: Path, system: str | None = None) -> dict:
         if steps is not None:
             st = steps[steps["system"] == s] if s and "system" in steps else steps
             events += step_counter_events(st, k * 1000 + 999, label=s if len(systems) > 1 else "")
+    faults = read_faults(run_dir)
+    for k, s in enumerate(systems):
+        rows = faults[faults["system"].astype(str) == s] if s and len(faults) else faults
+        for r in rows.itertuples(index=False):
+            events.append({"ph": "i", "s": "g", "pid": k * 1000 + 1, "tid": 0, "cat": "fault",
+                           "name": f"fault: {r.fault}" + (f" ({s})" if len(systems) > 1 and s else ""),
+                           "ts": _us(float(r.time_s)),
+                           "args": {"instances_lost": int(r.instances_lost), "replicas_lost": int(r.replicas_lost),
+                                    "requests_retried": int(r.requests_retried),
+                                    "requests_dropped": int(r.requests_dropped)}})
+    # A run with a prewarm lead starts before 0 (sim.prewarm_lead_s); trace viewers want ts >= 0, so the
+    # whole trace moves right by the lead: ts 0 is the run's start, the first request may come at the lead.
+    shift = max(0, -min((e["ts"] for e in events if "ts" in e), default=0))
+    for e in events:
+        if "ts" in e:
+            e["ts"] += shift
     wl = cfg.get("workload") or {}
     return {"traceEvents": events, "displayTimeUnit": "ms",
             "metadata": {"warmsim_run": str(run_dir), "systems": systems, "gpus_per_node": gpn, "gpus": n_gpus,
                          "workload": {k: wl.get(k) for k in ("kind", "trace", "rps", "duration_s") if k in wl},
-                         "time_unit": "ts in microseconds of simulated time"}}
+                         "time_unit": "ts in microseconds of simulated time"
+                                      + (f", moved right by the {shift / 1e6:g}-s prewarm lead" if shift else "")}}
 
 
 def rate_label(run_dir: Path) -> str:
@@ -273,6 +325,8 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     if not args.run_dir.is_dir():
         raise UserError(f"warmsim timeline: {args.run_dir}: no such directory")
+    if args.figure is not None:
+        figure_file(args.figure, f"warmsim timeline: --figure {args.figure}")
     trace = build_trace(args.run_dir, args.system)
     out = args.out or args.run_dir / (f"timeline-{args.system}.json" if args.system else "timeline.json")
     if out.is_dir():
@@ -289,10 +343,11 @@ def main(argv: list[str]) -> int:
     if args.figure is not None:
         from warmsim.figures import fig_memory_timeline
         system = args.system or trace["metadata"]["systems"][0]
-        tl = pd.read_parquet(args.run_dir / "timeline.parquet")
+        tl = _read_table(args.run_dir / "timeline.parquet", TIMELINE_COLUMNS)
         rate = rate_label(args.run_dir)
         end = max((e["ts"] + e.get("dur", 0.0)) / US for e in trace["traceEvents"] if "ts" in e) if n else None
         fig_memory_timeline.draw(tl, args.figure, system=system, gpus_per_node=trace["metadata"]["gpus_per_node"],
-                                 n_gpus=trace["metadata"]["gpus"], end_s=end, title_extra=f" at {rate}" if rate else "")
+                                 n_gpus=trace["metadata"]["gpus"], end_s=end, title_extra=f" at {rate}" if rate else "",
+                                 faults=read_faults(args.run_dir))
         print(f"wrote {args.figure}")
     return 0

@@ -19,120 +19,18 @@ The model/cluster checks (:func:`check_tp`, :func:`check_fit`) are shared by the
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from warmsim.sim.errors import UserError
+from warmsim.sim.knobs import MAX_SECONDS, MAX_TOKENS, MIN_PERIOD_S, Knob  # noqa: F401 (re-exported)
 
 #: The hydra config directory (the same as ``experiments.builder.CONF_DIR``, without its imports).
 CONF_DIR = Path(__file__).resolve().parent / "conf"
-#: Upper bound of every token count (prompt and output lengths, caps): far beyond any model's
-#: context, far below the 32-bit columns of the request table.
-MAX_TOKENS = 10_000_000
 #: Upper bound on the requests one workload may hold (rate x duration), so that a typo such as
 #: ``workload.rate_scale=1e7`` is an error instead of a MemoryError minutes later.
 MAX_REQUESTS = 50_000_000
-#: Longest workload / period, in seconds (one year).
-MAX_SECONDS = 366 * 86400.0
-
-
-@dataclass(frozen=True)
-class Knob:
-    """One config value: its type, bounds and meaning.
-
-    ``kind``: ``int``, ``float``, ``bool``, ``str``, ``choice`` (one of ``choices``), ``floats`` (a
-    list of numbers within the bounds), ``strs`` (a non-empty list of strings) or ``mapping`` (its
-    entries checked by the group's own code)."""
-
-    kind: str
-    lo: float | None = None
-    hi: float | None = None
-    lo_open: bool = False
-    null: bool = False
-    choices: tuple = ()
-    help: str = ""
-
-    def allowed(self) -> str:
-        """What the knob accepts, in words."""
-        if self.kind in ("int", "float", "floats"):
-            what = {"int": "an integer", "float": "a number", "floats": "a list of numbers"}[self.kind]
-            lo = "" if self.lo is None else ("(" if self.lo_open else "[") + _fmt(self.lo)
-            hi = "" if self.hi is None else f"{_fmt(self.hi)}]"
-            if lo and hi:
-                what += f" in {lo}, {hi}"
-            elif lo:
-                what += f" {'>' if self.lo_open else '>='} {_fmt(self.lo)}"
-            elif hi:
-                what += f" <= {_fmt(self.hi)}"
-        elif self.kind == "bool":
-            what = "true or false"
-        elif self.kind == "choice":
-            what = "one of " + ", ".join(dict.fromkeys(str(c).lower() if isinstance(c, bool) else str(c)
-                                                     for c in self.choices))
-        elif self.kind == "strs":
-            what = "a non-empty list of names"
-        elif self.kind == "mapping":
-            what = "a mapping"
-        else:
-            what = "a non-empty string"
-        return ("null or " if self.null else "") + what
-
-    def _fail(self, key: str, v: Any) -> UserError:
-        shown = "null" if v is None else (str(v).lower() if isinstance(v, bool) else repr(v) if isinstance(v, str) else v)
-        hint = f" ({self.help})" if self.help else ""
-        return UserError(f"config key {key}: got {shown}; allowed: {self.allowed()}{hint}")
-
-    def _number(self, key: str, v: Any, whole: bool) -> None:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise self._fail(key, v)
-        if isinstance(v, float) and not math.isfinite(v):
-            raise self._fail(key, v)
-        if whole and not (isinstance(v, int) or float(v).is_integer()):
-            raise self._fail(key, v)
-        if self.lo is not None and (v < self.lo or (self.lo_open and v <= self.lo)):
-            raise self._fail(key, v)
-        if self.hi is not None and v > self.hi:
-            raise self._fail(key, v)
-
-    def check(self, key: str, v: Any) -> None:
-        """Raise a one-line :class:`UserError` unless ``v`` is allowed."""
-        if v is None:
-            if self.null:
-                return
-            raise self._fail(key, v)
-        if self.kind in ("int", "float"):
-            self._number(key, v, self.kind == "int")
-        elif self.kind == "floats":
-            if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or not v:
-                raise self._fail(key, v)
-            for i, x in enumerate(v):
-                try:
-                    self._number(f"{key}[{i}]", x, False)
-                except UserError:
-                    raise self._fail(f"{key}[{i}]", x) from None
-        elif self.kind == "bool":
-            if not isinstance(v, bool):
-                raise self._fail(key, v)
-        elif self.kind == "choice":
-            if not any(v == c and type(v) is type(c) for c in self.choices):
-                raise self._fail(key, v)
-        elif self.kind == "strs":
-            if isinstance(v, str):
-                v = [v]
-            if not isinstance(v, Sequence) or not v or not all(isinstance(x, str) and x for x in v):
-                raise self._fail(key, v)
-        elif self.kind == "mapping":
-            if not isinstance(v, Mapping):
-                raise self._fail(key, v)
-        elif not isinstance(v, str) or not v:
-            raise self._fail(key, v)
-
-
-def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() and abs(x) < 1e13 else f"{x:g}"
 
 
 def _pos(help_: str, hi: float, kind: str = "float", null: bool = False) -> Knob:
@@ -171,7 +69,7 @@ GROUPS: dict[str, dict[str, Knob]] = {
         "chunked_prefill": Knob("bool", help="vLLM's chunked prefill (off in WarmServe's artifact)"),
     },
     "sim": {
-        "retry_s": _pos("seconds between re-checks of held requests", 86400),
+        "retry_s": Knob("float", MIN_PERIOD_S, 86400, help="seconds between re-checks of held requests"),
         "request_timeout_s": _pos("seconds a request may wait at the router", MAX_SECONDS),
         "drain_s": _nonneg("seconds unfinished requests get after the workload ends", MAX_SECONDS),
         "load_window_s": _pos("seconds of the autoscaler's averaging window", 86400),
@@ -255,13 +153,26 @@ COST: dict[str, dict[str, Knob]] = {
 }
 
 MODEL_KEYS = ("name", "base", "tp")
+#: Top-level keys every run reads (a ``~key`` override cannot remove them).
+REQUIRED_TOP = ("seed", "systems", "system", "cluster", "models", "workload", "cost", "engine", "sim", "metrics",
+                "slo", "output")
 #: Largest tensor-parallel degree a model entry may ask for (a node's GPUs bound it further).
 MAX_TP = 64
 
 
 def _plain(node) -> Any:
+    """``node`` as plain Python, every ``${...}`` resolved; one that cannot be resolved is a UserError
+    naming its key."""
     from omegaconf import DictConfig, ListConfig, OmegaConf
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
+    from omegaconf.errors import OmegaConfBaseException
+    if not isinstance(node, (DictConfig, ListConfig)):
+        return node
+    try:
+        return OmegaConf.to_container(node, resolve=True)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None)
+        msg = (str(getattr(e, "msg", None) or e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError((f"config key {key}: " if key else "config: ") + " ".join(msg.split())) from None
 
 
 def _mapping(key: str, node: Any) -> Mapping:
@@ -460,6 +371,9 @@ def check_config(cfg) -> None:
     if not isinstance(c, Mapping):
         raise UserError("config: not a mapping")
     c = {k: v for k, v in c.items() if k != "hydra"}
+    for k in REQUIRED_TOP:
+        if k not in c:
+            raise UserError(f"config key {k}: missing (removed by a `~{k}` override? every run needs it)")
     known_top = set(GROUPS) | set(TOP) | {"systems", "models", "workload", "cost", "system"}
     known_top |= _top_keys()
     known_top.discard("hydra")
@@ -469,6 +383,9 @@ def check_config(cfg) -> None:
     for k, knob in TOP.items():
         if k in c:
             knob.check(k, c[k])
+    if not isinstance(c.get("system"), Mapping):
+        raise UserError(f"config key system: got {c.get('system')!r}; allowed: a system config (a mapping with name, "
+                        "router, autoscaler, ...; experiments/conf/system/)")
     if "systems" in c:
         from warmsim.experiments.confpath import group_choices
         check_systems(c["systems"], group_choices("system"))

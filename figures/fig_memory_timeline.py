@@ -55,10 +55,11 @@ def intervals(events: pd.DataFrame, end_s: float, live_until) -> pd.DataFrame:
 
 def draw(timeline: pd.DataFrame, out_path, *, system: str | None = None, gpus_per_node: int = 8,
          n_gpus: int | None = None, end_s: float | None = None, points: int = 800,
-         title_extra: str = "") -> dict:
+         title_extra: str = "", faults: pd.DataFrame | None = None) -> dict:
     """Stacked memory per node over time, then the per-GPU instance / replica timeline, for any
     system (``system``: one of the timeline's, default its first); labels come from the caller (the
-    run's rate in ``title_extra``)."""
+    run's rate in ``title_extra``). ``faults`` (a run's faults.csv): each of the system's faults is a
+    dashed vertical line on every panel."""
     if system is None:
         system = str(timeline["system"].iloc[0]) if "system" in timeline and len(timeline) else "?"
     tl = timeline[timeline["system"] == system] if "system" in timeline else timeline
@@ -120,10 +121,25 @@ def draw(timeline: pd.DataFrame, out_path, *, system: str | None = None, gpus_pe
     if len(ev):
         ax.scatter([], [], marker="x", color="#b00000", label="eviction")
         ax.legend(handles=handles + [ax.collections[-1]], fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    marks = _fault_marks(faults, system)
+    for ax_ in axes:
+        for t, _ in marks:
+            ax_.axvline(t, color="#b00000", lw=1.0, ls="--", zorder=4)
+    for k, (t, what) in enumerate(marks):
+        axes[0].annotate(f"fault: {what}", xy=(t, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -10 - 10 * k),
+                         textcoords="offset points", fontsize=7, color="#b00000", va="top")
     fig.suptitle(f"{style.system_label(system)}: GPU memory and instances over time{title_extra}", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     style.save(fig, out_path)
     tot = {k: m[k].sum(0) / 2**30 for k in m}
     return {"mean_gib": {k: float(v.mean()) for k, v in tot.items()},
             "peak_prewarm_gib": float(tot["prewarm"].max()), "instances": int(len(ii)), "replicas": int(len(ri)),
-            "evictions": int(len(ev))}
+            "evictions": int(len(ev)), "faults": [t for t, _ in marks]}
+
+
+def _fault_marks(faults: pd.DataFrame | None, system: str) -> list[tuple[float, str]]:
+    """(time, what) of ``system``'s faults in a faults.csv table (sim/faults.py FAULT_COLUMNS)."""
+    if faults is None or not len(faults):
+        return []
+    rows = faults[faults["system"].astype(str) == system] if "system" in faults else faults
+    return [(float(r.time_s), str(r.fault)) for r in rows.itertuples(index=False)]

@@ -255,9 +255,11 @@ def draw_memory_timeline(ctx: Context, out: Path) -> dict:
     cl = run.cfg.get("cluster") or {}
     n = int(cl["nodes"]) * int(cl["gpus_per_node"]) if "nodes" in cl and "gpus_per_node" in cl else None
     rate = rate_label(run.path)  # the run's own rate (its config), not the --rps default
+    from warmsim.experiments.timeline import read_faults
     return fig_memory_timeline.draw(run.table("timeline"), out, system=system,
                                     gpus_per_node=run.gpus_per_node, n_gpus=n,
-                                    title_extra=(f" at {rate}" if rate else "") + ctx.suffix.replace("\n", " "))
+                                    title_extra=(f" at {rate}" if rate else "") + ctx.suffix.replace("\n", " "),
+                                    faults=read_faults(run.path))
 
 
 def draw_gpu_cost(ctx: Context, out: Path) -> dict:
@@ -337,6 +339,18 @@ def main(argv: list[str]) -> int:
         raise UserError(f"--only: unknown figure(s) {', '.join(unknown)} (known: {', '.join(FIGURES)})")
     if args.jobs < 1:
         raise UserError("--jobs: must be at least 1")
+    from warmsim.sim.knobs import Knob
+    for flag_, v, knob in (
+            ("--rps", args.rps, Knob("float", 0, 1e6, lo_open=True, help="req/s")),
+            ("--ablation-rps", args.ablation_rps, Knob("float", 0, 1e6, lo_open=True, null=True, help="req/s")),
+            ("--duration-s", args.duration_s, Knob("float", 0, 366 * 86400.0, lo_open=True, null=True)),
+            ("--slo-min", args.slo_min, Knob("float", 0, 1, help="a share of requests")),
+            ("--p99-limit-s", args.p99_limit_s, Knob("float", 0, 1e6, lo_open=True, help="seconds")),
+            ("--seed", args.seed, Knob("int", 0, 2**32 - 1)),
+            ("--jobs", args.jobs, Knob("int", 1, 1024))):
+        knob.check(flag_, v, label="")
+    for r in args.rates or []:
+        Knob("float", 0, 1e6, lo_open=True, help="req/s").check("--rates", r, label="")
     out = _writable(args.out.resolve())
     failed, exp_wall, done = [], 0.0, []
     if args.results is None:
@@ -356,6 +370,10 @@ def main(argv: list[str]) -> int:
         except (_Skip, UserError) as e:
             print(f"figures: {n}: skipped: {e}")
             skipped.append(f"{n}: {e}")
+            continue
+        except KeyError as e:  # a result table without a column this figure reads
+            print(f"figures: {n}: skipped: a result table lacks column {e}")
+            skipped.append(f"{n}: a result table lacks column {e}")
             continue
         timings[f"draw_{n}_s"] = round(time.perf_counter() - t0, 2)
         drawn.append(n)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from warmsim.experiments.outputs import MARKER, read_config, run_state
-from warmsim.experiments.report import ci95
+from warmsim.experiments.report import ci95, read_summary
 from warmsim.sim.errors import UserError
 
 
@@ -52,7 +52,10 @@ class Run:
             p = self.path / files[name]
             if not p.is_file():
                 raise UserError(f"{p}: missing (needed by a figure)")
-            self._cache[name] = pd.read_csv(p) if p.suffix == ".csv" else pd.read_parquet(p)
+            try:
+                self._cache[name] = pd.read_csv(p) if p.suffix == ".csv" else pd.read_parquet(p)
+            except Exception as e:  # noqa: BLE001 - a truncated or foreign file
+                raise UserError(f"{p}: not readable ({' '.join(str(e).split())[:200]})") from None
         return self._cache[name]
 
 
@@ -63,15 +66,17 @@ def _num(x, default=float("nan")) -> float:
         return default
 
 
+#: summary.csv columns every figure set reads (checked when a run is found: a folder without them is one
+#: line naming the file and the column, not a figure that fails halfway).
+FIGURE_COLUMNS = ("system", "model", "ttft_p99_s", "slo_attainment")
+
+
 def read_run(path: Path) -> Run:
     """The :class:`Run` of directory ``path`` (must hold ``summary.csv``)."""
     path = Path(path)
     cfg = read_config(path)
     wl = cfg.get("workload") or {}
-    try:
-        systems = list(dict.fromkeys(pd.read_csv(path / "summary.csv", usecols=["system"])["system"]))
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise UserError(f"{path / 'summary.csv'}: not a summary table ({e})") from None
+    systems = list(dict.fromkeys(read_summary(path / "summary.csv", FIGURE_COLUMNS)["system"]))  # checked up front
     metrics = cfg.get("metrics") or {}
     return Run(path=path, systems=systems, workload=f"{wl.get('kind', '?')}:{wl.get('trace', '')}",
                rps=_num(wl.get("rps")), duration_s=_num(wl.get("duration_s")), seed=int(_num(cfg.get("seed"), 0)),

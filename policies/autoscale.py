@@ -6,9 +6,12 @@ import math
 from dataclasses import dataclass
 
 from warmsim.policies.types import ACTIVE, ScaleDecision, Snapshot
+from warmsim.sim.errors import UserError
+from warmsim.sim.knobs import MAX_SECONDS, bounded, count, nonneg, period, positive
 
 
 @dataclass(frozen=True)
+@bounded(period_s=period("decision period in seconds (it decides nothing)"))
 class NoAutoscaler:
     """Never starts or stops anything (static allocation, MuxServe)."""
 
@@ -19,6 +22,13 @@ class NoAutoscaler:
 
 
 @dataclass(frozen=True)
+@bounded(period_s=period("decision period in seconds"),
+         per_instance=count("requests in flight one instance is sized for"),
+         up=positive("scale up above this share of capacity", 100),
+         down=nonneg("scale down below this share of capacity (at most up)", 100),
+         protect_s=nonneg("seconds a new instance is never stopped", MAX_SECONDS),
+         min_instances=count("instances kept per model", 10_000, lo=0),
+         max_instances=count("cap on instances per model; null = none", 10_000, null=True))
 class ThresholdAutoscaler:
     """WarmServe's autoscaler (warmserve.md section 7).
 
@@ -37,6 +47,14 @@ class ThresholdAutoscaler:
     protect_s: float = 5.0
     min_instances: int = 0
     max_instances: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.down > self.up:
+            raise UserError(f"ThresholdAutoscaler.down: got {self.down}; allowed: at most up ({self.up}), or the "
+                            "autoscaler would stop what it just started")
+        if self.max_instances is not None and self.min_instances > self.max_instances:
+            raise UserError(f"ThresholdAutoscaler.min_instances: got {self.min_instances}; allowed: at most "
+                            f"max_instances ({self.max_instances})")
 
     def decide(self, snap: Snapshot) -> ScaleDecision:
         start: dict[str, int] = {}

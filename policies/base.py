@@ -41,7 +41,11 @@ class Autoscaler(Protocol):
 
 
 class Activator(Protocol):
-    """Chooses where a new instance of a model starts (and from which tier its weights come)."""
+    """Chooses where a new instance of a model starts (and from which tier its weights come).
+
+    An activator that takes over prewarmed replicas (returns ``Activate(replica=...)``) says so with a
+    class attribute ``adopts_replicas = True``; the builder warns when a system has a prewarm placer and
+    an activator without it (its replicas would never be used: 0 prewarm hits)."""
 
     def choose(self, snap: Snapshot, model: str) -> Activate | None:
         """Return where to start one instance of ``model``, or ``None`` if it cannot start now."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from warmsim.sim.knobs import Knob, flag, text
 from warmsim.sim.startup import StartPath
 
 from warmsim.policies.base import (Activator, Autoscaler, InitialPlacer, KVPolicy, Predictor, PrewarmPlacer, Router,
@@ -64,3 +65,28 @@ class Bundle:
         """The start-path flags above as the simulator and ``warmsim estimate`` read them."""
         return StartPath(self.device_prewarm, self.engine_prewarm, self.comm_prewarm, self.profile_run,
                          self.kv_prewarm, self.overlap_load, self.ready_poll_s, self.prefetch)
+
+
+#: Bundle fields a system's config sets as policies (each a node with ``_target_``) or that the
+#: builder fills; every other field is a mechanism flag of ``mechanisms:`` (:data:`MECHANISM_KNOBS`).
+POLICY_FIELDS = ("name", "router", "autoscaler", "activator", "initial", "placer", "predictor", "kv_policy",
+                 "sharing", "meta", "extras")
+
+#: The ``mechanisms:`` keys of a system config, with their bounds: one per Bundle field that is not a
+#: policy (a test checks the two agree). ``memswitch`` is checked against the memory switches
+#: (``sim/memswitch/``) when the bundle is built.
+MECHANISM_KNOBS: dict[str, Knob] = {
+    "device_prewarm": flag("worker processes with a CUDA context exist on every GPU"),
+    "engine_prewarm": flag("a pool of serving-engine processes has done its imports"),
+    "comm_prewarm": flag("a prewarmed replica brings its TP communicator"),
+    "profile_run": flag("the engine runs its KV profiling forward at start"),
+    "kv_prewarm": flag("with a VMM pool, the first step waits only for the KV blocks it needs"),
+    "overlap_load": flag("the weight load runs while the engine prepares"),
+    "ready_poll_s": Knob("float", 0, 60, help="seconds between the router's polls of a starting engine; 0 = told at once"),
+    "prefetch": flag("the weights move from the instance's creation, beside the process and engine start"),
+    "memswitch": text("how GPU memory is re-purposed (sim/memswitch/)"),
+    "keep_weights_on_stop": flag("a stopped instance leaves its weights as a prewarmed replica"),
+    "evict_on_activate": flag("activation drops other replicas overlapping its GPUs"),
+    "scale_on_miss": flag("a request no instance can take triggers an instance start"),
+    "prewarm_source": text("weight source name (sim/sources/)"),
+}

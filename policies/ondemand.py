@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from warmsim.policies.types import ACTIVE, Activate, InstanceView, ScaleDecision, Snapshot
 from warmsim.sim.cost import check_source
+from warmsim.sim.knobs import MAX_SECONDS, bounded, count, nonneg, period, positive, text
 
 
 @dataclass(frozen=True)
+@bounded(source=text("weight source of a new instance (a storage tier, sim/sources/)"))
 class FirstFitActivator:
     """Start on the lowest-numbered ``tp`` free GPUs inside one node; weights from ``source``."""
+
+    #: Whether ``choose`` takes over prewarmed replicas (the builder warns when a placer prewarms for an
+    #: activator that never does).
+    adopts_replicas: ClassVar[bool] = False
 
     source: str = "host_pinned"
 
@@ -27,6 +34,11 @@ class FirstFitActivator:
 
 
 @dataclass
+@bounded(period_s=period("decision period in seconds"),
+         per_instance=count("requests in flight one instance serves"),
+         up=positive("scale up above this share of capacity", 100),
+         keep_alive_s=nonneg("seconds an idle instance is kept", MAX_SECONDS),
+         min_instances=count("instances kept per model", 10_000, lo=0))
 class KeepAliveAutoscaler:
     """Scale up when time-averaged load exceeds ``up`` x capacity (to ``ceil(load/up/per_instance)``);
     release an active instance once it has had no request for ``keep_alive_s``.

@@ -10,12 +10,16 @@ instance serves layers before all weights arrive.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from warmsim.policies.types import ACTIVE, Activate, Snapshot
 from warmsim.sim.cost import check_source
+from warmsim.sim.knobs import bounded, flag, text
 
 
 @dataclass(frozen=True)
+@bounded(fallback_source=text("weight source when no instance of the model runs (a storage tier)"),
+         rdma=flag("copy across nodes when no free GPUs share a node with a peer"))
 class PeerActivator:
     """Start on ``tp`` free GPUs of one node, copying from a running instance when there is one.
 
@@ -23,6 +27,10 @@ class PeerActivator:
     copy from it); free GPUs on any other node (RDMA copy from the lowest-id active instance, when
     ``rdma``); else ``fallback_source``. Within a node the lowest-numbered free GPUs are taken.
     """
+
+    #: Whether ``choose`` takes over prewarmed replicas (the builder warns when a placer prewarms for an
+    #: activator that never does).
+    adopts_replicas: ClassVar[bool] = False
 
     fallback_source: str = "host_pinned"
     rdma: bool = True

@@ -6,9 +6,13 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from warmsim.policies.types import ACTIVE, InstanceView, LIVE_STATES
+from warmsim.sim.knobs import bounded, count, flag
 
 
 @dataclass(frozen=True)
+@bounded(max_inflight=count("requests in flight an instance takes before the router holds the rest; null = no cap",
+                             null=True),
+         prefer_active=flag("break ties towards instances already serving"))
 class LeastLoadedRouter:
     """Send a request to the model's live instance with the fewest requests in flight.
 

@@ -8,6 +8,7 @@ from typing import Mapping
 
 from warmsim.policies.types import Activate, Snapshot
 from warmsim.sim.errors import UserError
+from warmsim.sim.knobs import Knob
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,19 @@ class StaticPlacer:
 
     instances: Mapping[str, int]
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.instances, Mapping):
+            raise UserError(f"StaticPlacer.instances: got {self.instances!r}; allowed: \"auto\" in a config, or a "
+                            "mapping model -> instances (a whole number >= 1 each)")
+        for m, n in self.instances.items():
+            Knob("int", 1, 100_000, help="a model the static system serves gets at least one instance: it "
+                 "starts nothing later").check(f"StaticPlacer.instances.{m}", n, label="")
+
     def place(self, snap: Snapshot, expected_rate: Mapping[str, float]) -> list[Activate]:
+        unknown = sorted(set(self.instances) - set(snap.models))
+        if unknown:
+            raise UserError(f"StaticPlacer.instances: unknown model(s) {', '.join(unknown)} (models: "
+                            f"{', '.join(snap.models)})")
         taken: set[int] = set()
         plans: list[Activate] = []
         for name in sorted(self.instances, key=lambda m: (-snap.models[m].tp, m)):

@@ -5,8 +5,9 @@
 #
 #   scripts/sweep_launchers.sh [WORKDIR]      # default: a fresh temporary directory
 #
-# The launchers go into a virtual environment of their own (WORKDIR/venv, with the system packages
-# visible, so the warmsim install in use is the one tested): `pip install hydra-ray-launcher
+# The launchers go into a virtual environment of their own (WORKDIR/venv) that sees the packages of
+# the Python running this script (PYTHON, default python3: a venv or the system's), so the warmsim
+# install in use is the one tested, an editable one included: `pip install hydra-ray-launcher
 # hydra-submitit-launcher` (the [ray] and [slurm] extras). A launcher that cannot be installed is
 # reported as such and skipped; the script fails if a sweep that could run does not produce both jobs.
 set -uo pipefail
@@ -14,8 +15,20 @@ WORK=${1:-$(mktemp -d -t warmsim-launchers-XXXX)}
 mkdir -p "$WORK"
 cd "$WORK" || exit 1
 echo "+ workdir $WORK"
-python3 -m venv --system-site-packages venv
+OUTER=${PYTHON:-python3}
+if ! "$OUTER" -c "import warmsim.experiments.cli" 2>/dev/null; then
+  echo "error: $OUTER cannot import warmsim (pip install . in the environment that runs this script)"
+  exit 2
+fi
+# `python -m venv --system-site-packages` from inside a venv would see the *base* interpreter's
+# packages, not the venv's (where warmsim is): add the outer environment's site directory instead
+# (site.addsitedir also runs its .pth files, which an editable install needs).
+"$OUTER" -m venv venv
 PY="$WORK/venv/bin/python"
+OUT_SITE=$("$OUTER" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+IN_SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "import site; site.addsitedir('$OUT_SITE')" > "$IN_SITE/zz-outer-env.pth"
+"$PY" -c "import warmsim.experiments.cli" || { echo "error: the launchers' venv cannot import warmsim"; exit 1; }
 TINY=(cluster=tiny models=tiny1 workload=synthetic workload.duration_s=60 workload.tokens_from=null)
 status=0
 swept=()

@@ -15,6 +15,11 @@ class UserError(Exception):
     """
 
 
+class SetupWarning(UserWarning):
+    """A setup that runs but probably not as meant (e.g. a prewarm placer whose replicas no activator
+    takes over). ``warmsim compare`` / ``run`` print each one in full and keep it in report.md."""
+
+
 class PlanError(RuntimeError):
     """A policy returned a plan the simulator cannot apply (a policy bug, exit status 1)."""
 
@@ -41,4 +46,16 @@ def writable_dir(path: Path, label: str) -> Path:
     except OSError as e:
         why = "a part of the path is a file" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror
         raise UserError(f"{label}: cannot write there ({why or e})") from None
+    return path
+
+
+def figure_file(path: Path, label: str) -> Path:
+    """``path`` as a figure file matplotlib can write: its suffix names a format matplotlib knows
+    (png, pdf, svg, ...); otherwise a one-line :class:`UserError` starting with ``label``."""
+    from matplotlib.backend_bases import FigureCanvasBase
+    path = Path(path)
+    known = FigureCanvasBase.get_supported_filetypes()
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in known:
+        raise UserError(f"{label}: unknown figure format '{path.suffix or '(none)'}' (known: {', '.join(sorted(known))})")
     return path

@@ -27,6 +27,10 @@ from warmsim.policies.types import STOPPED
 from warmsim.sim.errors import UserError
 
 FAULT_KINDS = ("gpu_down", "node_down", "load_fail", "link_degrade")
+#: Columns of a run's ``faults.csv`` (and ``Run.faults``): one row per fault and system, from the
+#: recorder's ``fault_log`` (time, fault, instances lost, replicas lost, requests retried, dropped).
+FAULT_COLUMNS = ("system", "time_s", "fault", "instances_lost", "replicas_lost", "requests_retried",
+                 "requests_dropped")
 ON_FAILURE = ("retry", "drop")
 #: The cause of the interrupt a fault sends to a lost instance's process (``Instance.lifecycle``).
 LOST = "lost"
@@ -103,6 +107,12 @@ def parse_faults(events, nodes: int, gpus_per_node: int) -> tuple[Fault, ...]:
                 until = _number(e.get("until_s"), f"{key}.until_s", lo=at, lo_open=True)
         out.append(Fault(kind, at, gpu, node, link, factor, until))
     return tuple(sorted(out, key=lambda f: f.at_s))
+
+
+def faults_table(logs):
+    """``faults.csv`` as a DataFrame from ``(system, fault_log)`` pairs (see :data:`FAULT_COLUMNS`)."""
+    import pandas as pd
+    return pd.DataFrame([(system, *row) for system, log in logs for row in log], columns=list(FAULT_COLUMNS))
 
 
 def _number(v, key: str, lo: float, hi: float = 1e12, lo_open: bool = False) -> float:
@@ -207,6 +217,7 @@ class Faults:
                 effect["dropped"] += 1
             else:
                 sim.requests.held[model].append(rid)
+                sim.recorder.retried(rid, inst.id)
                 effect["retried"] += 1
         if self.on_failure == "retry" and rids:
             q = sim.requests.held[model]

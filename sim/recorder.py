@@ -26,6 +26,8 @@ class Recorder:
         self.instance = np.full(n, -1, dtype=np.int32)
         self.preemptions = np.zeros(n, dtype=np.int32)
         self.cached_tokens = np.zeros(n, dtype=np.int32)  # prompt tokens its first prefill found in the prefix cache
+        self.retries = np.zeros(n, dtype=np.int32)  # times the request went back to the router (a fault)
+        self.first_instance = np.full(n, -1, dtype=np.int32)  # the instance a retried request was on first
         self.drop_code = np.zeros(n, dtype=np.int16)  # index into drop_reasons; 0: not dropped
         self.drop_reasons: list[str] = [""]
         self._reason_code: dict[str, int] = {"": 0}
@@ -54,6 +56,12 @@ class Recorder:
         gave its first token (a retried request's later prefills do not change it)."""
         if self.first_token[rid] != self.first_token[rid]:  # NaN: no first token yet
             self.cached_tokens[rid] = tokens
+
+    def retried(self, rid: int, instance: int) -> None:
+        """The request's instance was lost to a fault and the request goes back to the router."""
+        self.retries[rid] += 1
+        if self.first_instance[rid] < 0:
+            self.first_instance[rid] = instance
 
     def complete(self, rid: int, t: float) -> None:
         self.finish[rid] = t
@@ -100,6 +108,8 @@ class Recorder:
             "gpus": self._gpus_column(inst),
             "preemptions": self.preemptions,
             "cached_tokens": self.cached_tokens,
+            "retries": self.retries,
+            "first_instance": self.first_instance,
         })
 
     @property

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from warmsim.sim.errors import UserError
+from warmsim.sim.knobs import MAX_TOKENS
 from warmsim.traces import validate
 from warmsim.traces.tokens import sample_pairs
 
@@ -70,14 +71,15 @@ def load_azure2023(path: str | Path, *, model: str | None = None, sort: bool = F
     validate.require_nonempty(raw, path)
     numeric = pd.to_numeric(raw["TIMESTAMP"], errors="coerce")
     if numeric.notna().all():
-        secs = numeric.to_numpy(np.float64)
+        secs = validate.numeric_column(raw, "TIMESTAMP", path, integer=False, min_value=None)  # inf is no time
         start = None
     else:
         ts = _times(raw["TIMESTAMP"], path, "TIMESTAMP")
         start = ts.iloc[0]
         secs = (ts - start).dt.total_seconds().to_numpy()
-    prompt = validate.numeric_column(raw, "ContextTokens", path)
-    output = validate.numeric_column(raw, "GeneratedTokens", path)
+    prompt = validate.numeric_column(raw, "ContextTokens", path, max_value=MAX_TOKENS)
+    output = validate.numeric_column(raw, "GeneratedTokens", path, max_value=MAX_TOKENS)
+    validate.check_span(secs, path, "TIMESTAMP")
     order = validate.check_sorted(secs, path, "TIMESTAMP", sort=sort)
     if "model" in raw.columns:
         names = raw["model"].fillna("").to_numpy(object)

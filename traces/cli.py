@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from warmsim.sim.errors import UserArgumentParser, UserError, writable_dir
+from warmsim.sim.errors import UserArgumentParser, UserError, figure_file, writable_dir
 from warmsim.traces import describe as describe_mod
 from warmsim.traces import registry
 
@@ -96,6 +96,7 @@ def _plot_path(out: str | None, default: str) -> Path:
             path = path.with_suffix(".png")
     if path.exists() and not path.is_file():
         raise UserError(f"warmsim trace plot: --out {path}: exists and is not a file")
+    figure_file(path, f"warmsim trace plot: --out {path}")
     writable_dir(path.parent, f"warmsim trace plot: --out {path}: the folder {path.parent}")
     return path
 

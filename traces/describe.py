@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from warmsim.sim.errors import UserError
 from warmsim.traces import registry, servegen
 from warmsim.traces.registry import TraceSpec
 
@@ -20,9 +21,22 @@ def _token_stats(x: np.ndarray, prefix: str) -> dict[str, float]:
             f"{prefix}_p99": float(np.percentile(x, 99)), f"{prefix}_max": float(x.max())}
 
 
+#: Most rate bins a window may be cut into (``--bin``): 80 MB of bin edges.
+MAX_BINS = 10_000_000
+
+
+def check_bins(lo: float, hi: float, bin_s: float) -> None:
+    """A one-line UserError when ``[lo, hi)`` in ``bin_s`` bins makes more than :data:`MAX_BINS` bins."""
+    n = (hi - lo) / bin_s
+    if n > MAX_BINS:
+        raise UserError(f"--bin: {bin_s:g} s bins over a {hi - lo:.6g} s window make {n:.3g} bins; allowed: at most "
+                        f"{MAX_BINS:.0e} (give a larger --bin or a shorter --duration)")
+
+
 def _peak(t: np.ndarray, lo: float, hi: float, bin_s: float) -> float:
     if t.shape[0] == 0:
         return 0.0
+    check_bins(lo, hi, bin_s)
     edges = np.arange(lo, hi + bin_s, bin_s)
     return float(np.histogram(t, bins=edges)[0].max() / bin_s)
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from warmsim.sim.errors import UserError
+from warmsim.sim.knobs import MAX_TOKENS
 from warmsim.traces import validate
 
 MOONCAKE_FIELDS = ("timestamp", "input_length", "output_length")
@@ -78,8 +79,9 @@ def load_mooncake(path: str | Path, *, model: str | None = None, sort: bool = Fa
         records.append(rec)
     raw = pd.DataFrame.from_records(records)
     ts = validate.numeric_column(raw, "timestamp", path, integer=False, min_value=None, header_lines=0) / 1000.0
-    prompt = validate.numeric_column(raw, "input_length", path, header_lines=0)
-    output = validate.numeric_column(raw, "output_length", path, header_lines=0)
+    prompt = validate.numeric_column(raw, "input_length", path, max_value=MAX_TOKENS, header_lines=0)
+    output = validate.numeric_column(raw, "output_length", path, max_value=MAX_TOKENS, header_lines=0)
+    validate.check_span(ts, path, "timestamp", header_lines=0)
     order = validate.check_sorted(ts, path, "timestamp", sort=sort, header_lines=0)
     t0 = ts.min()
     if "model" in raw.columns:

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from warmsim.traces import registry, servegen  # noqa: E402
+from warmsim.traces.describe import check_bins  # noqa: E402
 
 
 def _hist(ax, tokens, title: str) -> None:
@@ -40,6 +41,7 @@ def plot(name_or_path: str, out: str | Path, start_s: float = 0.0, duration_s: f
         lo = start_s
         hi = start_s + duration_s if duration_s is not None else float(df["arrival_s"].max()) + 1e-9
         width = bin_s or max((hi - lo) / 300, 1.0)
+        check_bins(lo, hi, width)
         edges = np.arange(lo, hi + width, width)
         for m, g in df.groupby("model"):
             h = np.histogram(g["arrival_s"], bins=edges)[0] / width

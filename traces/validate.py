@@ -44,6 +44,7 @@ def numeric_column(
     *,
     integer: bool = True,
     min_value: float | None = 0,
+    max_value: float | None = None,
     header_lines: int = 1,
 ) -> np.ndarray:
     """Column ``col`` as numbers; raise at the first missing, non-numeric, NaN or too-small value.
@@ -54,6 +55,7 @@ def numeric_column(
         path: file the table came from (for the message).
         integer: require whole numbers (token counts).
         min_value: smallest allowed value, or None for no bound.
+        max_value: largest allowed value, or None for no bound.
         header_lines: lines before the first data row in the file.
     """
     raw = df[col]
@@ -75,7 +77,28 @@ def numeric_column(
         if low.any():
             i = int(np.flatnonzero(low)[0])
             raise UserError(f"{where(path, i, header_lines)}: {col} must be >= {min_value}, got {raw.iloc[i]!r}")
+    if max_value is not None:
+        high = values > max_value
+        if high.any():
+            i = int(np.flatnonzero(high)[0])
+            raise UserError(f"{where(path, i, header_lines)}: {col} must be <= {max_value:g}, got {raw.iloc[i]!r}")
     return values
+
+
+#: Longest span of a per-request trace in seconds (about 317 years): a timestamp beyond it is a typo or
+#: a unit error, and would make rate bins and windows of absurd sizes.
+MAX_SPAN_S = 1e10
+
+
+def check_span(times: np.ndarray, path: str | Path, col: str, *, header_lines: int = 1) -> None:
+    """Raise at the first time more than :data:`MAX_SPAN_S` seconds after the earliest one."""
+    if not len(times):
+        return
+    far = times - times.min() > MAX_SPAN_S
+    if far.any():
+        i = int(np.flatnonzero(far)[0])
+        raise UserError(f"{where(path, i, header_lines)}: {col} is {times[i] - times.min():.3g} s after the trace's "
+                        f"first request; allowed: at most {MAX_SPAN_S:g} s (a unit error?)")
 
 
 def check_sorted(times: np.ndarray, path: str | Path, col: str, *, sort: bool, header_lines: int = 1) -> np.ndarray:

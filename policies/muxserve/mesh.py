@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Mapping, Protocol, Sequence
 from warmsim.policies.types import Activate, Snapshot
 from warmsim.sim.errors import UserError
 from warmsim.sim.models import CHUNK_BYTES, align_up
+from warmsim.sim.knobs import MAX_TOKENS, Knob, bounded, count, nonneg, positive
 
 if TYPE_CHECKING:
     from warmsim.policies.base import SharingModel
@@ -112,6 +113,21 @@ class _Mesh:
 
 
 @dataclass(frozen=True)
+@bounded(kv_bytes_per_token=Knob("mapping", null=True, help="model -> KV bytes per token; null = the model's"),
+         decode_mps_levels=Knob("floats", 0, 100, lo_open=True, help="decode MPS percentages tried"),
+         prefill_mps=Knob("pairs", 0, help="(model size bound in B params, prefill MPS percent) rows"),
+         sched_overhead_s=Knob("pairs", 0, help="(model size bound in B params, scheduling seconds) rows"),
+         max_gpus=count("GPUs of node 0 the engines may use (the artifact raises above 8)", 8),
+         avg_prompt_len=count("prompt length of MuxServe's estimator", MAX_TOKENS),
+         avg_output_len=count("output length of MuxServe's estimator", MAX_TOKENS),
+         max_batch=count("largest batch of MuxServe's estimator"),
+         reserve_bytes_per_model=nonneg("bytes each model keeps beyond weights and KV", 1e15),
+         overload_threshold_pct=nonneg("percent a mesh's decode MPS may exceed 100 by", 1000),
+         slack_abs=nonneg("absolute slack of the estimator's rate check", 1e6),
+         slack_rel=nonneg("relative slack of the estimator's rate check", 100),
+         min_kv_tokens=count("KV tokens every engine must hold", MAX_TOKENS, lo=0),
+         plan_rps=positive("total req/s the plan is made for; null = the run's own mean rate", 1e7, null=True),
+         plan_shares=Knob("choice", choices=("recipe", "run"), help="how plan_rps splits over the models"))
 class MuxServeMeshPlacer:
     """``InitialPlacer``: MuxServe's one-mesh-per-LLM placement on one node (module docstring).
 
@@ -159,25 +175,6 @@ class MuxServeMeshPlacer:
     plan_shares: str = "recipe"
     #: The workload recipe's share of each model (from the builder's context; None: not stated).
     rate_shares: Mapping[str, float] | None = None
-
-    def __post_init__(self) -> None:
-        if self.max_gpus < 1:
-            raise UserError(f"muxserve: max_gpus must be >= 1, got {self.max_gpus}")
-        if self.avg_prompt_len < 1 or self.avg_output_len < 1:
-            raise UserError("muxserve: avg_prompt_len and avg_output_len must be >= 1")
-        if not self.decode_mps_levels or any(not 0 < p <= 100 for p in self.decode_mps_levels):
-            raise UserError(f"muxserve: decode_mps_levels must be percentages in (0, 100], got "
-                            f"{list(self.decode_mps_levels)}")
-        if self.max_batch < 1:
-            raise UserError(f"muxserve: max_batch must be >= 1, got {self.max_batch}")
-        if self.plan_shares not in ("recipe", "run"):
-            raise UserError(f"muxserve: plan_shares must be 'recipe' or 'run', got {self.plan_shares!r}")
-        p = self.plan_rps
-        if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < math.inf):
-            raise UserError(f"muxserve: plan_rps must be a rate > 0 in req/s, or null, got {p!r}")
-        if self.reserve_bytes_per_model < 0 or self.overload_threshold_pct < 0 or self.min_kv_tokens < 0:
-            raise UserError("muxserve: reserve_bytes_per_model, overload_threshold_pct and min_kv_tokens "
-                            "must be >= 0")
 
     def with_context(self, ctx) -> "MuxServeMeshPlacer":
         """This placer estimating from the run's costs and sharing model (:class:`RunContext`)."""

@@ -41,6 +41,7 @@ from typing import Mapping
 from warmsim.policies.types import Activate, Snapshot
 from warmsim.sim.errors import PlanError, UserError
 from warmsim.sim.models import CHUNK_BYTES, align_up
+from warmsim.sim.knobs import Knob, MAX_TOKENS, bounded, choice, count, nonneg
 
 GIB = float(1 << 30)
 KV_SPLITS = ("rate", "block")
@@ -92,6 +93,13 @@ class MuxPlan:
 
 
 @dataclass(frozen=True)
+@bounded(kv_bytes_per_token=Knob("mapping", null=True, help="model -> KV bytes per token; null = the model's"),
+         min_share=Knob("float", 0, 1, lo_open=True, help="smallest compute share an engine gets"),
+         min_kv_tokens=count("KV tokens each engine must hold", MAX_TOKENS, lo=0),
+         kv_split=choice("how KV memory is split between engines", *KV_SPLITS),
+         reserve_bytes_per_engine=nonneg("bytes each engine keeps beyond weights and KV", 1e15),
+         max_engines_per_model=count("cap on engines per model; null = none", 10_000, null=True),
+         share_quantum=Knob("float", 0, 1, lo_open=True, help="granularity of compute shares"))
 class MuxServePlacer:
     """Static colocated placement at time 0 (``InitialPlacer``); see the module docstring."""
 
@@ -119,16 +127,6 @@ class MuxServePlacer:
     share_quantum: float = 1e-6
 
     def __post_init__(self) -> None:
-        if not 0 < self.min_share <= 1:
-            raise UserError(f"muxserve: min_share must be in (0, 1], got {self.min_share}")
-        if self.min_kv_tokens < 0:
-            raise UserError(f"muxserve: min_kv_tokens must be >= 0, got {self.min_kv_tokens}")
-        if self.kv_split not in KV_SPLITS:
-            raise UserError(f"muxserve: kv_split must be one of {', '.join(KV_SPLITS)}, got '{self.kv_split}'")
-        if self.reserve_bytes_per_engine < 0:
-            raise UserError(f"muxserve: reserve_bytes_per_engine must be >= 0, got {self.reserve_bytes_per_engine}")
-        if self.max_engines_per_model is not None and self.max_engines_per_model < 1:
-            raise UserError(f"muxserve: max_engines_per_model must be >= 1, got {self.max_engines_per_model}")
         if not 0 < self.share_quantum <= self.min_share:
             raise UserError(f"muxserve: share_quantum must be in (0, min_share], got {self.share_quantum}")
 

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from warmsim.policies.types import InstanceView, LIVE_STATES
-from warmsim.sim.errors import UserError
+from warmsim.sim.knobs import Knob, bounded, count
 
 
 @dataclass(frozen=True)
+@bounded(max_num_seqs=count("requests in flight per engine"),
+         per_model=Knob("mapping", help="per-model caps: model -> requests in flight"))
 class MuxServeRouter:
     """Send a request to the model's engine with the fewest requests in flight below its cap.
 
@@ -28,9 +30,9 @@ class MuxServeRouter:
     per_model: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name, cap in [("max_num_seqs", self.max_num_seqs), *self.per_model.items()]:
-            if cap < 1:
-                raise UserError(f"muxserve router: max_num_seqs for '{name}' must be >= 1, got {cap}")
+        for name, cap in self.per_model.items():
+            count("requests in flight per engine of this model").check(f"MuxServeRouter.per_model.{name}", cap,
+                                                                       label="")
 
     def cap(self, model: str) -> int:
         """The in-flight cap of each engine of ``model``."""

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Mapping
 
 from warmsim.sim.errors import UserError
+from warmsim.sim.knobs import bounded, nonneg, text
 
 #: The shipped table: MuxServe's A100 MPS profile, tidy (see data/PROVENANCE.md).
 DEFAULT_TABLE = Path(__file__).resolve().parent / "data" / "mps_a100_muxserve.csv"
@@ -269,6 +270,8 @@ def colocated_step_time(isolated_s: float, phase: str, share: float, batch: int,
 
 
 @dataclass(frozen=True)
+@bounded(contention=nonneg("extra slowdown per co-located engine mid-step", 100),
+         table=text("an MPS table file; null = the shipped one", null=True))
 class ColocationSlowdown:
     """Config-facing colocated step slowdown: the measured MPS table times busy-neighbour contention.
 
@@ -289,8 +292,6 @@ class ColocationSlowdown:
     _memo: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not self.contention >= 0:
-            raise UserError(f"muxserve: contention must be >= 0, got {self.contention}")
         object.__setattr__(self, "_table", _cached_table(None if self.table is None else str(self.table)))
         object.__setattr__(self, "_memo", {})
 

@@ -10,10 +10,11 @@ is part of what the baseline is.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import ClassVar, Mapping
 
 from warmsim.policies.types import Activate, Snapshot
 from warmsim.sim.errors import UserError
+from warmsim.sim.knobs import Knob, bounded, flag, positive
 
 #: Tiers a ServerlessLLM load can come from, fastest first, as ``sim.cost.SOURCES`` names them.
 HOST, SSD, REMOTE = "host_pinned", "ssd", "remote"
@@ -29,6 +30,13 @@ class LoadEstimate:
 
 
 @dataclass(frozen=True)
+@bounded(ssd_checkpoints=Knob("mapping", null=True, help="node -> checkpoints on its SSD; null = all on every node"),
+         assumed_pcie_bw=positive("host->GPU bytes/s the estimate assumes", 1e15),
+         disk_bw=positive("SSD->GPU bytes/s the estimate assumes; null = the link's", 1e15, null=True),
+         remote_bw=positive("remote-download bytes/s; null = the NIC's", 1e15, null=True),
+         host_cache_enabled=flag("whether the pinned host-memory cache counts"),
+         remote_enabled=flag("whether a node may download from remote storage"),
+         host_hit_waits=flag("whether host-cache hits wait for the node's loading queue"))
 class SllmActivator:
     """Start an instance where ServerlessLLM's scheduler estimates its weights arrive first.
 
@@ -47,6 +55,9 @@ class SllmActivator:
     lowest-numbered free GPUs. ``None`` when no node has room (the request waits and the autoscaler
     retries next period).
     """
+
+    #: ServerlessLLM starts from checkpoints, never from a prewarmed replica (policies/base.py Activator).
+    adopts_replicas: ClassVar[bool] = False
 
     #: Host->GPU bandwidth the estimate assumes, bytes/s. Default 25e9: the open scheduler hard-codes
     #: 25 GB/s (PCIe 4.0 x16) regardless of the real link.
@@ -69,12 +80,6 @@ class SllmActivator:
     #: Whether host-cache hits also wait for the node's loading queue. Default ``False``, as in the
     #: open scheduler (the waiting time is added only on the disk path).
     host_hit_waits: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("assumed_pcie_bw", "disk_bw", "remote_bw"):
-            v = getattr(self, name)
-            if v is not None and not v > 0:
-                raise UserError(f"sllm activator: {name} must be > 0 bytes/s, got {v}")
 
     # -- estimates ---------------------------------------------------------------------------------
 

@@ -19,9 +19,17 @@ from dataclasses import dataclass, field
 
 from warmsim.policies.types import ACTIVE, InstanceView, LoadView, ScaleDecision, Snapshot
 from warmsim.sim.errors import UserError
+from warmsim.sim.knobs import MAX_SECONDS, bounded, count, nonneg, period
 
 
 @dataclass
+@bounded(period_s=period("control-loop period in seconds"),
+         target_concurrency=count("requests per instance before another starts"),
+         keep_alive_s=nonneg("seconds an over-provisioned instance is kept", MAX_SECONDS),
+         min_instances=count("instances kept per model", 10_000, lo=0),
+         max_instances=count("cap on instances per model; null = none", 10_000, null=True),
+         max_starts_per_period=count("instance starts per period; null = no cap", 10_000, null=True),
+         max_stops_per_period=count("instance stops per period; null = no cap", 10_000, null=True))
 class SllmAutoscaler:
     """Concurrency target per instance, per-instance keep-alive, one start and one stop per period.
 
@@ -68,21 +76,9 @@ class SllmAutoscaler:
     _idle_since: dict[int, float] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not self.period_s > 0:
-            raise UserError(f"sllm autoscaler: period_s must be > 0, got {self.period_s}")
-        if self.target_concurrency < 1:
-            raise UserError(f"sllm autoscaler: target_concurrency must be >= 1, got {self.target_concurrency}")
-        if self.keep_alive_s < 0:
-            raise UserError(f"sllm autoscaler: keep_alive_s must be >= 0, got {self.keep_alive_s}")
-        if self.min_instances < 0:
-            raise UserError(f"sllm autoscaler: min_instances must be >= 0, got {self.min_instances}")
-        if self.max_instances is not None and self.max_instances < max(self.min_instances, 1):
-            raise UserError(f"sllm autoscaler: max_instances ({self.max_instances}) must be >= "
-                            f"max(min_instances, 1)")
-        for name in ("max_starts_per_period", "max_stops_per_period"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise UserError(f"sllm autoscaler: {name} must be >= 1 or None, got {v}")
+        if self.max_instances is not None and self.max_instances < self.min_instances:
+            raise UserError(f"SllmAutoscaler.max_instances: got {self.max_instances}; allowed: at least "
+                            f"min_instances ({self.min_instances})")
 
     # -- pieces, public so tests and docs can check the arithmetic ---------------------------------
 

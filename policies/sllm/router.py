@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from warmsim.policies.types import ACTIVE, InstanceView
-from warmsim.sim.errors import UserError
+from warmsim.sim.knobs import bounded, count
 
 
 @dataclass(frozen=True)
+@bounded(max_queue_length=count("requests per ready instance; null = no cap", null=True))
 class SllmRouter:
     """Send a request to a *ready* (active) instance of the model with room, fewest in flight first.
 
@@ -27,10 +28,6 @@ class SllmRouter:
     #: Requests in flight one instance accepts. Default 10: ServerlessLLM's router creates every
     #: instance handle with ``max_queue_length=10``. ``None``: no cap (the engine queues).
     max_queue_length: int | None = 10
-
-    def __post_init__(self) -> None:
-        if self.max_queue_length is not None and self.max_queue_length < 1:
-            raise UserError(f"sllm router: max_queue_length must be >= 1 or None, got {self.max_queue_length}")
 
     def route(self, model: str, instances: Sequence[InstanceView]) -> int | None:
         """Id of the ready instance to take the request, or ``None`` to hold it at the router."""

@@ -13,9 +13,11 @@ their GPUs until they stop).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from warmsim.policies.types import Activate, ReplicaView, Snapshot
 from warmsim.sim.cost import check_source
+from warmsim.sim.knobs import bounded, choice, text
 
 #: The ``source`` of an activation that takes over a prewarmed replica.
 PREWARMED = "prewarmed"
@@ -38,6 +40,9 @@ def _hit(snap: Snapshot, model: str, ready: bool, busy: frozenset[int]) -> Repli
 
 
 @dataclass(frozen=True)
+@bounded(miss_source=text("weight source of a miss (a storage tier, sim/sources/)"),
+         miss_gpus=choice("GPUs a miss takes", "least_overlap", "first_free"),
+         miss_node=choice("node a miss takes", "first", "best"))
 class WarmServeActivator:
     """WarmServe's activation order.
 
@@ -60,16 +65,16 @@ class WarmServeActivator:
             ``"best"`` (the node whose choice evicts the fewest distinct replicas; ties lowest node).
     """
 
+    #: Whether ``choose`` takes over prewarmed replicas (the builder warns when a placer prewarms for an
+    #: activator that never does).
+    adopts_replicas: ClassVar[bool] = True
+
     miss_source: str = "host_pinned"
     miss_gpus: str = "least_overlap"
     miss_node: str = "first"
 
     def __post_init__(self) -> None:
-        if self.miss_gpus not in ("least_overlap", "first_free"):
-            raise ValueError(f"miss_gpus must be 'least_overlap' or 'first_free', got {self.miss_gpus!r}")
         check_source(self.miss_source, "WarmServeActivator.miss_source")
-        if self.miss_node not in ("first", "best"):
-            raise ValueError(f"miss_node must be 'first' or 'best', got {self.miss_node!r}")
 
     def choose(self, snap: Snapshot, model: str) -> Activate | None:
         """Where to start one instance of ``model`` (see the class docstring)."""

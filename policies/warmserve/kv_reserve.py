@@ -16,6 +16,7 @@ then find that memory in the GPU pool again, evicting prewarmed weights if the p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from warmsim.sim.knobs import bounded, count, flag, period
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class KVReserveStep:
 
 
 @dataclass(frozen=True)
+@bounded(period_s=period("reservation period in seconds"),
+         per_instance=count("requests per instance in the target of free blocks"),
+         give_back=flag("engines take lent blocks back as their load rises"))
 class KVReservePolicy:
     """Per-engine KV reservation rule.
 

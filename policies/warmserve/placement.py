@@ -20,6 +20,7 @@ from warmsim.policies.warmserve.groups import ReplicaTable, choose_group, mask_m
 from warmsim.policies.warmserve.scores import replica_demand, replica_scores
 from warmsim.sim.cost import check_source
 from warmsim.sim.models import CHUNK_BYTES, align_up
+from warmsim.sim.knobs import bounded, choice, count, flag, nonneg, period, positive, text
 
 
 def shard_need(model: ModelView, chunk_bytes: int) -> int:
@@ -46,6 +47,13 @@ def _replica_node(snap: Snapshot, gpus: tuple[int, ...], rid: int) -> int:
 
 
 @dataclass(frozen=True)
+@bounded(period_s=period("placement period in seconds"),
+         per_instance=count("B, requests per instance in the demand formula"),
+         cold_bandwidth_gib_s=positive("bandwidth of the cold-start score in GiB/s", 1e6),
+         source=text("weight source of prewarmed replicas (a storage tier)"),
+         chunk_bytes=count("bytes of one memory chunk", 2**40),
+         zero_avg_as=nonneg("average load assumed for a model predicted at 0", 1e6),
+         count_running=flag("a live instance's weights count as a replica"))
 class EvictAwarePlacer:
     """WarmServe's evict-aware placement of prewarmed replicas.
 
@@ -178,6 +186,13 @@ class EvictAwarePlacer:
 
 
 @dataclass(frozen=True)
+@bounded(period_s=period("placement period in seconds"),
+         per_instance=count("B, requests per instance in the demand formula"),
+         source=text("weight source of prewarmed replicas (a storage tier)"),
+         chunk_bytes=count("bytes of one memory chunk", 2**40),
+         exclude_same_model=flag("skip GPUs that hold the model already"),
+         artifact_loop=flag("the artifact's loop: full demand every tick"),
+         order=choice("model order", "config", "name"))
 class RoundRobinPlacer:
     """The "no placement" ablation (the artifact's ``--disable-placement``): same demand, but
     replicas go round-robin over models onto the first GPUs with enough free memory, with no
@@ -219,8 +234,6 @@ class RoundRobinPlacer:
 
     def __post_init__(self) -> None:
         check_source(self.source, "RoundRobinPlacer.source")
-        if self.order not in ("config", "name"):
-            raise ValueError(f"RoundRobinPlacer.order must be 'config' or 'name', got {self.order!r}")
 
     def plan(self, snap: Snapshot, predictions: Mapping[str, tuple[float, float]]) -> list[Prewarm | Evict]:
         """Prewarm actions for this tick."""

@@ -15,6 +15,8 @@ from typing import ClassVar, Mapping
 
 import numpy as np
 
+from warmsim.sim.knobs import Knob, bounded, check_init, choice, count
+
 
 def _as_profile(arr: np.ndarray, ndim: int, what: str) -> np.ndarray:
     a = np.asarray(arr, dtype=np.float64)
@@ -24,6 +26,11 @@ def _as_profile(arr: np.ndarray, ndim: int, what: str) -> np.ndarray:
     return a
 
 
+@bounded(window_s=Knob("float", 0.1, 7 * 86400.0, help="prediction window in seconds"),
+         n_correction=count("recent errors in the correction", 10_000, lo=0),
+         decay=Knob("float", 0, 1, lo_open=True, help="weight ratio per step back"),
+         baseline_window_s=Knob("float", 0.1, 7 * 86400.0, null=True,
+                                help="length of one history bin in seconds; null = window_s"))
 class CorrectiveSeasonalPredictor:
     """WarmServe's Corrective Seasonal Predictor (CSP).
 
@@ -65,14 +72,8 @@ class CorrectiveSeasonalPredictor:
 
     def __init__(self, window_s: float = 300.0, history: Mapping[str, np.ndarray] | None = None,
                  n_correction: int = 10, decay: float = 0.5, baseline_window_s: float | None = None) -> None:
-        if not window_s > 0:
-            raise ValueError(f"window_s must be > 0, got {window_s}")
-        if n_correction < 0:
-            raise ValueError(f"n_correction must be >= 0, got {n_correction}")
-        if not 0 < decay <= 1:
-            raise ValueError(f"decay must be in (0, 1], got {decay}")
-        if baseline_window_s is not None and not baseline_window_s > 0:
-            raise ValueError(f"baseline_window_s must be > 0 or None, got {baseline_window_s}")
+        check_init(type(self), window_s=window_s, n_correction=n_correction, decay=decay,
+                   baseline_window_s=baseline_window_s)
         self.window_s = float(window_s)
         self.baseline_window_s = None if baseline_window_s is None else float(baseline_window_s)
         self.n_correction = int(n_correction)
@@ -124,6 +125,7 @@ class CorrectiveSeasonalPredictor:
         return max(b_avg + c_avg, 0.0), max(b_peak + c_peak, 0.0)
 
 
+@bounded(window_s=Knob("float", 0.1, 7 * 86400.0, help="prediction window in seconds"), truth_from=choice("which pre-pass gives the truth", "self", "static"))
 class OraclePredictor:
     """Knows the future: returns the true (avg, peak) of the window asked for.
 
@@ -144,10 +146,7 @@ class OraclePredictor:
     needs: ClassVar[tuple[str, ...]] = ("truth",)
 
     def __init__(self, truth: Mapping[str, np.ndarray], window_s: float = 300.0, truth_from: str = "self") -> None:
-        if not window_s > 0:
-            raise ValueError(f"window_s must be > 0, got {window_s}")
-        if truth_from not in ("self", "static"):
-            raise ValueError(f"truth_from must be 'self' or 'static', got {truth_from!r}")
+        check_init(type(self), window_s=window_s, truth_from=truth_from)
         self.window_s = float(window_s)
         self.truth_from = truth_from
         self._truth = {m: _as_profile(a, 2, f"truth[{m!r}]") for m, a in truth.items()}
@@ -163,6 +162,7 @@ class OraclePredictor:
         return float(t[window, 0]), float(t[window, 1])
 
 
+@bounded(window_s=Knob("float", 0.1, 7 * 86400.0, help="prediction window in seconds"))
 class LastWindowPredictor:
     """Naive predictor: the next window looks like the last observed one (0 before any).
 
@@ -171,8 +171,7 @@ class LastWindowPredictor:
     """
 
     def __init__(self, window_s: float = 300.0) -> None:
-        if not window_s > 0:
-            raise ValueError(f"window_s must be > 0, got {window_s}")
+        check_init(type(self), window_s=window_s)
         self.window_s = float(window_s)
         self._last: dict[str, tuple[float, float]] = {}
 

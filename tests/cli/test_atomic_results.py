@@ -4,7 +4,6 @@ directory, and a sweep survives a bad job (and skips complete jobs when re-run).
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import time
@@ -14,14 +13,14 @@ import pytest
 import yaml
 
 from warmsim.experiments import outputs
+from tests.exe import warmsim_exe
 
 TINY = ["cluster=tiny", "models=tiny1", "workload=synthetic", "workload.duration_s=120", "workload.total_rate=1",
         "workload.tokens_from=null", "workload.prompt_tokens=200", "workload.output_tokens=20"]
 
 
 def _exe() -> str:
-    exe = shutil.which("warmsim")
-    assert exe, "the warmsim console script is not installed (pip install .)"
+    exe = warmsim_exe()
     return exe
 
 

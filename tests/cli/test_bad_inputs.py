@@ -6,11 +6,11 @@ Every case fails before a simulation starts, so each costs one process start (ab
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from tests.exe import warmsim_exe
 
 TINY = ["cluster=tiny", "models=tiny1", "workload=synthetic", "workload.duration_s=60", "workload.total_rate=1",
         "workload.tokens_from=null", "workload.prompt_tokens=200", "workload.output_tokens=20"]
@@ -19,8 +19,7 @@ SHIPPED = Path(__file__).resolve().parents[2] / "calibrate" / "profiles" / "h100
 
 
 def warmsim(*args, cwd):
-    exe = shutil.which("warmsim")
-    assert exe, "the warmsim console script is not installed (pip install .)"
+    exe = warmsim_exe()
     return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
@@ -92,7 +91,42 @@ CASES = [
     ("profile with no tables", ["calibrate", "--check", "no_tables"], "no tables"),
     ("estimate on a bad profile", ["estimate", "model=llama-2-7b", "gpu_profile=meta_number", "source=host_pinned",
                                    "prompt_tokens=128"], "meta_number/meta.json"),
+    # --- policy knobs: one schema with the config keys (issue 22): negative, zero, NaN, wrong type
+    ("router max_inflight<0", [*RUN, "system.router.max_inflight=-1"], "config key router.max_inflight: got -1"),
+    ("static headroom 0", [*RUN, "system.sizing.headroom=0"], "config key sizing.headroom: got 0"),
+    ("autoscaler up 0 (was a ZeroDivisionError)", ["run", *TINY, "system=ondemand", "system.autoscaler.up=0"],
+     "config key autoscaler.up: got 0"),
+    ("kv per instance 0 (was a ZeroDivisionError)", ["run", *TINY, "system=warmserve",
+                                                     "system.kv_policy.per_instance=0"], "kv_policy.per_instance: got 0"),
+    ("placer period 0 (was a hang)", ["run", *TINY, "system=warmserve", "system.placer.period_s=0"],
+     "placer.period_s: got 0"),
+    ("predictor decay nan", ["run", *TINY, "system=warmserve", "system.predictor.decay=nan"], "predictor.decay: got nan"),
+    ("static instances of an unknown model", [*RUN, "system.initial.instances={nope: 1}"], "unknown model(s) nope"),
+    ("unknown mechanism", [*RUN, "+system.mechanisms.engine_prewarmx=true"], "unknown mechanism 'engine_prewarmx'"),
+    ("bad mechanism value", [*RUN, "+system.mechanisms.engine_prewarm=2"], "mechanisms.engine_prewarm: got 2"),
+    ("compare per-system knob out of bounds", ["compare", *TINY, "systems=[static]",
+                                              "overrides.static.router.max_inflight=-3"], "router.max_inflight: got -3"),
+    ("sim.retry_s=1e-12 (was a hang)", [*RUN, "sim.retry_s=1e-12"], "sim.retry_s: got 1e-12"),
+    # --- interpolation and hydra's own settings
+    ("broken interpolation", [*RUN, "seed=${nope}"], "config key seed: Interpolation key 'nope' not found"),
+    ("unknown resolver", [*RUN, "seed=${oc.nope:1}"], "config key seed"),
+    ("a deleted group", [*RUN, "~cluster"], "config key cluster: missing"),
+    ("unknown launcher", ["run", "-m", *TINY, "system=static", "hydra/launcher=nope"], "hydra/launcher/nope"),
+    ("--cfg with a bad value", ["run", "--cfg", "bogus"], "--cfg bogus: allowed: job, hydra, all"),
+    # --- what a builder would allocate, bounded where it is read
+    ("diurnal period 1e-9 (was 28 TiB)", [*RUN, "workload.diurnal_period_s=1e-9"],
+     "workload.diurnal_period_s: got 1e-09"),
+    ("an empty workload", [*RUN, "workload.duration_s=1e-9"], "the workload holds no request"),
+    ("warmserve history past the week", ["run", "system=static", "cluster=tiny", "models=tiny1",
+                                         "workload.history_days=7"], "workload.history_days: got 7"),
+    ("a trace for the default workload", ["run", "system=static", "cluster=tiny", "models=tiny1",
+                                          "workload.trace=mooncake_conv"], "workload=mapped_azure_conv"),
+    # --- output formats
+    ("trace plot to .docx", ["trace", "plot", "azure2023_conv", "--duration", "60", "--out", "x.docx"],
+     "unknown figure format '.docx'"),
+    ("report to .docx", ["report", ".", "--out", "x.docx"], "give a file name ending in .csv or .md"),
     # --- messages
+    ("no command", [], "give a command"),
     ("unknown command", ["frobnicate"], "unknown command 'frobnicate'"),
     ("unknown option", ["compare", "--bogus"], "unknown option '--bogus'"),
     ("sweep with an unknown value", ["run", "-m", *TINY, "system=static,nope"], "unknown system 'nope'"),

@@ -1,20 +1,19 @@
 """The installed ``warmsim`` command, end to end, as a user runs it."""
 
-import shutil
 import subprocess
 
 import pandas as pd
 import pytest
 
 from warmsim.experiments.summary import COLUMNS
+from tests.exe import warmsim_exe
 
 TINY = ["cluster=tiny", "models=tiny1", "workload=synthetic", "workload.duration_s=120", "workload.total_rate=1",
         "workload.tokens_from=null", "workload.prompt_tokens=200", "workload.output_tokens=20"]
 
 
 def warmsim(*args, cwd):
-    exe = shutil.which("warmsim")
-    assert exe, "the warmsim console script is not installed (pip install .)"
+    exe = warmsim_exe()
     return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
@@ -130,3 +129,9 @@ def test_an_unknown_weight_source_in_a_policy_is_one_line_and_exit_2(tmp_path, s
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.count("\n") == 1 and needle in p.stderr, p.stderr
     assert not (tmp_path / "r" / "summary.csv").exists()
+
+
+def test_without_the_console_script_the_tests_say_so(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(pytest.fail.Exception, match="console script is not on PATH: install the package"):
+        warmsim_exe()

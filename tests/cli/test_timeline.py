@@ -4,7 +4,6 @@ node, instance and replica lifecycles, evictions, and counter tracks; the memory
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections import defaultdict
 
@@ -13,6 +12,7 @@ import pytest
 
 from warmsim.experiments.timeline import trace_events
 from tests.figures import synthetic
+from tests.exe import warmsim_exe
 
 PHASES = {"M", "X", "i", "C"}
 
@@ -26,19 +26,19 @@ def check_trace(events: list[dict]) -> dict:
             if e["name"] == "thread_name":
                 names[(e["pid"], e["tid"])] = e["args"]["name"]
             continue
-        assert isinstance(e["ts"], float) and e["ts"] >= 0, e
+        assert isinstance(e["ts"], int) and e["ts"] >= 0, e  # whole microseconds: a viewer converts them exactly
         if e["ph"] == "X":
-            assert e["dur"] >= 0 and isinstance(e["tid"], int)
+            assert isinstance(e["dur"], int) and e["dur"] >= 0 and isinstance(e["tid"], int)
             slices[(e["pid"], e["tid"])].append((e["ts"], e["ts"] + e["dur"]))
         if e["ph"] == "C":
             assert e["args"] and all(isinstance(v, (int, float)) for v in e["args"].values()), e
     for key, spans in slices.items():
         assert key in names, f"slices on an unnamed track {key}"
         stack: list[float] = []
-        for a, b in sorted(spans, key=lambda s: (s[0], -s[1])):
-            while stack and stack[-1] <= a + 1e-6:
+        for a, b in sorted(spans, key=lambda s: (s[0], -s[1])):  # exactly, as Perfetto nests them
+            while stack and stack[-1] <= a:
                 stack.pop()
-            assert not stack or b <= stack[-1] + 1e-6, f"slices overlap without nesting on {names[key]}"
+            assert not stack or b <= stack[-1], f"slices overlap without nesting on {names[key]}: {a}-{b}"
             stack.append(b)
     return names
 
@@ -61,7 +61,7 @@ def test_trace_events_of_a_synthetic_timeline():
 
 
 def test_the_default_compare_timeline_is_valid_trace_event_json(tmp_path):
-    exe = shutil.which("warmsim")
+    exe = warmsim_exe()
     run = tmp_path / "run"
     p = subprocess.run([exe, "compare", f"hydra.run.dir={run}"], cwd=tmp_path, capture_output=True, text=True,
                        timeout=600)
@@ -99,3 +99,29 @@ def test_the_figure_title_takes_the_rate_from_the_run(tmp_path):
     (tmp_path / "config.yaml").write_text("workload: {kind: mapped, duration_s: 100}\n")
     (tmp_path / "workload.json").write_text(json.dumps({"requests": 512, "knobs": {"duration_s": 100}}))
     assert rate_label(tmp_path) == "~5.1 req/s"
+
+
+def test_a_fault_is_a_global_instant_in_the_trace_and_a_line_in_the_figure(tmp_path):
+    exe = warmsim_exe()
+    run = tmp_path / "run"
+    p = subprocess.run([exe, "compare", "cluster=tiny", "models=tiny1", "workload=synthetic", "workload.duration_s=60",
+                        "workload.tokens_from=null", "workload.total_rate=3", "systems=[static,ondemand]",
+                        "faults.events=[{kind: gpu_down, gpu: 0, at_s: 30}]", f"hydra.run.dir={run}"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    faults = pd.read_csv(run / "faults.csv")
+    assert list(faults.system) == ["static", "ondemand"] and list(faults.time_s) == [30.0, 30.0]
+    p = subprocess.run([exe, "timeline", str(run), "--out", str(tmp_path / "t.json")], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    ev = json.loads((tmp_path / "t.json").read_text())["traceEvents"]
+    check_trace(ev)
+    marks = [e for e in ev if e.get("cat") == "fault"]
+    assert [(e["ph"], e["s"], e["ts"]) for e in marks] == [("i", "g", 30_000_000)] * 2
+    assert marks[0]["name"] == "fault: GPU 0 fails at 30 s (static)"
+    assert marks[0]["args"]["instances_lost"] == int(faults.instances_lost[0])
+    from warmsim.figures import fig_memory_timeline
+    tl = pd.read_parquet(run / "timeline.parquet")
+    nums = fig_memory_timeline.draw(tl, tmp_path / "m.png", system="ondemand", gpus_per_node=2, n_gpus=2,
+                                    faults=faults)
+    assert nums["faults"] == [30.0]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from tests.exe import warmsim_exe
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "experiments" / "conf"
@@ -31,8 +32,7 @@ def doc_block(lang: str, first_line: str) -> str:
 
 
 def warmsim(*args, cwd, env=None):
-    exe = shutil.which("warmsim")
-    assert exe, "the warmsim console script is not installed (pip install .)"
+    exe = warmsim_exe()
     return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
                           env={**os.environ, **(env or {})})
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from tests.exe import warmsim_exe
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
@@ -26,7 +26,7 @@ def test_the_api_examples_run_and_the_default_compare_matches_the_cli(tmp_path, 
     for i, block in enumerate(code):
         exec(compile(block, f"docs/api.md block {i + 1}", "exec"), ns)  # noqa: S102 - the documented examples
     api = ns["res"].summary
-    p = subprocess.run([shutil.which("warmsim"), "compare", f"hydra.run.dir={tmp_path / 'cli'}"], cwd=tmp_path,
+    p = subprocess.run([warmsim_exe(), "compare", f"hydra.run.dir={tmp_path / 'cli'}"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     cli = pd.read_csv(tmp_path / "cli" / "summary.csv")

@@ -1,7 +1,6 @@
 """``warmsim figures``: option checks, drawing from existing run directories, and one quick end-to-end run."""
 
 import json
-import shutil
 import subprocess
 import time
 
@@ -12,6 +11,7 @@ from warmsim.figures import make
 from warmsim.sim.errors import UserError
 
 from tests.figures import synthetic
+from tests.exe import warmsim_exe
 
 
 def _run_dir(path, rps, systems, **workload):
@@ -117,8 +117,7 @@ def test_rate_not_in_results_is_a_user_error(tmp_path):
 
 
 def test_quick_end_to_end_tail_ttft(tmp_path):
-    exe = shutil.which("warmsim")
-    assert exe, "the warmsim console script is not installed (pip install .)"
+    exe = warmsim_exe()
     t0 = time.perf_counter()
     p = subprocess.run([exe, "figures", "--quick", "--only", "tail_ttft", "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=120)

@@ -29,9 +29,9 @@ def test_best_node_ties_go_to_the_lowest_node():
 
 
 def test_bad_settings_name_the_setting():
-    with pytest.raises(ValueError, match=r"miss_gpus must be 'least_overlap' or 'first_free', got 'x'"):
+    with pytest.raises(ValueError, match=r"WarmServeActivator.miss_gpus: got 'x'; allowed: one of least_overlap, first_free"):
         WarmServeActivator(miss_gpus="x")
-    with pytest.raises(ValueError, match=r"miss_node must be 'first' or 'best', got 'x'"):
+    with pytest.raises(ValueError, match=r"WarmServeActivator.miss_node: got 'x'; allowed: one of first, best"):
         WarmServeActivator(miss_node="x")
     with pytest.raises(Exception, match=r"^WarmServeActivator\.miss_source: unknown weight source 'x'"):
         WarmServeActivator(miss_source="x")

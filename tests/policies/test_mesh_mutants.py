@@ -29,17 +29,20 @@ def llm(name="x", rate=1.0, weight=0, kvpt=1, params_b=7.0, prefill_pct=80.0, sc
 # ---- settings ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kw,msg", [
-    (dict(max_gpus=0), r"muxserve: max_gpus must be >= 1, got 0"),
-    (dict(avg_prompt_len=0), r"^muxserve: avg_prompt_len and avg_output_len must be >= 1$"),
-    (dict(avg_output_len=0), r"^muxserve: avg_prompt_len and avg_output_len must be >= 1$"),
-    (dict(decode_mps_levels=()), r"muxserve: decode_mps_levels must be percentages in \(0, 100\], got \[\]"),
-    (dict(decode_mps_levels=(0, 50)), r"decode_mps_levels must be percentages in \(0, 100\], got \[0, 50\]"),
-    (dict(decode_mps_levels=(101,)), r"got \[101\]"),
-    (dict(max_batch=0), r"muxserve: max_batch must be >= 1, got 0"),
-    (dict(reserve_bytes_per_model=-1), r"^muxserve: reserve_bytes_per_model, overload_threshold_pct and "
-                                       r"min_kv_tokens must be >= 0$"),
-    (dict(overload_threshold_pct=-1), r"must be >= 0"),
-    (dict(min_kv_tokens=-1), r"must be >= 0"),
+    (dict(max_gpus=0), r"^MuxServeMeshPlacer.max_gpus: got 0; allowed: an integer in \[1, 8\]"),
+    (dict(max_gpus=9), r"^MuxServeMeshPlacer.max_gpus: got 9; allowed: an integer in \[1, 8\]"),
+    (dict(avg_prompt_len=0), r"^MuxServeMeshPlacer.avg_prompt_len: got 0; allowed: an integer in \[1, 10000000\]"),
+    (dict(avg_output_len=0), r"^MuxServeMeshPlacer.avg_output_len: got 0; allowed: an integer in \[1, 10000000\]"),
+    (dict(decode_mps_levels=()), r"^MuxServeMeshPlacer.decode_mps_levels: got \(\); allowed: a list of numbers in "
+                                 r"\(0, 100\]"),
+    (dict(decode_mps_levels=(0, 50)), r"^MuxServeMeshPlacer.decode_mps_levels\[0\]: got 0; allowed: a list of numbers"),
+    (dict(decode_mps_levels=(101,)), r"^MuxServeMeshPlacer.decode_mps_levels\[0\]: got 101;"),
+    (dict(prefill_mps=((8.0, -1.0),)), r"^MuxServeMeshPlacer.prefill_mps: got .*; allowed: a non-empty list of "
+                                       r"\[number, number\] pairs, each >= 0"),
+    (dict(max_batch=0), r"^MuxServeMeshPlacer.max_batch: got 0; allowed: an integer in \[1, 1000000\]"),
+    (dict(reserve_bytes_per_model=-1), r"^MuxServeMeshPlacer.reserve_bytes_per_model: got -1; allowed: a number in \[0, "),
+    (dict(overload_threshold_pct=-1), r"^MuxServeMeshPlacer.overload_threshold_pct: got -1; allowed: a number in \[0, 1000\]"),
+    (dict(min_kv_tokens=-1), r"^MuxServeMeshPlacer.min_kv_tokens: got -1; allowed: an integer in \[0, 10000000\]"),
 ])
 def test_bad_settings_are_one_clear_error(kw, msg):
     with pytest.raises(UserError, match=msg):

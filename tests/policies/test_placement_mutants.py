@@ -39,7 +39,7 @@ def test_sources_are_checked_by_name_and_used():
         EvictAwarePlacer(source="x")
     with pytest.raises(Exception, match=r"^RoundRobinPlacer\.source: unknown weight source 'x'"):
         RoundRobinPlacer(source="x")
-    with pytest.raises(ValueError, match=r"RoundRobinPlacer.order must be 'config' or 'name', got 'x'"):
+    with pytest.raises(ValueError, match=r"RoundRobinPlacer.order: got 'x'; allowed: one of config, name"):
         RoundRobinPlacer(order="x")
     s = snap([model("a", GIB)], gpn=2)
     for p in (EvictAwarePlacer(source="ssd"), RoundRobinPlacer(source="ssd")):

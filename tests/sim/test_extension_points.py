@@ -34,6 +34,36 @@ def test_cost_lists_come_from_the_source_table():
     assert set(cost_mod.STORAGE_SOURCES) == {n for n, s in SOURCES.items() if s.storage}
 
 
+#: Each shipped source's path onto GPU 0 (node 0) of ``spec()`` (2 nodes x 2 GPUs), written out by hand
+#: from docs/simulator.md "Loads": the links by name, and the flow's own ceiling in B/s (a peer copies
+#: from GPU 1, same node, or GPU 2, node 1). Page cache: 1 / (1 / 3e9 + 1 / 2.5e9) = 1.3636e9.
+SOURCE_PATHS = {
+    "host_pinned": (("n0.host_mem", "g0.pcie"), float("inf")),
+    "host_pageable": (("n0.host_mem", "g0.pcie"), 2.5e9),
+    "page_cache": (("n0.host_mem", "g0.pcie"), 1 / (1 / 3e9 + 1 / 2.5e9)),
+    "ssd": (("n0.ssd", "g0.pcie"), float("inf")),
+    "remote": (("n0.nic", "g0.pcie"), float("inf")),
+    "peer_nvlink": (("g1.nvlink_tx", "g0.nvlink_rx"), float("inf")),
+    "peer_rdma": (("n1.nic_tx", "n0.nic", "g0.pcie"), float("inf")),
+    "prewarmed": None,  # nothing moves
+}
+
+
+def test_every_shipped_source_crosses_the_links_its_tier_has():
+    import simpy
+    assert set(SOURCE_PATHS) == set(SOURCES)  # a new shipped source gets its row here
+    c = Cluster(simpy.Environment(), spec())
+    for name, want in SOURCE_PATHS.items():
+        src = SOURCES[name]
+        peer_gpu = (1 if src.same_node else 2) if src.peer else None
+        if want is None:
+            with pytest.raises(KeyError):
+                c.path(name, 0, peer_gpu)
+            continue
+        links, cap = c.path(name, 0, peer_gpu)
+        assert (tuple(link.name for link in links), cap) == (want[0], pytest.approx(want[1])), name
+
+
 @pytest.mark.parametrize("name", list(SOURCES))
 def test_every_source_has_a_path_and_a_startup_estimate(name):
     import simpy

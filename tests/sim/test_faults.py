@@ -116,3 +116,97 @@ def test_the_paper_node_failure_accounts_for_every_request_and_shows_in_the_tail
     assert w.faults[0][2] > 0 and w.summary.query("model == 'ALL'").dropped.iloc[0] == 0
     after = w.timeline[(w.timeline.time_s >= 120) & (w.timeline.kind == "instance") & (w.timeline.state == "starting")]
     assert len(after) > 0
+
+
+# ---- each documented effect of a fault, by hand (issue 22 §4): each test fails when that effect is removed
+
+def _bundle(max_inflight=32):
+    from warmsim.policies.bundle import Bundle
+    from warmsim.policies.ondemand import FirstFitActivator, KeepAliveAutoscaler
+    from warmsim.policies.routing import LeastLoadedRouter
+    b = Bundle("ondemand", LeastLoadedRouter(max_inflight), KeepAliveAutoscaler(keep_alive_s=60),
+               FirstFitActivator("host_pinned"))
+    b.profile_run = False  # a start is its load alone
+    return b
+
+
+def _sim(w, models, cluster_spec, faults, bundle=None, on_failure="retry"):
+    c = cost(process_start=0.0, engine_init=0.0, prefill_base_s=0.01, load_overhead=0.0)
+    return Simulation(w, models, cluster_spec, c, bundle or _bundle(),
+                      spec=SimSpec(request_timeout_s=20, drain_s=30, faults=tuple(faults), on_failure=on_failure))
+
+
+def test_the_loads_onto_a_failed_gpu_stop_and_free_the_link_they_shared():
+    # Models a and b start at t=0 on GPUs 0 and 1 of one node, both loading from host memory whose
+    # link (10 GB/s) they share: 5 GB/s each. GPU 0 fails at 1 s: its load stops, so b's load has the
+    # whole link from then on: 5e9 B moved by 1 s, the rest at 10 GB/s -> loaded at 1 + (SHARD - 5e9) / 1e10,
+    # first token 0.01 s later. (Were a's flow left running, b would load at 5 GB/s to SHARD / 5e9 = 2.70 s.)
+    sp = spec()
+    sp = ClusterSpec(**{**sp.__dict__, "host_mem_bw": 10e9})
+    w = workload([0.0, 0.0], [10, 10], [1, 1], models=("a", "b"), model_idx=[0, 1], duration=30)
+    s = _sim(w, {"a": model("a"), "b": model("b")}, sp, [Fault("gpu_down", 1.0, gpu=0)])
+    req = s.run().requests_table()
+    assert req.first_token_s[1] == pytest.approx(1.0 + (SHARD - 5e9) / 10e9 + 0.01)
+    assert not any(f.tag == ("instance", 1) for f in s.cluster.net.flows)
+
+
+def test_a_prewarmed_replica_on_a_failed_gpu_is_lost_and_its_memory_with_it():
+    # A placer prewarms one replica of a on GPU 1 at t=0 (loaded by LOAD s); GPU 1 fails at 5 s (a
+    # request at 10 s keeps the run going past it; the instance on GPU 0 serves both).
+    from warmsim.policies.types import Prewarm
+
+    class OneReplica:
+        period_s = 1.0
+
+        def __init__(self):
+            self.done = False
+
+        def plan(self, snap, predictions):
+            if self.done:
+                return []
+            self.done = True
+            return [Prewarm("a", (1,), "host_pinned")]
+
+    b = _bundle()
+    b.placer = OneReplica()
+    w = workload([0.0, 10.0], [10, 10], [1, 1], duration=30)
+    s = _sim(w, {"a": model()}, spec(), [Fault("gpu_down", 5.0, gpu=1)], bundle=b)
+    rec = s.run()
+    assert rec.fault_log[0][1:] == ("GPU 1 fails at 5 s", 0, 1, 0, 0)  # no instance there, one replica
+    assert not s.replicas and s.cluster.gpus[1].mem.used == 0
+    ev = [r for r in rec.timeline if r[1] == "replica"]
+    assert (ev[-1][0], ev[-1][5], ev[-1][6]) == (5.0, "evicted", "GPU 1 failed")
+
+
+def test_a_failed_node_loses_its_host_memory_cache_and_only_its_own():
+    # Node 0 fails at 5 s (a request at 10 s keeps the run going; it starts on node 1, from its cache).
+    w = workload([0.0, 10.0], [10, 10], [1, 1], duration=30)
+    s = _sim(w, {"a": model()}, spec(gpus=1, nodes=2), [Fault("node_down", 5.0, node=0)])
+    assert "a" in s.cluster.nodes[0].host_cache and "a" in s.cluster.nodes[1].host_cache  # unbounded caches
+    s.run()
+    assert "a" not in s.cluster.nodes[0].host_cache and not s.cluster.nodes[0].host_cache.entries
+    assert "a" in s.cluster.nodes[1].host_cache
+
+
+def test_retried_requests_rejoin_the_router_queue_in_arrival_order():
+    # The router admits 2 requests per instance. r0 (t=0) and r1 (t=0.1) go to instance 1, loading on
+    # GPU 0; r2 (t=0.2) waits at the router (full, and an instance is already starting). GPU 0 fails at
+    # 0.9 s: r0 and r1 go back to the router *before* r2 (arrival order), not after it. The autoscaler's
+    # 1.0 s tick starts instance 2 on GPU 1, which takes the first two of the queue: r0 and r1 prefill
+    # together when it is ready (1.0 + LOAD, first tokens 0.01 s later, one output token each, so they
+    # finish then); r2 is routed at the router's next re-check (sim.retry_s = 1 s: at 3 s) and prefills
+    # then. (Queued behind r2, r1 would be the one served at 3.01 s.)
+    w = workload([0.0, 0.1, 0.2], [10] * 3, [1] * 3, duration=30)
+    s = _sim(w, {"a": model()}, spec(), [Fault("gpu_down", 0.9, gpu=0)], bundle=_bundle(max_inflight=2))
+    req = s.run().requests_table()
+    ready = 1.0 + LOAD
+    assert list(req.first_token_s) == pytest.approx([ready + 0.01, ready + 0.01, 3.0 + 0.01])
+    assert list(req.retries) == [1, 1, 0] and list(req.first_instance) == [1, 1, -1]
+    assert list(req.instance) == [2, 2, 2]
+
+
+def test_retries_are_counted_per_attempt_and_not_for_dropped_requests():
+    s, rec, req = run([Fault("gpu_down", LOAD + 1.0, gpu=0)], on_failure="drop")
+    assert req.retries[0] == 0 and req.first_instance[0] == -1 and req.instance[0] == 1
+    _, _, req = run([Fault("gpu_down", LOAD + 1.0, gpu=0)])
+    assert req.retries[0] == 1 and req.first_instance[0] == 1 and req.instance[0] == 2

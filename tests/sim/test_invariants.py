@@ -100,7 +100,50 @@ def test_a_request_that_never_ended_or_lost_its_reason_is_caught():
         checker.finish()
 
 
+class _CorruptingRouter:
+    """A router that, on its first call, corrupts the memory accounts of the GPU of the instance it
+    routes to (reaching the simulation through its caller's frame: deliberately, for this test)."""
+
+    def __init__(self, max_inflight=None):  # the static system's router slot gives max_inflight
+        self.done = False
+
+    def route(self, model, instances):
+        if not self.done and instances:
+            import inspect
+            sim = inspect.currentframe().f_back.f_locals["self"].sim  # sim.requests.Requests.route
+            sim.cluster.gpus[instances[0].gpus[0]].mem.used += 2 << 20
+            self.done = True
+        return instances[0].id if instances else None
+
+
 def test_the_suite_runs_every_simulation_with_the_checker():
-    import os
-    from warmsim.sim.simulation import CHECK_ENV
-    assert os.environ.get(CHECK_ENV) == "1"
+    # A run that asks for no checking (SimSpec.check_invariants is False) is still checked, because the
+    # suite's conftest sets the environment variable every Simulation reads: the corruption is caught.
+    from warmsim.sim.simulation import SimSpec
+    wl = workload([0.0, 0.1, 0.2], [100] * 3, [5] * 3)
+    b = static({"a": 1})
+    b.router = _CorruptingRouter()
+    s = Simulation(wl, {"a": model()}, cluster(gpus=2), cost(), b, spec=SimSpec(check_invariants=False))
+    with pytest.raises(InvariantViolation, match=r"GPU 0.*memory"):
+        s.run()
+
+
+def test_cli_subprocesses_run_with_the_checker_too(tmp_path):
+    # The same corruption in a `warmsim run` subprocess (the router comes from a user config directory):
+    # the environment variable reaches it, and the violation is an internal error (exit 1, one line).
+    import inspect
+    import subprocess
+    import textwrap
+    from tests.exe import warmsim_exe
+    conf = tmp_path / "warmsim_conf"
+    (conf / "system").mkdir(parents=True)
+    (conf / "corrupt.py").write_text(textwrap.dedent(inspect.getsource(_CorruptingRouter)))
+    (conf / "system" / "corrupt.yaml").write_text(
+        "defaults:\n  - static\n  - _self_\nname: corrupt\nrouter: {_target_: corrupt._CorruptingRouter}\n")
+    p = subprocess.run([warmsim_exe(), "run", "system=corrupt", "cluster=tiny", "models=tiny1", "workload=synthetic",
+                        "workload.duration_s=20", "workload.tokens_from=null", f"hydra.run.dir={tmp_path / 'r'}"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1, p.stdout + p.stderr
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("warmsim: internal error: InvariantViolation") and "memory" in last, p.stderr
+    assert "Traceback" not in p.stderr

@@ -4,7 +4,6 @@ drops and unused columns are listed by ``experiments.outputs.workload_notes``.""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import numpy as np
@@ -15,6 +14,7 @@ from warmsim.sim.catalog import get_shape
 from warmsim.sim.errors import UserError
 from warmsim.sim.models import ServedModel
 from warmsim.traces.builders import build_workload
+from tests.exe import warmsim_exe
 
 MODELS = ["small", "big"]
 
@@ -77,7 +77,7 @@ def test_workload_notes_name_caps_and_context_length_drops(csv):
 
 def test_the_run_prints_what_the_workload_builder_changed_first(csv, tmp_path):
     out = tmp_path / "r"
-    p = subprocess.run([shutil.which("warmsim"), "compare", "cluster=tiny", "models=pair7b", "systems=[static]",
+    p = subprocess.run([warmsim_exe(), "compare", "cluster=tiny", "models=pair7b", "systems=[static]",
                         "workload=trace", f"workload.trace={csv}",
                         "workload.model_map={chat: llama-2-7b-a, code: llama-2-7b-b}", f"hydra.run.dir={out}"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=300)

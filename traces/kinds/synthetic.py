@@ -38,6 +38,11 @@ DEFAULTS = {
 }
 
 
+#: Most points of the grid that maps operational time back to real time (80 MB of float64): a diurnal
+#: period far shorter than the workload would otherwise ask for terabytes.
+MAX_GRID_POINTS = 10_000_000
+
+
 def _cumulative(t: np.ndarray, amp: float, period: float, phase: float) -> np.ndarray:
     """Integral of ``1 + amp sin(2 pi (s + phase) / period)`` from 0 to t."""
     w = 2 * np.pi / period
@@ -49,6 +54,11 @@ def arrivals(rate: float, duration: float, cv: float, amp: float, period: float,
     """Arrival times in ``[0, duration)`` of one modulated renewal process (gaps: Gamma, mean 1/rate)."""
     if rate <= 0:
         return np.empty(0)
+    points = 4097 + 64 * duration / period  # 64 points per period follow the sine closely
+    if points > MAX_GRID_POINTS:
+        raise UserError(f"workload.diurnal_period_s: got {period:g}; a {duration:g} s workload then needs a grid of "
+                        f"{points:.3g} points ({points * 8 / 2**30:.3g} GiB); allowed: at least "
+                        f"{64 * duration / (MAX_GRID_POINTS - 4097):.3g} s (at most {MAX_GRID_POINTS:.0e} points)")
     grid = np.linspace(0.0, duration, 4097 + int(64 * duration / period))
     ops = rate * _cumulative(grid, amp, period, phase)
     total = ops[-1]

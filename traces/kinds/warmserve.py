@@ -46,6 +46,9 @@ from warmsim.traces.workload import Workload
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 DAY_S = 86400.0
 
+#: The traces kind ``warmserve`` replays (the Azure 2024 week, the recipe's source).
+TRACES = ("conv", "code", "azure2024_conv", "azure2024_code")
+
 DEFAULTS = {
     "trace": "conv",  # conv | code: which Azure 2024 week trace
     "rps": 10.0,  # total request rate over the replayed hour; total requests = 3600 * rps
@@ -101,7 +104,12 @@ def _sample(t: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray
 def build(cfg: Mapping, models: Sequence[str], rng: np.random.Generator) -> Workload:
     """Build the WarmServe workload (see the module docstring); ``models[j]`` is model j."""
     k = Knobs(cfg, DEFAULTS)
-    trace = k.choice("trace", ("conv", "code", "azure2024_conv", "azure2024_code"))
+    trace = k.raw("trace")
+    if trace not in TRACES:
+        raise UserError(f"workload.trace: got {trace!r}; kind warmserve (the paper's recipe, the default workload) "
+                        f"replays only the Azure 2024 week: {', '.join(TRACES)}. Any trace name or file replays with "
+                        f"workload=mapped_azure_conv workload.trace={trace} (split over the models by popularity) or "
+                        f"workload=trace workload.trace={trace} (its own model column); traces/README.md")
     trace = trace if trace.startswith("azure2024_") else f"azure2024_{trace}"
     rps = k.number("rps", lo=0, lo_open=True)
     alpha = k.number("alpha", lo=0)
@@ -115,6 +123,9 @@ def build(cfg: Mapping, models: Sequence[str], rng: np.random.Generator) -> Work
     cv = k.number("burstiness_cv", lo=0, optional=True)
     want_hist = k.integer("history_days", lo=0, optional=True)
     offset = k.integer("prompt_offset_tokens", lo=0)
+    if want_hist is not None and want_hist > 6:  # the week holds 6 other days of the replayed weekday's window
+        raise UserError(f"workload.history_days: got {want_hist}; allowed: 0 to 6 (the other days of the trace's "
+                        "one week), or null for the artifact's days")
     hist_window = k.number("history_window_s", lo=0, lo_open=True, optional=True) or window
     if window_start + hist_window > DAY_S:
         raise UserError("workload.history_window_s: history window runs past the end of the day")
