@@ -199,12 +199,12 @@ def step_counter_events(steps: pd.DataFrame, pid: int, label: str = "") -> list[
         nxt = np.r_[t0s[1:], np.inf]
         for t0, t1, after, batch, running, waiting, used, cached, lent in zip(
                 t0s, t1s, nxt, g["batch"], g["running"], g["waiting"], g["kv_used"], g["kv_cached"], g["kv_lent"]):
-            ev.append({"ph": "C", "pid": pid, "name": f"{name} batch", "ts": t0 * US, "args": {"batch": int(batch)}})
+            ev.append({"ph": "C", "pid": pid, "name": f"{name} batch", "ts": _us(t0), "args": {"batch": int(batch)}})
             if after > t1:  # idle until its next step
-                ev.append({"ph": "C", "pid": pid, "name": f"{name} batch", "ts": t1 * US, "args": {"batch": 0}})
-            ev.append({"ph": "C", "pid": pid, "name": f"{name} sequences", "ts": t1 * US,
+                ev.append({"ph": "C", "pid": pid, "name": f"{name} batch", "ts": _us(t1), "args": {"batch": 0}})
+            ev.append({"ph": "C", "pid": pid, "name": f"{name} sequences", "ts": _us(t1),
                        "args": {"running": int(running), "waiting": int(waiting)}})
-            ev.append({"ph": "C", "pid": pid, "name": f"{name} KV blocks", "ts": t1 * US,
+            ev.append({"ph": "C", "pid": pid, "name": f"{name} KV blocks", "ts": _us(t1),
                        "args": {"used": int(used), "cached": int(cached), "lent": int(lent)}})
     return ev
 

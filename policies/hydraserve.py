@@ -14,6 +14,7 @@ from typing import Sequence
 from warmsim.policies.types import LOADING, STARTING, Activate, Snapshot
 from warmsim.sim.cost import check_source
 from warmsim.sim.errors import UserError
+from warmsim.sim.knobs import Knob, bounded, count, nonneg, positive, text
 
 
 def _interp(table: Sequence[Sequence[float]], x: float) -> float:
@@ -28,6 +29,13 @@ def _interp(table: Sequence[Sequence[float]], x: float) -> float:
 
 
 @dataclass(frozen=True)
+@bounded(source=text("where the weights come from (a storage tier, sim/sources/)"),
+         max_pp=count("largest pipeline (MAX_PP_SIZE)", 64),
+         ttft_slo_s=Knob("pairs", 0, help="(weight GB, TTFT SLO seconds) points"),
+         tpot_slo_s=positive("TPOT SLO in seconds", 3600),
+         post_fetch_ms=nonneg("the planner's allowance after the pull, ms", 1e7),
+         prefill_ms=nonneg("the planner's prefill time, ms", 1e7),
+         hop_ms=nonneg("the planner's extra TPOT per extra stage, ms", 1e7))
 class HydraServeActivator:
     """HydraServe's ``ours``: the smallest pipeline whose predicted cold TTFT meets the TTFT SLO.
 

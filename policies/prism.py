@@ -17,6 +17,7 @@ from typing import Mapping
 from warmsim.policies.types import ACTIVE, Activate, ScaleDecision, Snapshot
 from warmsim.sim.cost import check_source
 from warmsim.sim.errors import UserError
+from warmsim.sim.knobs import bounded, count, nonneg, positive, text
 
 
 def _check(workers_per_gpu: int, min_kv_tokens: int, source: str, what: str) -> None:
@@ -34,6 +35,10 @@ def _room(snap: Snapshot, model: str, min_kv_tokens: int) -> int:
 
 
 @dataclass(frozen=True)
+@bounded(workers_per_gpu=count("model engines one GPU may hold", 1024),
+         slo_s=positive("TTFT SLO of the pressure score, seconds", 3600),
+         min_kv_tokens=count("KV tokens a placed engine must be able to hold", 10_000_000, lo=0),
+         source=text("where new engines load weights from (a storage tier, sim/sources/)"))
 class KVPressurePlacer:
     """Prism's placement (v2 Algorithm 1, as summarised by the authors' ADRS post and baseline code):
     ``w = rate / slo`` per model; a GPU's KV pressure ``KVPR = sum(w) / (GPU memory - sum(weights))``
@@ -91,6 +96,8 @@ class KVPressurePlacer:
 
 
 @dataclass
+@bounded(period_s=positive("scheduler period, seconds", 86400),
+         idle_s=nonneg("an engine idle this long is deactivated, seconds", 1e7))
 class PrismScheduler:
     """Prism's global scheduler (``SimpleGlobalPolicy.gen_actions``), every ``period_s``: deactivate
     an active model with no request in flight whose last request ended ``idle_s`` ago or more; ask
@@ -124,6 +131,10 @@ class PrismScheduler:
 
 
 @dataclass(frozen=True)
+@bounded(workers_per_gpu=count("model engines one GPU may hold", 1024),
+         min_kv_tokens=count("KV tokens an activated engine must be able to hold", 10_000_000, lo=0),
+         source=text("where activated engines load weights from (a storage tier, sim/sources/)"),
+         cluster_bytes=nonneg("bytes of the shared-memory cache an activation reads from", 1e15))
 class PrismActivator:
     """Where an inactive model is activated (``_place_inactive_model`` after ``_prepare_gpu_clusters``):
     GPUs with room for the model's shard and ``min_kv_tokens`` of KV and fewer than ``workers_per_gpu``
@@ -170,6 +181,7 @@ class PrismActivator:
 
 
 @dataclass(frozen=True)
+@bounded(contention=nonneg("slowdown factor per busy co-located engine", 100))
 class TimeSlicing:
     """Co-located engines without compute partitioning: a step slows by ``1 + contention`` per
     neighbour busy with a step of its own (the GPU time-slices between processes that have work; an

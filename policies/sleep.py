@@ -12,9 +12,12 @@ from dataclasses import dataclass
 
 from warmsim.policies.types import Activate, Snapshot
 from warmsim.sim.cost import check_source
+from warmsim.sim.knobs import bounded, text
 
 
 @dataclass(frozen=True)
+@bounded(source=text("where a cold start loads weights from (a storage tier, sim/sources/)"),
+         reload_source=text("where a level-2 wake reloads weights from (a storage tier, sim/sources/)"))
 class SleepActivator:
     """Wake before starting.
 

@@ -127,7 +127,8 @@ class _Mesh:
          slack_rel=nonneg("relative slack of the estimator's rate check", 100),
          min_kv_tokens=count("KV tokens every engine must hold", MAX_TOKENS, lo=0),
          plan_rps=positive("total req/s the plan is made for; null = the run's own mean rate", 1e7, null=True),
-         plan_shares=Knob("choice", choices=("recipe", "run"), help="how plan_rps splits over the models"))
+         plan_shares=Knob("choice", choices=("recipe", "run"), help="how plan_rps splits over the models"),
+         rate_shares=Knob("mapping", null=True, help="the workload recipe's share per model (the builder's)"))
 class MuxServeMeshPlacer:
     """``InitialPlacer``: MuxServe's one-mesh-per-LLM placement on one node (module docstring).
 

@@ -117,7 +117,8 @@ def test_a_fault_is_a_global_instant_in_the_trace_and_a_line_in_the_figure(tmp_p
     ev = json.loads((tmp_path / "t.json").read_text())["traceEvents"]
     check_trace(ev)
     marks = [e for e in ev if e.get("cat") == "fault"]
-    assert [(e["ph"], e["s"], e["ts"]) for e in marks] == [("i", "g", 30_000_000)] * 2
+    # 30 s into the workload; the trace starts at the run's start, 60 s earlier (the prewarm lead)
+    assert [(e["ph"], e["s"], e["ts"]) for e in marks] == [("i", "g", 90_000_000)] * 2
     assert marks[0]["name"] == "fault: GPU 0 fails at 30 s (static)"
     assert marks[0]["args"]["instances_lost"] == int(faults.instances_lost[0])
     from warmsim.figures import fig_memory_timeline

@@ -234,12 +234,12 @@ def test_the_builder_hands_the_placer_the_workloads_recipe_shares():
 
 @pytest.mark.parametrize("bad", [0, -1.0, float("inf"), float("nan"), True, "15"])
 def test_a_bad_plan_rps_is_one_clear_error(bad):
-    with pytest.raises(UserError, match=r"^muxserve: plan_rps must be a rate > 0 in req/s, or null, got"):
+    with pytest.raises(UserError, match=r"^MuxServeMeshPlacer.plan_rps: got"):
         placer(plan_rps=bad)
 
 
 def test_a_bad_plan_shares_is_one_clear_error():
-    with pytest.raises(UserError, match=r"^muxserve: plan_shares must be 'recipe' or 'run', got 'mean'$"):
+    with pytest.raises(UserError, match=r"^MuxServeMeshPlacer.plan_shares: got 'mean'; allowed: one of recipe, run"):
         placer(plan_shares="mean")
 
 

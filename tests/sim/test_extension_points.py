@@ -43,6 +43,7 @@ SOURCE_PATHS = {
     "page_cache": (("n0.host_mem", "g0.pcie"), 1 / (1 / 3e9 + 1 / 2.5e9)),
     "ssd": (("n0.ssd", "g0.pcie"), float("inf")),
     "remote": (("n0.nic", "g0.pcie"), float("inf")),
+    "sleep_backup": (("n0.host_mem", "g0.pcie"), float("inf")),  # a level-1 sleeper's own pinned backup
     "peer_nvlink": (("g1.nvlink_tx", "g0.nvlink_rx"), float("inf")),
     "peer_rdma": (("n1.nic_tx", "n0.nic", "g0.pcie"), float("inf")),
     "prewarmed": None,  # nothing moves
