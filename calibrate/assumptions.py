@@ -87,7 +87,7 @@ class Assumptions:
                  "source": _DOC[f.name][1]} for f in fields(self)]
 
     @classmethod
-    def from_rows(cls, rows: list[dict]) -> "Assumptions":
+    def from_rows(cls, rows: list[dict]) -> Assumptions:
         """Defaults overridden by the profile's ``assumed.csv`` rows (unknown parameters ignored)."""
         names = {f.name for f in fields(cls)}
         return cls(**{r["parameter"]: float(r["value"]) for r in rows if r["parameter"] in names})

@@ -35,7 +35,7 @@ class ProfileCostModel:
         self._links = {link: self._link(link) for link in LINKS}
 
     @classmethod
-    def load(cls, name_or_path: str | Path) -> "ProfileCostModel":
+    def load(cls, name_or_path: str | Path) -> ProfileCostModel:
         """Load a shipped profile by name (e.g. ``h100_analytic``) or a profile directory."""
         return cls(fit_profile(load_profile(resolve(name_or_path))))
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import bisect
 import statistics
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -117,7 +118,7 @@ class PiecewiseLinear:
     ys: tuple[float, ...]
 
     @classmethod
-    def from_points(cls, label: str, points: dict[float, float]) -> "PiecewiseLinear":
+    def from_points(cls, label: str, points: dict[float, float]) -> PiecewiseLinear:
         if not points:
             raise ValueError(f"{label}: no points")
         xs = tuple(sorted(points))

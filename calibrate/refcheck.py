@@ -14,12 +14,19 @@ from __future__ import annotations
 
 import statistics
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from warmsim.calibrate.costmodel import ProfileCostModel
-from warmsim.calibrate.reference import (GIB, INTERFERENCE_COPY_BYTES, MANY_ALLOC, MIB, SHAPES, Measurements,
-                                         load_measurements)
+from warmsim.calibrate.reference import (
+    GIB,
+    INTERFERENCE_COPY_BYTES,
+    MANY_ALLOC,
+    MIB,
+    SHAPES,
+    Measurements,
+    load_measurements,
+)
 from warmsim.sim.catalog import get_shape
 from warmsim.sim.models import ServedModel
 

@@ -29,8 +29,15 @@ from warmsim.calibrate.fit import fit_bandwidth
 from warmsim.calibrate.harness.device import PROCESS_PHASES, VMM_OPS
 from warmsim.calibrate.harness.plan import FULL
 from warmsim.calibrate.harness.sections import COPY_KINDS, weight_load_section
-from warmsim.calibrate.profile import (FORMAT_VERSION, SECTION_TABLES, TABLES, load_profile, provenance_counts,
-                                       write_meta, write_table)
+from warmsim.calibrate.profile import (
+    FORMAT_VERSION,
+    SECTION_TABLES,
+    TABLES,
+    load_profile,
+    provenance_counts,
+    write_meta,
+    write_table,
+)
 from warmsim.calibrate.shapes import dims_from_row, full_dims_row, llama_tensor_bytes, shard_dims
 from warmsim.sim.catalog import get_shape
 from warmsim.sim.errors import UserError

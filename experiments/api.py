@@ -132,14 +132,12 @@ def simulate(cfg, systems: list[str] | None, outdir: Path, *, echo=None, strict:
     """Run ``systems`` (default ``cfg.systems``, each with ``overrides.<system>``) on one workload
     and write the run directory ``outdir`` (an existing directory; see :func:`claim_dir`).
     ``echo(line)`` gets the workload's lines before the runs start (what the builder changed)."""
-    from warmsim.experiments.builder import build_setup
+    from warmsim.experiments.builder import build_setup, check_system
     from warmsim.experiments.commands import collected_warnings
     from warmsim.experiments.outputs import begin_run, workload_lines, write_run
     from warmsim.experiments.runner import run_system
     from warmsim.experiments.systems import resolve
     from warmsim.experiments.validate import check_config
-
-    from warmsim.experiments.builder import check_system
     check_config(cfg)
     scfgs = resolve(cfg, systems, strict=systems is None if strict is None else strict)
     for scfg in scfgs:  # every system's keys, mechanisms and policy arguments, before anything is written

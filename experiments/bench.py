@@ -57,7 +57,7 @@ DAY_SYSTEMS = ["static", "ondemand", "sllm", "muxserve", "muxserve_replicated", 
 SCALING_SYSTEMS = ["warmserve", "ondemand"]
 
 
-def scaling_scenarios() -> list["Scenario"]:
+def scaling_scenarios() -> list[Scenario]:
     """One size grows, the others stay: requests (minutes of traffic), GPUs (nodes, with the total
     rate and the models in proportion, so the per-GPU and per-model load stay), models."""
     out = []

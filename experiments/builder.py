@@ -10,23 +10,22 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from warmsim.policies.bundle import MECHANISM_KNOBS, Bundle, ShareByInverse
-from warmsim.policies.context import RunContext
-from warmsim.sim.cluster import GIB, ClusterSpec
-from warmsim.sim.cost import ScaledCost, ConstantCostModel, CostModel, DecodeCoeffs, Interference
-from warmsim.sim.engine import EngineSpec
-from warmsim.sim.errors import UserError
-from warmsim.sim.knobs import Knob, check_args, count, flag, nonneg, positive, text
-from warmsim.sim.mechanisms import MECHANISMS as _EXTRAS, check_knobs  # mechanisms.<name>: {knobs} (sim/mechanisms)
-from warmsim.sim.memswitch import MEMSWITCHES
-from warmsim.sim.models import ServedModel
-from warmsim.sim.simulation import SimSpec
-
-from warmsim.policies.load_estimate import peak_inflight
-
 from warmsim.experiments import validate
 from warmsim.experiments.confpath import CONF_DIR, group_choices, model_shape  # noqa: F401 (CONF_DIR, group_choices: re-exported)
 from warmsim.experiments.validate import check_tp
+from warmsim.policies.bundle import MECHANISM_KNOBS, Bundle, ShareByInverse
+from warmsim.policies.context import RunContext
+from warmsim.policies.load_estimate import peak_inflight
+from warmsim.sim.cluster import GIB, ClusterSpec
+from warmsim.sim.cost import ConstantCostModel, CostModel, DecodeCoeffs, Interference, ScaledCost
+from warmsim.sim.engine import EngineSpec
+from warmsim.sim.errors import UserError
+from warmsim.sim.knobs import Knob, check_args, count, flag, nonneg, positive, text
+from warmsim.sim.mechanisms import MECHANISMS as _EXTRAS  # mechanisms.<name>: {knobs} (sim/mechanisms)
+from warmsim.sim.mechanisms import check_knobs
+from warmsim.sim.memswitch import MEMSWITCHES
+from warmsim.sim.models import ServedModel
+from warmsim.sim.simulation import SimSpec
 
 #: The ``mechanisms:`` keys (the Bundle's non-policy fields, :data:`warmsim.policies.bundle.MECHANISM_KNOBS`).
 MECHANISMS = frozenset(MECHANISM_KNOBS) | frozenset(_EXTRAS)  # + the serving mechanisms (sim/mechanisms)

@@ -9,8 +9,8 @@ are not in the run, or that needs a sweep (capacity), says so instead of a numbe
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pandas as pd
 

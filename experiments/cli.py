@@ -373,8 +373,8 @@ def _sweep_total(overrides: list[str], hc_params: dict) -> int:
 def _sweep_progress(out: Path) -> None:
     """One line after each job: jobs done of the sweep's total (complete or failed directories
     under the sweep directory, written since it started, whichever process ran them), elapsed, ETA."""
-    from warmsim.experiments.outputs import MARKER
     from warmsim.experiments.jobs import progress_line
+    from warmsim.experiments.outputs import MARKER
     try:
         started, total = float(os.environ[SWEEP_ENV[0]]), int(os.environ[SWEEP_ENV[1]])
     except (KeyError, ValueError):

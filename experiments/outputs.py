@@ -293,7 +293,7 @@ def _report_faults(summary: pd.DataFrame, results: list[RunResult], setup, notes
     for r in results:
         req = r.requests
         for t, what, inst, reps, retried, dropped in r.faults:
-            def p99(lo: float, hi: float) -> str:
+            def p99(lo: float, hi: float, req=req) -> str:
                 sel = req[(req.arrival_s >= lo) & (req.arrival_s < hi)]
                 if not len(sel):
                     return "-"

@@ -8,7 +8,6 @@ rows: ttft_p99_s, gpu_hours, dropped; config.yaml tells the scenario). Command:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path

@@ -43,7 +43,7 @@ def draw(rows: pd.DataFrame, out_path) -> dict:
     default, bs = bars(rows)
     fig, ax = style.new_figure(width=8, height=1.2 + 0.42 * max(len(bs), 1))
     y = np.arange(len(bs))[::-1]
-    for yi, (knob, lo, hi, llab, hlab) in zip(y, bs):
+    for yi, (_knob, lo, hi, llab, hlab) in zip(y, bs):
         ax.barh(yi, max(hi - lo, 1e-12), left=lo, height=0.6, color="#9ecae1", edgecolor="#3182bd")
         ax.text(lo, yi, f"{llab} ", ha="right", va="center", fontsize=7)
         ax.text(hi, yi, f" {hlab}", ha="left", va="center", fontsize=7)

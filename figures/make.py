@@ -16,12 +16,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from warmsim.experiments.outputs import atomic_write
-from warmsim.sim.errors import UserArgumentParser, UserError, writable_dir
-
 from warmsim.experiments import jobs as runner
+from warmsim.experiments.outputs import atomic_write
 from warmsim.figures import jobs as jobmod
 from warmsim.figures import tables
+from warmsim.sim.errors import UserArgumentParser, UserError, writable_dir
 
 #: Figure names in drawing order, with the experiment sets each needs.
 FIGURES: dict[str, set[str]] = {
@@ -61,7 +60,7 @@ def _csv(kind):
         try:
             return [kind(x) for x in text.split(",") if x.strip()]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got '{text}'")
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got '{text}'") from None
     return parse
 
 
@@ -245,8 +244,8 @@ def draw_prediction(ctx: Context, out: Path) -> dict:
 
 
 def draw_memory_timeline(ctx: Context, out: Path) -> dict:
-    from warmsim.figures import fig_memory_timeline
     from warmsim.experiments.timeline import rate_label
+    from warmsim.figures import fig_memory_timeline
     runs = ctx.at(ctx.args.rps)
     run = tables.provider(runs, "warmserve") or (runs[0] if runs else None)  # any system draws; WarmServe first
     if run is None:

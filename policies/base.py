@@ -5,7 +5,8 @@ Each method documents what one call means. Implementations are synchronous, type
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from warmsim.policies.types import Activate, Evict, InstanceView, Prewarm, ScaleDecision, Snapshot
 

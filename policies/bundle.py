@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from warmsim.policies.base import (
+    Activator,
+    Autoscaler,
+    InitialPlacer,
+    KVPolicy,
+    Predictor,
+    PrewarmPlacer,
+    Router,
+    SharingModel,
+)
 from warmsim.sim.knobs import Knob, flag, text
 from warmsim.sim.startup import StartPath
-
-from warmsim.policies.base import (Activator, Autoscaler, InitialPlacer, KVPolicy, Predictor, PrewarmPlacer, Router,
-                           SharingModel)
 
 
 class ShareByInverse:

@@ -8,8 +8,9 @@ model M at TP t take", which planners such as MuxServe's placer estimate through
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 from warmsim.sim.cost import CostModel
 from warmsim.sim.models import ServedModel

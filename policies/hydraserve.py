@@ -8,8 +8,8 @@ simulator's ``pipeline`` mechanism (``sim/mechanisms/pipeline.py``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from warmsim.policies.types import LOADING, STARTING, Activate, Snapshot
 from warmsim.sim.cost import check_source
@@ -81,7 +81,7 @@ class HydraServeActivator:
         if not self.ttft_slo_s or any(len(p) != 2 for p in self.ttft_slo_s):
             raise UserError(f"HydraServeActivator.ttft_slo_s must be a list of [GB, seconds] points, got {self.ttft_slo_s}")
 
-    def with_context(self, ctx) -> "HydraServeActivator":
+    def with_context(self, ctx) -> HydraServeActivator:
         """Profiled TPOT at batch 1 of every served model (HydraServe profiles it from its runs)."""
         tp = {m: ctx.decode_s(m, s.tp, 1, 0) for m, s in ctx.models.items()}
         out = HydraServeActivator(self.source, self.max_pp, tuple(map(tuple, self.ttft_slo_s)), self.tpot_slo_s,

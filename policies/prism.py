@@ -11,8 +11,8 @@ model is activated, and how co-located engines slow each other.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from warmsim.policies.types import ACTIVE, Activate, ScaleDecision, Snapshot
 from warmsim.sim.cost import check_source

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
-from warmsim.policies.types import ACTIVE, InstanceView, LIVE_STATES
+from warmsim.policies.types import ACTIVE, LIVE_STATES, InstanceView
 from warmsim.sim.knobs import bounded, count, flag
 
 

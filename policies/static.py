@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from warmsim.policies.types import Activate, Snapshot
 from warmsim.sim.errors import UserError

@@ -7,8 +7,8 @@ budget, no GPU given twice, a TP group inside one node); a bad action raises ``s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 # Instance lifecycle states, in order. A request routed to a starting/loading/initialising
 # instance waits in its queue, and its TTFT includes the wait.

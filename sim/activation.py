@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 class Activations:
     """Instance starts and stops of one run."""
 
-    def __init__(self, sim: "Simulation"):
+    def __init__(self, sim: Simulation):
         self.sim = sim
         self.initial_lines: list[str] = []  # the instances placed at time 0, for the report
 

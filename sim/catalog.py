@@ -5,7 +5,7 @@ The same files form hydra's ``model/`` config group, so a user adds a model by a
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import yaml
@@ -38,7 +38,7 @@ def shape_from_mapping(d: dict, where: str) -> ModelShape:
     return ModelShape(**vals)
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_shape(name: str) -> ModelShape:
     """The catalog's shape called ``name``; :class:`UserError` naming the known ones otherwise."""
     path = CATALOG_DIR / f"{name}.yaml"

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from simpy.events import Timeout
@@ -100,7 +101,7 @@ class Engine:
             cls = FeatureEngine
         return object.__new__(cls)
 
-    def __init__(self, host: "EngineHost", instance, model: ServedModel, cost: CostModel, spec: EngineSpec, kv_blocks: int):
+    def __init__(self, host: EngineHost, instance, model: ServedModel, cost: CostModel, spec: EngineSpec, kv_blocks: int):
         self.host = host
         self.env = host.env
         self.inst = instance

@@ -82,7 +82,7 @@ def parse_faults(events, nodes: int, gpus_per_node: int) -> tuple[Fault, ...]:
             raise UserError(f"config key {key}.kind: '{kind}' is not one of {', '.join(FAULT_KINDS)}")
         at = _number(e.get("at_s"), f"{key}.at_s", lo=0.0)
 
-        def index(name: str, hi: int) -> int | None:
+        def index(name: str, hi: int, e=e, key=key) -> int | None:
             v = e.get(name)
             if v is None:
                 return None

@@ -79,7 +79,7 @@ class FlowNetwork:
     def bytes_pending(self, links: set[Link]) -> float:
         """Bytes still to move by flows crossing any of ``links``."""
         self._advance()
-        return sum(f.remaining for f in self.flows if any(l in links for l in f.links))
+        return sum(f.remaining for f in self.flows if any(link in links for link in f.links))
 
     # ---- internals ------------------------------------------------------------------------------
     def _remove(self, flow: Flow) -> None:
@@ -124,7 +124,7 @@ class FlowNetwork:
             if bottleneck is None:
                 frozen = {f for f in unfrozen if f.cap - f.rate <= 1e-9}
             else:
-                frozen = {f for f in unfrozen if any(residual[id(l)] <= 1e-9 * l.capacity for l in f.links)}
+                frozen = {f for f in unfrozen if any(residual[id(link)] <= 1e-9 * link.capacity for link in f.links)}
             frozen |= {f for f in unfrozen if f.cap - f.rate <= 1e-9}
             unfrozen -= frozen or unfrozen
 

@@ -23,9 +23,9 @@ if TYPE_CHECKING:
 class Instance:
     """One instance of ``model`` on ``gpus``. Its memory is committed when it is created."""
 
-    def __init__(self, host: "InstanceHost", ident: int, model: ServedModel, gpus: tuple[int, ...], source: str,
+    def __init__(self, host: InstanceHost, ident: int, model: ServedModel, gpus: tuple[int, ...], source: str,
                  replica=None, compute_share: float = 1.0, kv_bytes_per_gpu: int = 0, ready_at_start=False,
-                 peer: "Instance | None" = None, max_num_seqs: int | None = None):
+                 peer: Instance | None = None, max_num_seqs: int | None = None):
         self.host = host
         self.id = ident
         self.model = model

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 class KVLending:
     """The KV-reservation loop of one run and the reclaims engines ask for."""
 
-    def __init__(self, sim: "Simulation"):
+    def __init__(self, sim: Simulation):
         self.sim = sim
         self.dirty: set[int] = set()  # instances whose engine changed since the loop last looked
 
@@ -47,7 +47,7 @@ class KVLending:
                 elif step.give_back > 0:
                     self.reclaim(inst, step.give_back)
 
-    def set_reserved(self, inst: "Instance", blocks: int) -> None:
+    def set_reserved(self, inst: Instance, blocks: int) -> None:
         """Lend ``blocks`` of ``inst``'s KV blocks in all: its KV memory shrinks by them."""
         e = inst.engine
         e.set_reserved(blocks)  # an engine with prefix caching evicts cached blocks that no longer fit
@@ -56,7 +56,7 @@ class KVLending:
         for g in inst.gpus:
             self.sim.cluster.gpus[g].mem.set(KV, inst.id, kv_bytes)
 
-    def reclaim(self, inst: "Instance", blocks: int) -> None:
+    def reclaim(self, inst: Instance, blocks: int) -> None:
         """Take back up to ``blocks`` reserved KV blocks, evicting prewarmed replicas if needed."""
         sim = self.sim
         e = inst.engine

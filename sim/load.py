@@ -21,7 +21,7 @@ class _Areas(dict):
 
     __slots__ = ("load", "t")
 
-    def __init__(self, load: "LoadTracker", t: float, busy: dict):
+    def __init__(self, load: LoadTracker, t: float, busy: dict):
         super().__init__(busy)
         self.load, self.t = load, t
 

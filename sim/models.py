@@ -71,7 +71,7 @@ class ServedModel:
     shape: ModelShape
     tp: int = 1
 
-    def at_tp(self, tp: int) -> "ServedModel":
+    def at_tp(self, tp: int) -> ServedModel:
         """This model served at tensor-parallel degree ``tp`` (itself when that is its own)."""
         return self if tp == self.tp else ServedModel(self.name, self.shape, tp)
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 class Requests:
     """Routes the workload's requests to instances and records how each one ends."""
 
-    def __init__(self, sim: "Simulation"):
+    def __init__(self, sim: Simulation):
         self.sim = sim
         self.held: dict[str, deque] = {m: deque() for m in sim.order}
         self.max_len = {m: sim.models[m].shape.max_model_len for m in sim.order}

@@ -46,7 +46,6 @@ from warmsim.sim.requests import Requests
 from warmsim.sim.views import SnapshotViews
 from warmsim.sim.weights import Weights
 
-
 #: Environment variable that turns the invariant checker on in every run (the test suite sets it);
 #: ``sim.check_invariants=true`` does the same for one run.
 CHECK_ENV = "WARMSIM_CHECK_INVARIANTS"

@@ -12,8 +12,8 @@ use one set of formulas.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Mapping
 
 from warmsim.sim.cost import COST_STAGES, CostModel  # noqa: F401 (COST_STAGES: the stages priced)
 from warmsim.sim.memswitch import MEMSWITCHES

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 class SnapshotViews:
     """The snapshot caches of one run (``sim`` holds the cluster, instances and replicas)."""
 
-    def __init__(self, sim: "Simulation", n_gpus: int):
+    def __init__(self, sim: Simulation, n_gpus: int):
         self.sim = sim
         self._gpu_views: list[GPUView | None] = [None] * n_gpus
         self._gpu_dirty: set[int] = set(range(n_gpus))  # views to rebuild
@@ -56,11 +56,11 @@ class SnapshotViews:
         self._gpu_tuple = None
         self.sim.recorder.mem(self.sim.env.now, mem.gpu, mem.used_bytes, mem.kind_bytes(PREWARM), mem.kind_bytes(KV))
 
-    def instance_added(self, inst: "Instance") -> None:
+    def instance_added(self, inst: Instance) -> None:
         self._inst_views[inst.id] = inst.view()
         self._inst_tuple = None
 
-    def instance_removed(self, inst: "Instance") -> None:
+    def instance_removed(self, inst: Instance) -> None:
         del self._inst_views[inst.id]
         self._inst_tuple = None
 

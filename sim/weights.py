@@ -25,12 +25,12 @@ if TYPE_CHECKING:
 class Weights:
     """Loads and replicas of one run."""
 
-    def __init__(self, sim: "Simulation"):
+    def __init__(self, sim: Simulation):
         self.sim = sim
 
     # ---- loads ----------------------------------------------------------------------------------
     def load_weights(self, model: ServedModel, gpus: tuple[int, ...], source: str, tag, background=False,
-                     replica: Replica | None = None, peer: "Instance | None" = None):
+                     replica: Replica | None = None, peer: Instance | None = None):
         """Move one shard of ``model`` onto each of ``gpus`` from ``source`` (a generator to yield from).
 
         From a ``peer`` instance, shard ``i`` comes from the peer's GPU ``i``; the peer keeps its
@@ -67,7 +67,7 @@ class Weights:
                     cluster.gpus[g].background_flows -= 1
         node.host_cache.touch(model.name, model.weight_bytes)
 
-    def _load_from_peer(self, model: ServedModel, gpus: tuple[int, ...], source: str, tag, peer: "Instance"):
+    def _load_from_peer(self, model: ServedModel, gpus: tuple[int, ...], source: str, tag, peer: Instance):
         cluster = self.sim.cluster
         src = SOURCES[source]
         flows = []
@@ -152,7 +152,7 @@ class Weights:
         sim.recorder.event(sim.env.now, "replica", rep.id, rep.model.name, rep.gpus, "evicted", why)
         return rep.model.shard_bytes
 
-    def adopt_replica(self, inst: "Instance") -> None:
+    def adopt_replica(self, inst: Instance) -> None:
         """``inst`` takes its replica's weights over: prewarm memory becomes the instance's."""
         sim = self.sim
         rep = inst.replica
@@ -166,7 +166,7 @@ class Weights:
         sim.views.replicas_changed()
         sim.recorder.event(sim.env.now, "replica", rep.id, rep.model.name, rep.gpus, "activated", f"instance {inst.id}")
 
-    def keep_on_drain(self, inst: "Instance") -> None:
+    def keep_on_drain(self, inst: Instance) -> None:
         """With ``keep_weights_on_stop``, the draining instance's weights are announced at once as a
         replica that becomes ready when the instance stops, so placement counts them instead of
         loading another copy. Its memory is still the instance's until then; its GPUs stay busy."""
@@ -185,7 +185,7 @@ class Weights:
         sim.recorder.event(sim.env.now, "replica", rep.id, rep.model.name, rep.gpus, "pending",
                            f"kept from instance {inst.id}")
 
-    def keep_on_stop(self, inst: "Instance") -> None:
+    def keep_on_stop(self, inst: Instance) -> None:
         """The stopped instance's kept weights (if still wanted) become its successor replica's."""
         sim = self.sim
         rep = inst.successor

@@ -18,7 +18,6 @@ from warmsim.sim.errors import UserArgumentParser, UserError, figure_file, writa
 from warmsim.traces import describe as describe_mod
 from warmsim.traces import registry
 
-
 #: Shortest rate bin: finer bins make arrays of billions of entries on a day-long trace.
 MIN_BIN_S = 0.01
 

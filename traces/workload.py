@@ -38,7 +38,7 @@ class PrefixBlocks:
         """Request ``rid``'s ids."""
         return self.ids[self.offsets[rid]:self.offsets[rid + 1]]
 
-    def take(self, idx: np.ndarray) -> "PrefixBlocks":
+    def take(self, idx: np.ndarray) -> PrefixBlocks:
         """The ids of requests ``idx`` (in that order; repeats allowed)."""
         idx = np.asarray(idx, dtype=np.int64)
         starts, ends = self.offsets[idx], self.offsets[idx + 1]
@@ -50,7 +50,7 @@ class PrefixBlocks:
         return PrefixBlocks(self.ids[pos], offsets, self.block_tokens)
 
     @staticmethod
-    def from_lists(lists, block_tokens: int) -> "PrefixBlocks":
+    def from_lists(lists, block_tokens: int) -> PrefixBlocks:
         """From one sequence of ints per request (e.g. a trace's ``hash_ids`` column)."""
         lens = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
         offsets = np.zeros(len(lens) + 1, dtype=np.int64)

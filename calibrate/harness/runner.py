@@ -11,8 +11,9 @@ import datetime as _dt
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from warmsim.calibrate.harness.device import Device
 from warmsim.calibrate.harness.plan import SweepPlan
@@ -33,7 +34,7 @@ def new_meta(name: str, measured: bool, label: str, plan: SweepPlan, info: dict[
     return {
         "name": name, "measured": measured, "label": label, "format_version": FORMAT_VERSION,
         "harness_version": HARNESS_VERSION, "plan": plan.name, "budgets_s": dict(plan.budgets_s),
-        "created": created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": created or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "gpu": info.get("gpu", {}), "host": info.get("host", {}), "sections": {},
     }
 

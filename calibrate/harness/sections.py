@@ -3,7 +3,8 @@ and returns the rows of one profile table (see :data:`warmsim.calibrate.profile.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from warmsim.calibrate.assumptions import Assumptions
 from warmsim.calibrate.harness.device import INTERFERENCE_SCENARIOS, PROCESS_PHASES, VMM_OPS, Device

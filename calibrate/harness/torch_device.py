@@ -13,10 +13,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from warmsim.calibrate.harness.device import NoDeviceError, PROCESS_PHASES
+from warmsim.calibrate.harness.device import PROCESS_PHASES, NoDeviceError
 from warmsim.calibrate.shapes import ShardDims
 
 #: Prompt length and decode point used by the interference section.

@@ -28,7 +28,7 @@ COLUMNS = ("quantity", "seconds", "rep")
 TOLERANCE = 0.10
 
 
-def measure_rows(dev: "Device") -> list[tuple[str, float, int]]:
+def measure_rows(dev: Device) -> list[tuple[str, float, int]]:
     """The validation quantities measured on ``dev``: ``(quantity, seconds, rep)`` rows.
 
     The prefill is the whole model (every layer, then the LM head) on one 1024-token prompt.

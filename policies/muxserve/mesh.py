@@ -44,13 +44,14 @@ gets its own model's fraction.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from warmsim.policies.types import Activate, Snapshot
 from warmsim.sim.errors import UserError
-from warmsim.sim.models import CHUNK_BYTES, align_up
 from warmsim.sim.knobs import MAX_TOKENS, Knob, bounded, count, nonneg, positive
+from warmsim.sim.models import CHUNK_BYTES, align_up
 
 if TYPE_CHECKING:
     from warmsim.policies.base import SharingModel
@@ -177,7 +178,7 @@ class MuxServeMeshPlacer:
     #: The workload recipe's share of each model (from the builder's context; None: not stated).
     rate_shares: Mapping[str, float] | None = None
 
-    def with_context(self, ctx) -> "MuxServeMeshPlacer":
+    def with_context(self, ctx) -> MuxServeMeshPlacer:
         """This placer estimating from the run's costs and sharing model (:class:`RunContext`)."""
         return replace(self, costs=ctx, sharing=ctx.sharing, rate_shares=getattr(ctx, "rate_shares", None))
 

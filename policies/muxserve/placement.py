@@ -35,13 +35,13 @@ throughput estimator is replaced by a proportional rule:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from warmsim.policies.types import Activate, Snapshot
 from warmsim.sim.errors import PlanError, UserError
+from warmsim.sim.knobs import MAX_TOKENS, Knob, bounded, choice, count, nonneg
 from warmsim.sim.models import CHUNK_BYTES, align_up
-from warmsim.sim.knobs import Knob, MAX_TOKENS, bounded, choice, count, nonneg
 
 GIB = float(1 << 30)
 KV_SPLITS = ("rate", "block")
@@ -216,7 +216,7 @@ class MuxServePlacer:
             out[m] = int(v)
         return out
 
-    def _unfit_message(self, snap: Snapshot, packer: "_Packer", model: str, need: int, min_kv: int) -> str:
+    def _unfit_message(self, snap: Snapshot, packer: _Packer, model: str, need: int, min_kv: int) -> str:
         tp = snap.models[model].tp
         best = max((min(packer.room(g) for g in grp) for grp in packer.groups(tp)), default=0)
         others = sorted({m for m, _ in packer.placed})

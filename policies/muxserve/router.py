@@ -3,10 +3,10 @@ each engine admitting at most ``max_num_seqs`` requests; the rest wait at the ro
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
-from warmsim.policies.types import InstanceView, LIVE_STATES
+from warmsim.policies.types import LIVE_STATES, InstanceView
 from warmsim.sim.knobs import Knob, bounded, count
 
 

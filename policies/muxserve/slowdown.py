@@ -46,9 +46,9 @@ import csv
 import functools
 import math
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from warmsim.sim.errors import UserError
 from warmsim.sim.knobs import bounded, nonneg, text
@@ -69,7 +69,7 @@ def _params_b(model: str) -> float:
     try:
         return float(model.rsplit("-", 1)[1].lower().rstrip("b"))
     except (IndexError, ValueError):
-        raise UserError(f"MPS table: cannot read a model size from model name '{model}' (want e.g. llama-7b)")
+        raise UserError(f"MPS table: cannot read a model size from model name '{model}' (want e.g. llama-7b)") from None
 
 
 def _non_increasing(values: list[float]) -> list[float]:
@@ -132,7 +132,7 @@ class MpsSlowdownTable:
 
     @classmethod
     def load(cls, path: str | Path | None = None,
-             configs: tuple[tuple[str, int], ...] = DEFAULT_CONFIGS) -> "MpsSlowdownTable":
+             configs: tuple[tuple[str, int], ...] = DEFAULT_CONFIGS) -> MpsSlowdownTable:
         """Read a table with the columns of ``data/mps_a100_muxserve.csv`` (default: that file).
 
         :class:`UserError` if the file is missing, lacks a column, or lacks a configuration of
@@ -147,7 +147,7 @@ class MpsSlowdownTable:
                     raise UserError(f"MPS table {p}: missing column(s) {', '.join(missing)}")
                 raw = list(reader)
         except OSError as e:
-            raise UserError(f"MPS table {p}: cannot read ({e.strerror or e})")
+            raise UserError(f"MPS table {p}: cannot read ({e.strerror or e})") from None
         # latency by (model, gpus, phase, share%, batch, seq_len)
         lat: dict[tuple[str, int, str, int, int, int], float] = {}
         for n, r in enumerate(raw, start=2):
@@ -156,7 +156,7 @@ class MpsSlowdownTable:
                        int(r["batch"]), int(r["seq_len"]))
                 value = float(r["latency_s"])
             except (TypeError, ValueError):
-                raise UserError(f"MPS table {p}, line {n}: malformed row {r}")
+                raise UserError(f"MPS table {p}, line {n}: malformed row {r}") from None
             if key[2] not in PHASES or value <= 0 or not 0 < key[3] <= 100:
                 raise UserError(f"MPS table {p}, line {n}: bad phase, share or latency in {r}")
             lat[key] = value

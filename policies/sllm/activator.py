@@ -9,8 +9,9 @@ is part of what the baseline is.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Mapping
+from typing import ClassVar
 
 from warmsim.policies.types import Activate, Snapshot
 from warmsim.sim.errors import UserError

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from warmsim.policies.types import ACTIVE, InstanceView
 from warmsim.sim.knobs import bounded, count

@@ -6,8 +6,13 @@ own observation history)."""
 from warmsim.policies.warmserve.activation import WarmServeActivator, replicas_evicted_by
 from warmsim.policies.warmserve.kv_reserve import KVReservePolicy, KVReserveStep
 from warmsim.policies.warmserve.placement import EvictAwarePlacer, RoundRobinPlacer
-from warmsim.policies.warmserve.predictor import (AccuracyReport, CorrectiveSeasonalPredictor, LastWindowPredictor,
-                                          OraclePredictor, PredictionAccuracy)
+from warmsim.policies.warmserve.predictor import (
+                                          AccuracyReport,
+                                          CorrectiveSeasonalPredictor,
+                                          LastWindowPredictor,
+                                          OraclePredictor,
+                                          PredictionAccuracy,
+)
 from warmsim.policies.warmserve.scores import replica_demand, replica_scores
 
 __all__ = [

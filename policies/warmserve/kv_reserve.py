@@ -16,6 +16,7 @@ then find that memory in the GPU pool again, evicting prewarmed weights if the p
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from warmsim.sim.knobs import bounded, count, flag, period
 
 

@@ -10,8 +10,8 @@ and applies the returned :class:`warmsim.policies.types.Prewarm` actions in orde
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
@@ -19,8 +19,8 @@ from warmsim.policies.types import LIVE_STATES, Evict, ModelView, Prewarm, Snaps
 from warmsim.policies.warmserve.groups import ReplicaTable, choose_group, mask_members, scan_groups, subset_masks
 from warmsim.policies.warmserve.scores import replica_demand, replica_scores
 from warmsim.sim.cost import check_source
-from warmsim.sim.models import CHUNK_BYTES, align_up
 from warmsim.sim.knobs import bounded, choice, count, flag, nonneg, period, positive, text
+from warmsim.sim.models import CHUNK_BYTES, align_up
 
 
 def shard_need(model: ModelView, chunk_bytes: int) -> int:

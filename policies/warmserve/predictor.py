@@ -10,8 +10,9 @@ the pure placement and activation policies) but never read clocks or do I/O.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Mapping
+from typing import ClassVar
 
 import numpy as np
 

@@ -37,22 +37,22 @@ class Mechanism:
         self.sim = sim
         self.knobs = knobs
 
-    def owns(self, act: "Activate") -> bool:
+    def owns(self, act: Activate) -> bool:
         """Whether this activation plan is the mechanism's to verify and apply."""
         return False
 
-    def apply(self, act: "Activate", ready_at_start: bool) -> "Instance":
+    def apply(self, act: Activate, ready_at_start: bool) -> Instance:
         """Verify and apply a plan :meth:`owns` claimed; returns the new instance."""
         raise NotImplementedError
 
-    def prepare(self, act: "Activate", model) -> None:
+    def prepare(self, act: Activate, model) -> None:
         """An activation plan the simulator applies itself, before its KV cache is sized (``model``: the
         served model at the plan's TP)."""
 
-    def on_created(self, inst: "Instance") -> None:
+    def on_created(self, inst: Instance) -> None:
         """A new instance, before its memory is committed."""
 
-    def on_stopped(self, inst: "Instance") -> bool:
+    def on_stopped(self, inst: Instance) -> bool:
         """An instance's engine stopped; True when the mechanism takes the stop over."""
         return False
 

@@ -67,7 +67,7 @@ class PipelinedInstance(Instance):
     """An instance whose model runs as ``pp`` stages, one TP group per node (``groups[0]`` first)."""
 
     def __init__(self, host, ident: int, model, groups: tuple[tuple[int, ...], ...], source: str, kv: int,
-                 max_num_seqs: int | None, mechanism: "Pipeline"):
+                 max_num_seqs: int | None, mechanism: Pipeline):
         super().__init__(host, ident, model, tuple(g for grp in groups for g in grp), source, kv_bytes_per_gpu=kv,
                          max_num_seqs=max_num_seqs)
         self.groups = groups

@@ -38,7 +38,6 @@ from warmsim.sim.cost import check_source
 from warmsim.sim.errors import PlanError, UserError
 from warmsim.sim.mechanisms import Mechanism
 from warmsim.sim.recorder import START_PREWARMED
-from warmsim.sim.sources import SOURCES
 from warmsim.sim.startup import StartStages
 
 #: The memory kind a sleeper holds on its GPUs.

@@ -10,7 +10,8 @@ pinned host-memory checkpoint cache. A new source is one new module here plus on
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol
+from collections.abc import Mapping
+from typing import Protocol
 
 from warmsim.sim.sources.host import HOST_PAGEABLE, HOST_PINNED
 from warmsim.sim.sources.page_cache import PAGE_CACHE

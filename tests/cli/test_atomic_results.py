@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from warmsim.experiments import outputs
 from tests.exe import warmsim_exe
+from warmsim.experiments import outputs
 
 TINY = ["cluster=tiny", "models=tiny1", "workload=synthetic", "workload.duration_s=120", "workload.total_rate=1",
         "workload.tokens_from=null", "workload.prompt_tokens=200", "workload.output_tokens=20"]

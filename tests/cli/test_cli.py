@@ -5,8 +5,8 @@ import subprocess
 import pandas as pd
 import pytest
 
-from warmsim.experiments.summary import COLUMNS
 from tests.exe import warmsim_exe
+from warmsim.experiments.summary import COLUMNS
 
 TINY = ["cluster=tiny", "models=tiny1", "workload=synthetic", "workload.duration_s=120", "workload.total_rate=1",
         "workload.tokens_from=null", "workload.prompt_tokens=200", "workload.output_tokens=20"]

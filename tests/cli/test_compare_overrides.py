@@ -8,6 +8,7 @@ import subprocess
 import pandas as pd
 import pytest
 import yaml
+
 from tests.exe import warmsim_exe
 
 TINY = ["cluster=tiny", "models=tiny1", "workload=synthetic", "workload.duration_s=60", "workload.total_rate=1",

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from warmsim.experiments.report import aggregate
 from tests.exe import warmsim_exe
+from warmsim.experiments.report import aggregate
 
 TINY = ["cluster=tiny", "models=tiny1", "workload=synthetic", "workload.duration_s=120",
         "workload.tokens_from=null", "workload.prompt_tokens=200", "workload.output_tokens=20"]

@@ -10,9 +10,9 @@ from collections import defaultdict
 import pandas as pd
 import pytest
 
-from warmsim.experiments.timeline import trace_events
-from tests.figures import synthetic
 from tests.exe import warmsim_exe
+from tests.figures import synthetic
+from warmsim.experiments.timeline import trace_events
 
 PHASES = {"M", "X", "i", "C"}
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+
 from tests.exe import warmsim_exe
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from tests.exe import warmsim_exe
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"

@@ -4,9 +4,8 @@
 import pytest
 from hydra import compose, initialize_config_dir
 
-from warmsim.experiments.builder import CONF_DIR, build_bundle, group_choices, system_config
-
 from tests.small_setup import small_setup
+from warmsim.experiments.builder import CONF_DIR, build_bundle, group_choices, system_config
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from warmsim.experiments.summary import COLUMNS, summarize
 from tests.experiments.test_summary_exact import table
+from warmsim.experiments.summary import COLUMNS, summarize
 
 KEYS = ["cold_starts", "prewarm_hits", "prewarm_hits_loading", "evictions", "prewarms", "instance_starts"]
 COUNTERS = {"a": {k: i + 1 for i, k in enumerate(KEYS)}, "b": {k: 10 * (i + 1) for i, k in enumerate(KEYS)}}

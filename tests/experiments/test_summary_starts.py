@@ -120,10 +120,10 @@ def test_the_columns_agree_with_the_timeline_and_requests_of_a_real_run(system):
     appear directly as ``active``); a hit is one whose weight source (``detail``) is ``prewarmed``."""
     import warnings
 
+    from tests.small_setup import SMALL
     from warmsim.experiments.api import config
     from warmsim.experiments.builder import build_setup, system_config
     from warmsim.experiments.runner import run_system
-    from tests.small_setup import SMALL
     cfg = config(*SMALL, "workload.rps=6", "workload.duration_s=300")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

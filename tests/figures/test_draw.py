@@ -3,10 +3,16 @@
 import pandas as pd
 import pytest
 
-from warmsim.figures import (fig_ablation, fig_gpu_cost, fig_max_rps, fig_memory_timeline, fig_prediction, fig_tail_ttft,
-                     fig_ttft_cdf)
-
 from tests.figures import synthetic
+from warmsim.figures import (
+    fig_ablation,
+    fig_gpu_cost,
+    fig_max_rps,
+    fig_memory_timeline,
+    fig_prediction,
+    fig_tail_ttft,
+    fig_ttft_cdf,
+)
 
 
 def _png(path):

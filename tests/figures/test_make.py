@@ -7,11 +7,10 @@ import time
 import pytest
 import yaml
 
+from tests.exe import warmsim_exe
+from tests.figures import synthetic
 from warmsim.figures import make
 from warmsim.sim.errors import UserError
-
-from tests.figures import synthetic
-from tests.exe import warmsim_exe
 
 
 def _run_dir(path, rps, systems, **workload):

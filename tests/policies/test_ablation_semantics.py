@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from hydra import initialize_config_dir
 
+from tests.small_setup import small_setup
 from warmsim.experiments.builder import CONF_DIR, build_bundle, system_config
 from warmsim.experiments.outputs import comparison_table
 from warmsim.experiments.predictor_inputs import observed_inflight, oracle_truth, seasonal_history
@@ -18,8 +19,6 @@ from warmsim.experiments.summary import summarize
 from warmsim.policies.load_estimate import inflight_estimate
 from warmsim.policies.load_profile import inflight_windows
 from warmsim.policies.warmserve import CorrectiveSeasonalPredictor, KVReservePolicy, OraclePredictor, RoundRobinPlacer
-
-from tests.small_setup import small_setup
 
 
 @pytest.fixture(scope="module")
@@ -185,8 +184,8 @@ def test_unclosed_window_is_reported():
 
 @pytest.mark.parametrize("name,hits,cold", [("warmserve_disable_prewarm", 1, 1), ("warmserve_default_mode", 0, 2)])
 def test_disable_prewarm_rehits_the_weights_a_stopped_instance_left(name, hits, cold):
-    from warmsim.sim.simulation import Simulation
     from tests.sim.helpers import cluster, cost, model, workload
+    from warmsim.sim.simulation import Simulation
     # one request, a long idle gap (the autoscaler stops the instance after its 5 s protection),
     # then another request for the same model
     wl = workload([0.0, 120.0], [10, 10], [2, 2], duration=121.0)

@@ -5,9 +5,9 @@ of bad settings. Written for the mutants that survived tests/policies/test_warms
 
 import pytest
 
+from tests.policies.test_warmserve_activation import snap
 from warmsim.policies.types import ACTIVE, Activate
 from warmsim.policies.warmserve.activation import WarmServeActivator
-from tests.policies.test_warmserve_activation import snap
 
 
 @pytest.mark.parametrize("miss_gpus", ["least_overlap", "first_free"])

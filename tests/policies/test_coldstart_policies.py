@@ -3,11 +3,11 @@ Prism's placement, scheduler, activator and sharing model (HydraServe's planner:
 
 import pytest
 
+from tests.policies.snapshots import GIB, inst, snap
 from warmsim.policies.prism import KVPressurePlacer, PrismActivator, PrismScheduler, TimeSlicing
 from warmsim.policies.sleep import SleepActivator
 from warmsim.policies.types import LoadView, ModelView, SleeperView
 from warmsim.sim.errors import UserError
-from tests.policies.snapshots import GIB, inst, snap
 
 MODELS = {"a": ModelView("a", 14 * GIB, 1, 14 * GIB, 512 * 1024), "b": ModelView("b", 28 * GIB, 2, 14 * GIB, 800 * 1024)}
 

@@ -2,13 +2,13 @@
 
 import pytest
 
+from tests.policies.snapshots import inst, snap
 from warmsim.policies.autoscale import NoAutoscaler, ThresholdAutoscaler
 from warmsim.policies.ondemand import FirstFitActivator, KeepAliveAutoscaler
 from warmsim.policies.routing import LeastLoadedRouter
 from warmsim.policies.static import StaticPlacer, size_for_peak
 from warmsim.policies.types import LoadView
 from warmsim.sim.errors import UserError
-from tests.policies.snapshots import inst, snap
 
 
 def test_router_picks_least_loaded_and_respects_the_cap():

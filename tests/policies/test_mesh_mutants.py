@@ -12,11 +12,11 @@ import math
 
 import pytest
 
-from warmsim.policies.muxserve.mesh import MuxServeMeshPlacer, _by_size, _LLM, _Mesh
+from tests.policies.test_muxserve_mesh import FlatCosts, NoSlowdown, mv, placer, snapshot
+from warmsim.policies.muxserve.mesh import _LLM, MuxServeMeshPlacer, _by_size, _Mesh
 from warmsim.policies.types import ModelView
 from warmsim.sim.errors import UserError
 from warmsim.sim.models import CHUNK_BYTES as CHUNK
-from tests.policies.test_muxserve_mesh import FlatCosts, NoSlowdown, mv, placer, snapshot
 
 GIB = 1 << 30
 MIB = 1 << 20

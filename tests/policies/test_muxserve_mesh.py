@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.sim.helpers import cluster, cost, workload
 from warmsim.policies.autoscale import NoAutoscaler
 from warmsim.policies.bundle import Bundle
 from warmsim.policies.muxserve import MuxServeMeshPlacer, MuxServeRouter
@@ -14,7 +15,6 @@ from warmsim.sim.catalog import get_shape
 from warmsim.sim.errors import UserError
 from warmsim.sim.models import CHUNK_BYTES, ServedModel, align_up
 from warmsim.sim.simulation import Simulation
-from tests.sim.helpers import cluster, cost, workload
 
 GIB = 1 << 30
 POOL = 72 * GIB
@@ -252,6 +252,7 @@ def test_the_default_muxserve_system_plans_for_the_headline_rate_by_the_recipes_
 
 def test_the_default_muxserve_system_holds_one_node_and_one_engine_per_model():
     from hydra import compose, initialize_config_dir
+
     from warmsim.experiments.builder import CONF_DIR, build_bundle, build_setup, system_cluster, system_config
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         cfg = compose(config_name="config", overrides=["workload.duration_s=60", "cost=constant"])

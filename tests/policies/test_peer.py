@@ -1,8 +1,8 @@
 """PeerActivator on hand-built snapshots: where it starts a scale-up and whom it copies from."""
 
+from tests.policies.snapshots import inst, snap
 from warmsim.policies.peer import PeerActivator
 from warmsim.policies.types import Activate
-from tests.policies.snapshots import inst, snap
 
 
 def test_no_instance_running_loads_from_the_fallback_source():

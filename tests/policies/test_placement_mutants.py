@@ -9,10 +9,9 @@ from dataclasses import replace
 
 import pytest
 
-from warmsim.policies.types import ReplicaView
-
-from warmsim.policies.warmserve.placement import EvictAwarePlacer, RoundRobinPlacer, shard_need
 from tests.policies.test_warmserve_placement import GIB, model, placed, snap
+from warmsim.policies.types import ReplicaView
+from warmsim.policies.warmserve.placement import EvictAwarePlacer, RoundRobinPlacer, shard_need
 
 
 def test_a_replica_outside_one_node_is_an_error_naming_it():

@@ -6,8 +6,12 @@ mutants that survived tests/policies/test_warmserve_predictor.py (docs/testing.m
 import numpy as np
 import pytest
 
-from warmsim.policies.warmserve.predictor import (CorrectiveSeasonalPredictor, LastWindowPredictor, OraclePredictor,
-                                          PredictionAccuracy)
+from warmsim.policies.warmserve.predictor import (
+    CorrectiveSeasonalPredictor,
+    LastWindowPredictor,
+    OraclePredictor,
+    PredictionAccuracy,
+)
 
 
 def test_defaults_are_the_artifacts():

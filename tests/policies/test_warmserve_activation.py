@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from warmsim.policies.types import (ACTIVE, DRAINING, STOPPED, Activate, GPUView, InstanceView, ModelView, ReplicaView,
-                            Snapshot)
 from warmsim.policies.ondemand import FirstFitActivator
+from warmsim.policies.types import (
+    ACTIVE,
+    DRAINING,
+    STOPPED,
+    Activate,
+    GPUView,
+    InstanceView,
+    ModelView,
+    ReplicaView,
+    Snapshot,
+)
 from warmsim.policies.warmserve.activation import WarmServeActivator, replicas_evicted_by
 
 GIB = 1 << 30

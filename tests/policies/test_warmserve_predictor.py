@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 
 from warmsim.policies.base import Predictor
-from warmsim.policies.warmserve.predictor import (CorrectiveSeasonalPredictor, LastWindowPredictor, OraclePredictor,
-                                          PredictionAccuracy)
+from warmsim.policies.warmserve.predictor import (
+    CorrectiveSeasonalPredictor,
+    LastWindowPredictor,
+    OraclePredictor,
+    PredictionAccuracy,
+)
 
 # Two previous days, four windows, (avg, peak) per window.
 DAY0 = [[10, 15], [20, 25], [30, 35], [40, 45]]

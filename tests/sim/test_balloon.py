@@ -8,6 +8,7 @@ steps slow only when a neighbour computes at the same time, Prism's time-slicing
 
 import pytest
 
+from tests.sim.helpers import cluster, cost, model, workload
 from warmsim.policies.autoscale import NoAutoscaler
 from warmsim.policies.bundle import Bundle
 from warmsim.policies.prism import TimeSlicing
@@ -16,7 +17,6 @@ from warmsim.policies.types import Activate
 from warmsim.sim.mechanisms.balloon import BalloonKnobs
 from warmsim.sim.memory import KV
 from warmsim.sim.simulation import Simulation
-from tests.sim.helpers import cluster, cost, model, workload
 
 US = 1e-6
 BLOCK = 256 * model().kv_bytes_per_token_per_gpu  # 128 MiB

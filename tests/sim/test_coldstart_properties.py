@@ -6,9 +6,9 @@ vLLM sleep mode a host budget of one backup (both levels in one run). Same input
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from warmsim.sim.simulation import Simulation
 from tests.sim.helpers import workload
 from tests.sim.test_properties import PAPER_MODELS, _paper_setup
+from warmsim.sim.simulation import Simulation
 
 SYSTEMS = ("hydraserve", "vllm_sleep", "vllm_sleep_l2", "prism")
 traces = st.lists(

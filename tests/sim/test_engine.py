@@ -2,9 +2,9 @@
 
 import pytest
 
+from tests.sim.helpers import cluster, cost, model, static, workload
 from warmsim.sim.engine import EngineSpec
 from warmsim.sim.simulation import Simulation
-from tests.sim.helpers import cluster, cost, model, static, workload
 
 
 def run(w, engine, spec=None):

@@ -9,12 +9,12 @@ import gc
 
 import pytest
 
+from tests.sim.helpers import cluster, cost, model, workload
+from tests.sim.test_reserve_evict import SHARD, bundle
 from warmsim.policies.types import Prewarm
 from warmsim.sim.engine import EngineSpec
 from warmsim.sim.errors import PlanError
 from warmsim.sim.simulation import Simulation
-from tests.sim.helpers import cluster, cost, model, workload
-from tests.sim.test_reserve_evict import SHARD, bundle
 
 
 def sim_with_a():

@@ -10,14 +10,14 @@ from dataclasses import dataclass, replace
 
 import pytest
 
+from tests.sim.helpers import GIB, cost, model, ondemand, workload
 from warmsim.sim import cost as cost_mod
 from warmsim.sim.cluster import Cluster, ClusterSpec
 from warmsim.sim.engine import EngineSpec
 from warmsim.sim.memswitch import MEMSWITCHES
+from warmsim.sim.simulation import Simulation
 from warmsim.sim.sources import SOURCES
 from warmsim.sim.startup import StartPath, startup_breakdown
-from warmsim.sim.simulation import Simulation
-from tests.sim.helpers import GIB, cost, model, ondemand, workload
 
 SHARD1 = 13_478_395_904
 

@@ -6,11 +6,11 @@ Costs are chosen so a cold start is only its weight transfer: the 7B shard (13,4
 
 import pytest
 
+from tests.sim.helpers import GIB, cost, model, ondemand, workload
 from warmsim.sim.cluster import ClusterSpec
 from warmsim.sim.errors import UserError
 from warmsim.sim.faults import Fault, parse_faults
 from warmsim.sim.simulation import SimSpec, Simulation
-from tests.sim.helpers import GIB, cost, model, ondemand, workload
 
 SHARD = 13_478_395_904
 LOAD = SHARD / 10e9

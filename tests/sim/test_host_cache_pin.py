@@ -4,11 +4,11 @@ ServerlessLLM run at 512 GPUs stopped with "not in node 0's host cache" (docs/pe
 
 import pytest
 
+from tests.sim.helpers import GIB, cost, model, ondemand, workload
 from warmsim.policies.types import Activate
 from warmsim.sim.cluster import ClusterSpec
 from warmsim.sim.errors import PlanError
 from warmsim.sim.simulation import Simulation
-from tests.sim.helpers import GIB, cost, model, ondemand, workload
 
 
 def sim(cache_gib=20):

@@ -9,9 +9,9 @@ prefill), so a request's first token comes exactly when the weights are in. Llam
 
 import pytest
 
+from tests.sim.helpers import GIB, cost, model, ondemand, workload
 from warmsim.sim.cluster import ClusterSpec
 from warmsim.sim.simulation import Simulation
-from tests.sim.helpers import GIB, cost, model, ondemand, workload
 
 REL = 1e-9
 SHARD1 = 13_478_395_904

@@ -3,11 +3,11 @@ request; a normal run passes it (the whole suite runs with it on: tests/conftest
 
 import pytest
 
+from tests.sim.helpers import cluster, cost, model, static, workload
 from warmsim.policies.types import ACTIVE, STARTING, Activate
 from warmsim.sim.invariants import InvariantChecker, InvariantViolation
 from warmsim.sim.recorder import DROPPED
 from warmsim.sim.simulation import Simulation
-from tests.sim.helpers import cluster, cost, model, static, workload
 
 
 def _sim(n=3, gpus=2, place=True):
@@ -134,6 +134,7 @@ def test_cli_subprocesses_run_with_the_checker_too(tmp_path):
     import inspect
     import subprocess
     import textwrap
+
     from tests.exe import warmsim_exe
     conf = tmp_path / "warmsim_conf"
     (conf / "system").mkdir(parents=True)

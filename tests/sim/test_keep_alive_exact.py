@@ -7,12 +7,12 @@ instance was released up to one autoscaler period early (ondemand) or late (sllm
 
 import pytest
 
+from tests.sim.helpers import cluster, cost, model, ondemand, workload
 from warmsim.policies.bundle import Bundle
 from warmsim.policies.ondemand import FirstFitActivator
 from warmsim.policies.routing import LeastLoadedRouter
 from warmsim.policies.sllm import SllmAutoscaler
 from warmsim.sim.simulation import Simulation
-from tests.sim.helpers import cluster, cost, model, ondemand, workload
 
 US = 1e-6
 

@@ -8,10 +8,10 @@ Llama-2-7B holds 2 (K, V) x 32 layers x 32 KV heads x 128 x 2 B = 512 KiB of KV 
 
 import pytest
 
+from tests.sim.helpers import GIB, cluster, cost, model, static, workload
 from warmsim.policies.types import Activate
 from warmsim.sim.engine import EngineSpec
 from warmsim.sim.simulation import Simulation
-from tests.sim.helpers import GIB, cluster, cost, model, static, workload
 
 US = 1e-6
 MIB = 1 << 20

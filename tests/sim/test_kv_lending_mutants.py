@@ -7,12 +7,12 @@ Written for the mutants of sim/kv_lending.py that tests/sim/test_reserve_evict.p
 
 import pytest
 
+from tests.sim.helpers import cluster, cost, model, workload
+from tests.sim.test_reserve_evict import BLOCK, bundle, left, one_gpu, reserved_with_two_replicas
 from warmsim.policies.types import DRAINING, Activate
 from warmsim.policies.warmserve.kv_reserve import KVReservePolicy
 from warmsim.sim.engine import EngineSpec
 from warmsim.sim.simulation import Simulation
-from tests.sim.helpers import cluster, cost, model, workload
-from tests.sim.test_reserve_evict import BLOCK, GIB, MIB, SHARD, bundle, left, one_gpu, reserved_with_two_replicas
 
 US = 1e-6
 

@@ -3,6 +3,7 @@ the peer's weights held until the copy ends, and the plans the simulator refuses
 
 import pytest
 
+from tests.sim.helpers import cluster, cost, model, workload
 from warmsim.policies.autoscale import NoAutoscaler
 from warmsim.policies.bundle import Bundle
 from warmsim.policies.ondemand import FirstFitActivator
@@ -12,7 +13,6 @@ from warmsim.sim.cost import Interference
 from warmsim.sim.errors import PlanError
 from warmsim.sim.memory import WEIGHTS
 from warmsim.sim.simulation import Simulation
-from tests.sim.helpers import cluster, cost, model, workload
 
 US = 1e-6
 BW = 10e9  # helpers.cluster: PCIe and NIC at BW, NVLink at 30 x BW

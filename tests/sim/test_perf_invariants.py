@@ -8,13 +8,31 @@ import math
 import pytest
 from hydra import compose, initialize_config_dir
 
+from tests.sim.helpers import cluster, cost, model, ondemand, workload
 from warmsim.experiments.builder import CONF_DIR, build_bundle, build_setup, system_cluster, system_config
-from warmsim.policies.types import (LIVE_STATES, STOPPED, GPUView, InstanceView, LoadView, ModelView, Prewarm,
-                            ReplicaView, Snapshot)
+from warmsim.policies.types import (
+    LIVE_STATES,
+    STOPPED,
+    GPUView,
+    InstanceView,
+    LoadView,
+    ModelView,
+    Prewarm,
+    ReplicaView,
+    Snapshot,
+)
 from warmsim.sim.memory import PREWARM
 from warmsim.sim.models import CHUNK_BYTES
 from warmsim.sim.simulation import Simulation
-from tests.sim.helpers import cluster, cost, model, ondemand, workload
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _round_up(a: int, step: int) -> int:
+    return _ceil_div(a, step) * step
+
 
 SMALL = ["workload=synthetic", "workload.duration_s=240", "workload.total_rate=6", "workload.alpha=1.5",
          "workload.max_prompt_tokens=1024", "workload.max_output_tokens=512", "progress=false"]
@@ -44,7 +62,7 @@ def reference_snapshot(sim: Simulation) -> Snapshot:
     load = {m: LoadView(sim.inflight[m], avg_inflight(sim, m, now), len(sim.held[m]), live.get(m, 0),
                         sim.pending_start[m]) for m in sim.order}
     models = {m: ModelView(m, s.shape.params * s.shape.dtype_bytes, s.tp,
-                           -(-(-(-s.shape.params * s.shape.dtype_bytes // s.tp)) // CHUNK_BYTES) * CHUNK_BYTES,
+                           _round_up(_ceil_div(s.shape.params * s.shape.dtype_bytes, s.tp), CHUNK_BYTES),
                            s.shape.kv_bytes_per_token) for m, s in sim.models.items()}
     pending = {}
     if sim.bundle.meta.get("needs_node_pending", False):

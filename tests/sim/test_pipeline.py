@@ -9,6 +9,7 @@ bytes over the NIC.
 
 import pytest
 
+from tests.sim.helpers import GIB, cost, model, workload
 from warmsim.policies.autoscale import NoAutoscaler
 from warmsim.policies.bundle import Bundle
 from warmsim.policies.hydraserve import HydraServeActivator
@@ -20,7 +21,6 @@ from warmsim.sim.mechanisms.pipeline import PipelineKnobs
 from warmsim.sim.memory import KV, WEIGHTS
 from warmsim.sim.models import align_up
 from warmsim.sim.simulation import Simulation
-from tests.sim.helpers import GIB, cost, model, workload
 
 US = 1e-6
 SHARD = model().shard_bytes
@@ -115,8 +115,8 @@ def test_the_planner_pipelines_only_when_one_nic_misses_the_ttft_slo():
 
 
 def test_the_planner_places_stages_on_the_nodes_with_the_largest_nic_share():
-    from warmsim.policies.types import ModelView
     from tests.policies.snapshots import inst, snap
+    from warmsim.policies.types import ModelView
     models = {"m": ModelView("m", 26_000_000_000, 1, 26_000_000_000)}
     # 16 Gbps NICs; node 0 already pulls one checkpoint (an instance loading there): half its NIC.
     sn = snap(n_nodes=3, gpus_per_node=2, models=models, instances=(inst(7, "m", (0,), state="loading"),),

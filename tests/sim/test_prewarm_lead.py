@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.sim.helpers import cluster, cost, model, workload
 from warmsim.policies.autoscale import NoAutoscaler
 from warmsim.policies.bundle import Bundle
 from warmsim.policies.routing import LeastLoadedRouter
 from warmsim.policies.types import Prewarm
 from warmsim.policies.warmserve import WarmServeActivator
 from warmsim.sim.simulation import SimSpec, Simulation
-from tests.sim.helpers import cluster, cost, model, workload
 
 US = 1e-6
 LOAD = 13_478_395_904 / 10e9

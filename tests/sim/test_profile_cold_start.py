@@ -5,10 +5,10 @@ import warnings
 
 import pytest
 
+from tests.sim.helpers import cluster, model, ondemand, workload
 from warmsim.calibrate.costmodel import ProfileCostModel
 from warmsim.sim.simulation import Simulation
 from warmsim.sim.startup import startup_breakdown
-from tests.sim.helpers import cluster, model, ondemand, workload
 
 
 @pytest.mark.parametrize("source", ["host_pinned", "ssd"])

@@ -4,9 +4,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.sim.helpers import cluster, cost, model, ondemand, peerload, static, workload
 from warmsim.sim.engine import EngineSpec
 from warmsim.sim.simulation import SimSpec, Simulation
-from tests.sim.helpers import GIB, cluster, cost, model, ondemand, peerload, static, workload
 
 traces = st.lists(
     st.tuples(st.floats(0, 120, allow_nan=False), st.integers(1, 1500), st.integers(1, 600), st.integers(0, 2)),

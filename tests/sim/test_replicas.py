@@ -2,16 +2,16 @@
 
 import pytest
 
-from warmsim.policies.bundle import Bundle
-from warmsim.policies.routing import LeastLoadedRouter
+from tests.sim.helpers import cluster, cost, model, workload
 from warmsim.policies.autoscale import NoAutoscaler
+from warmsim.policies.bundle import Bundle
 from warmsim.policies.ondemand import FirstFitActivator
+from warmsim.policies.routing import LeastLoadedRouter
 from warmsim.policies.sllm import SllmRouter
 from warmsim.policies.types import Activate, Prewarm
 from warmsim.sim.errors import PlanError
 from warmsim.sim.memory import PREWARM, WEIGHTS
 from warmsim.sim.simulation import Simulation
-from tests.sim.helpers import cluster, cost, model, workload
 
 US = 1e-6
 

@@ -7,6 +7,7 @@ Llama-2-7B with 16-token blocks: a KV block is 16 x 512 KiB = 8 MiB per GPU; a T
 
 import pytest
 
+from tests.sim.helpers import GIB, cluster, cost, model, workload
 from warmsim.policies.autoscale import NoAutoscaler
 from warmsim.policies.bundle import Bundle
 from warmsim.policies.ondemand import FirstFitActivator
@@ -17,7 +18,6 @@ from warmsim.policies.warmserve.kv_reserve import KVReservePolicy
 from warmsim.sim.engine import EngineSpec
 from warmsim.sim.memory import KV
 from warmsim.sim.simulation import Simulation
-from tests.sim.helpers import GIB, cluster, cost, model, workload
 
 US = 1e-6
 MIB = 1 << 20

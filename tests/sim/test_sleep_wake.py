@@ -10,6 +10,7 @@ instances; request 0 arrives at 0 s, request 1 at 30 s, one prompt of 10 tokens 
 
 import pytest
 
+from tests.sim.helpers import cluster, cost, model, workload
 from warmsim.policies.bundle import Bundle
 from warmsim.policies.sleep import SleepActivator
 from warmsim.policies.sllm import SllmAutoscaler, SllmRouter
@@ -19,7 +20,6 @@ from warmsim.sim.mechanisms.sleep import ASLEEP, GIB, SleepKnobs
 from warmsim.sim.memory import KV, WEIGHTS
 from warmsim.sim.models import align_up
 from warmsim.sim.simulation import Simulation
-from tests.sim.helpers import cluster, cost, model, workload
 
 US = 1e-6
 SHARD = model().shard_bytes

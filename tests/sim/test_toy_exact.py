@@ -2,8 +2,8 @@
 
 import pytest
 
-from warmsim.sim.simulation import Simulation
 from tests.sim.helpers import cluster, cost, model, ondemand, static, workload
+from warmsim.sim.simulation import Simulation
 
 US = 1e-6
 

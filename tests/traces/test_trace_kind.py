@@ -9,12 +9,12 @@ import subprocess
 import numpy as np
 import pytest
 
+from tests.exe import warmsim_exe
 from warmsim.experiments.outputs import workload_notes
 from warmsim.sim.catalog import get_shape
 from warmsim.sim.errors import UserError
 from warmsim.sim.models import ServedModel
 from warmsim.traces.builders import build_workload
-from tests.exe import warmsim_exe
 
 MODELS = ["small", "big"]
 

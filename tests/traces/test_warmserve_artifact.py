@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from warmsim.sim.errors import UserError
 from warmsim.traces.assemble import REGULAR_CV, apply_burstiness, split_counts
 from warmsim.traces.builders import build_workload
-from warmsim.sim.errors import UserError
 from warmsim.traces.kinds.warmserve import _bursty, history_days
 
 MODELS4 = ["m0", "m1", "m2", "m3"]

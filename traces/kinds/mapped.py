@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from warmsim.sim.errors import UserError
 from warmsim.traces.assemble import CAP_DEFAULTS, cap_tokens, caps_from, finish, power_law_shares, trace_window
 from warmsim.traces.knobs import Knobs
-from warmsim.sim.errors import UserError
 from warmsim.traces.prefix import conversations, from_trace
 from warmsim.traces.workload import Workload
 

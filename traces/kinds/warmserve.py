@@ -38,7 +38,15 @@ import numpy as np
 
 from warmsim.sim.errors import UserError
 from warmsim.traces import azure, registry
-from warmsim.traces.assemble import CAP_DEFAULTS, cap_tokens, caps_from, finish, apply_burstiness, power_law_shares, split_counts
+from warmsim.traces.assemble import (
+    CAP_DEFAULTS,
+    apply_burstiness,
+    cap_tokens,
+    caps_from,
+    finish,
+    power_law_shares,
+    split_counts,
+)
 from warmsim.traces.knobs import Knobs
 from warmsim.traces.tokens import sample_pairs
 from warmsim.traces.workload import Workload
