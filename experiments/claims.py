@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 
 import pandas as pd
 
@@ -132,8 +133,9 @@ def _start_share(system: str) -> Callable[[pd.DataFrame], tuple[float | None, st
 CLAIMS: tuple[Claim, ...] = (
     Claim("tail TTFT, ServerlessLLM / WarmServe (up to)", 50.8, "x", "[P]", _tail_vs_sllm,
           "SLLM's deployment (keep-alive, cache tier, version) is not released; warmsim runs SLLM's own "
-          "defaults (keep-alive 0 s), so the ratio rests on how many of a model's requests meet a cold start, "
-          "and it moves with the workload's random draw (14x-96x over seeds 0-14 at the headline point)"),
+          "defaults (keep-alive 0 s), so a model's tail is a cold start that pays vLLM's whole start (process, "
+          "imports, the 100,000-token profiling forward) while WarmServe's per-model tails are tens of ms; the "
+          "ratio rests on those start stages (the range) and on how many requests meet a cold start (the seed)"),
     Claim("requests served, WarmServe / MuxServe (up to)", 2.5, "x", "[P]", _capacity,
           "MuxServe runs on 8 GPUs against WarmServe's 16, as in the artifact; its mesh split and caps come "
           "from MuxServe's estimator on warmsim's cost profile, planned once at 15 req/s (plan_rps), not from "
@@ -169,14 +171,56 @@ CLAIM_EXPERIMENTS = {"headline": ("tail TTFT", "P99 TTFT"), "ablation": ("share 
 def _fmt(v: float | None, unit: str) -> str:
     if v is None:
         return "-"
+    if unit == "x" and math.isinf(v):
+        return "inf"
     return f"{v:.2f}x" if unit == "x" else f"{v:.3f} s" if unit == "s" else f"{100 * v:.1f}%"
+
+
+#: Where the ranges come from: ``warmsim sensitivity`` (full, seed 0) at the shipped defaults; the same
+#: file as figures/out/sensitivity/claims_ranges.csv (a test keeps the two equal).
+RANGES_FILE = ("data", "claims_ranges.csv")
+#: A run's number and the shipped default are "the same run" when they agree to this relative tolerance.
+SAME_DEFAULT_RTOL = 1e-9
+
+
+def shipped_ranges() -> pd.DataFrame:
+    """The claims' ranges that ``warmsim sensitivity`` found at the defaults (one row per claim, or per
+    end of an interval claim: ``claim, unit, tag, paper, default, low, high, paper_inside, moved_most_by``)."""
+    f = resources.files("warmsim.experiments").joinpath(*RANGES_FILE)
+    with f.open("r") as fh:
+        return pd.read_csv(fh)
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isinf(a) and a == b) or math.isclose(a, b, rel_tol=SAME_DEFAULT_RTOL)
+
+
+def range_cells(claim: Claim, value: float | None, interval: tuple | None,
+                ranges: pd.DataFrame) -> tuple[str, str, str]:
+    """(range, paper inside?, knob that moves it most) for one claim of this run. The shipped ranges
+    hold at the defaults only: they are shown when this run reproduces the default number exactly, and
+    otherwise the cell says to run ``warmsim sensitivity`` for this configuration."""
+    rows = ranges[(ranges.claim == claim.name) | ranges.claim.str.startswith(claim.name + ", ")]
+    if not len(rows) or value is None and interval is None:
+        return "-", "-", "-"
+    measured = list(interval) if interval else [value]
+    if len(rows) != len(measured) or not all(_same(float(r.default), float(m))
+                                             for r, m in zip(rows.itertuples(), measured)):
+        return "not at the defaults: run warmsim sensitivity", "-", "-"
+    parts, inside, knobs = [], [], []
+    for r in rows.itertuples():
+        end = r.claim[len(claim.name) + 2:]
+        parts.append((f"{end}: " if end else "") + f"{_fmt(float(r.low), claim.unit)} .. {_fmt(float(r.high), claim.unit)}")
+        inside.append(("yes" if bool(r.paper_inside) else "no") + (f" ({end})" if end else ""))
+        knobs.append(str(r.moved_most_by) + (f" ({end})" if end else ""))
+    return "; ".join(parts), ", ".join(inside), ", ".join(knobs)
 
 
 def claims_table(summary: pd.DataFrame, sweep: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per claim: paper, warmsim, warmsim / paper, how warmsim's number was computed, the gap.
     ``sweep``: summary rows of a rate sweep (an ``rps`` column, an ``alpha`` column when known) for
     the claims measured on one (capacity)."""
-    rows = []
+    rows, ranges = [], shipped_ranges()
     for c in CLAIMS:
         v, how, *interval = c.measure(sweep if c.uses_sweep and sweep is not None else summary)
         text, ratio = _fmt(v, c.unit), "-" if v is None else f"{v / c.paper:.2f}"
@@ -184,8 +228,10 @@ def claims_table(summary: pd.DataFrame, sweep: pd.DataFrame | None = None) -> pd
             lo, hi = interval[0]
             text = interval_text(lo, hi)
             ratio = "[" + ", ".join("inf" if math.isinf(e) else f"{e / c.paper:.2f}" for e in (lo, hi)) + "]"
+        span, inside, knob = range_cells(c, v, interval[0] if interval else None, ranges)
         rows.append({"claim": c.name, "source": c.tag, "paper": _fmt(c.paper, c.unit), "warmsim": text,
-                     "ratio": ratio, "how": how, "difference": c.gap})
+                     "ratio": ratio, "range": span, "paper inside": inside, "moved most by": knob,
+                     "how": how, "difference": c.gap})
     return pd.DataFrame(rows)
 
 
@@ -194,9 +240,12 @@ def claims_markdown(summary: pd.DataFrame) -> list[str]:
     t = claims_table(summary)
     lines = ["## Paper claims", "",
              "[P]: the paper's text; [S]: a third-party summary, unverified (docs/warmserve.md). Ratio = "
-             "warmsim / paper. A claim that this run cannot measure says what would.", "",
-             "| claim | source | paper | warmsim | ratio | how warmsim's number was computed | difference |",
-             "|---|---|---|---|---|---|---|"]
-    for r in t.itertuples(index=False):
-        lines.append(f"| {r.claim} | {r.source} | {r.paper} | {r.warmsim} | {r.ratio} | {r.how} | {r.difference} |")
+             "warmsim / paper. A claim that this run cannot measure says what would. Range: the claim over "
+             "one unmeasured or unsourced choice at a time (`warmsim sensitivity`, shipped for the defaults; "
+             "docs/warmserve.md, \"Claims as ranges\"), with the choice that moves it most.", "",
+             "| claim | source | paper | warmsim | ratio | range | paper inside? | moved most by | "
+             "how warmsim's number was computed | difference |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in t.to_dict("records"):
+        lines.append("| " + " | ".join(str(r[c]) for c in t.columns) + " |")
     return lines + [""]
