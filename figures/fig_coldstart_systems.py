@@ -82,9 +82,8 @@ def draw(allrows: pd.DataFrame, out_path) -> dict:
             ax2.set_ylabel("GPU-hours (GPUs holding an instance)")
         numbers[sc] = {s: {"ttft_p99_s": float(p99[s]), "gpu_hours": float(gpuh[s]), "dropped": int(g.loc[s, "dropped"])}
                        for s in have}
-    prof = allrows["profile"].iloc[0] if "profile" in allrows else "?"
     fig.suptitle("Cold-start systems on one trace: tail TTFT and GPU cost")
-    style.caption(fig, f"Cost profile {prof} (analytic, not measured). Dropped requests count as 999 s in the P99. "
+    style.caption(fig, f"{style.profile_text(allrows)}. Dropped requests count as 999 s in the P99. "
                        "GPU-hours cover the whole run (until the last request ends). docs/systems.md lists each system's settings.")
     fig.tight_layout(rect=(0, 0.03, 1, 0.96))
     style.save(fig, out_path)

@@ -103,6 +103,21 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 8.0, height: fl
     return plt.subplots(nrows, ncols, figsize=(width, height), **kw)
 
 
+def profile_text(rows) -> str:
+    """"Cost profile NAME (how it was measured)" for a caption, from a summary table's ``profile`` and
+    ``profile_measured`` columns; several profiles are listed together."""
+    from warmsim.calibrate.profiles import external_note_of
+
+    if "profile" not in rows:
+        return "Cost profile unknown"
+    measured = rows["profile_measured"] if "profile_measured" in rows else [False] * len(rows)
+    parts = []
+    for name, m in dict(zip(rows["profile"], measured)).items():
+        how = (external_note_of(str(name)) or "measured on a GPU") if bool(m) else "analytic, not measured"
+        parts.append(f"{name} ({how})")
+    return "Cost profile " + ", ".join(parts)
+
+
 def caption(fig, text: str) -> None:
     """A small caption under the axes (source, criterion, paper comparison)."""
     fig.text(0.01, 0.005, text, ha="left", va="bottom", fontsize=7.5, color="#333333", wrap=True)
