@@ -197,7 +197,7 @@ class Engine:
         wait (idle) / stop."""
         dirty = self.host.kv_dirty
         iid = self.inst.id
-        preempted = False  # (elastic engines) a preemption in this pass
+        preempted = False  # a preemption in this pass: nothing more is admitted while something runs
         while True:
             dirty.add(iid)  # block counts may have changed since the last pass (KV reservation loop)
             if not self.running and not self.waiting:
@@ -253,8 +253,14 @@ class Engine:
                     k = self._steps_before_kv_full(k_fin)
                 if k == 0:
                     self._preempt_newest()
-                    preempted = self.elastic
+                    preempted = True
                     continue
+            if preempted and not self.elastic:
+                # vLLM 0.6.3 (Scheduler._schedule_default): the step that preempts decodes the rest, and
+                # the next step tries the waiting queue (the preempted sequence at its head) first again.
+                # Re-admitting it in the same pass instead would starve every running sequence while a
+                # long prompt is recomputed a token at a time.
+                k = 1
             self._start_decode(k, ctx)
             return
 

@@ -293,10 +293,11 @@ def test_a_run_stops_where_the_blocks_of_all_sequences_together_run_out():
     h, e = engine([24, 8], [41, 41], [0.0, 0.0], kv_blocks=8)
     h.env.run()
     # At 0.432 one step is left for each but needs 5 + 4 - 7 = 2 blocks, 1 free: the newest is
-    # preempted (4 used, 3 freed). Its recompute (48 tokens, ceil(49/16) = 4 blocks = the 4 free)
-    # goes first: 0.058 s -> 0.49, which also produces its last token; request 0's last step -> 0.5.
+    # preempted (4 used, 3 freed). That step decodes request 0 (its last token) -> 0.442, as vLLM
+    # 0.6.3's step that preempts does; then the recompute of request 1 (48 tokens, ceil(49/16) = 4
+    # blocks) 0.058 s -> 0.5, which also produces its last token.
     assert h.log == [(0.042, "first", 0), (0.042, "first", 1), (0.432, "preempt", 1, 4, 3),
-                     (0.49, "done", 1), (0.5, "done", 0)]
+                     (0.442, "done", 0), (0.5, "done", 1)]
 
 
 def test_lent_blocks_are_taken_back_only_when_not_one_step_fits():
@@ -438,3 +439,17 @@ def test_lookahead_matches_brute_force_for_small_and_large_batches(batch):
         k = int(rng.integers(1, 120))
         e = engine_with(ctxs, held, total)
         assert e._steps_before_kv_full(k) == lookahead_brute(ctxs, held, e.free_blocks, 16, k)
+
+
+def test_the_step_that_preempts_decodes_the_rest_before_the_preempted_sequence_is_tried_again():
+    # 7 blocks of 16 tokens; three requests with 31-token prompts and 10 tokens out. After the prefill
+    # each holds ctx 32 (2 blocks, 6 used, 1 free); the next step needs a third block for each: 3 > 1,
+    # so request 2, the newest, is preempted (3 free). As in vLLM 0.6.3 (Scheduler._schedule_default)
+    # that step decodes requests 0 and 1 (one block each, 1 free left), so request 2, which needs
+    # ceil(33/16) = 3 blocks to come back, waits until they finish. Re-admitting it at once would let
+    # it recompute a token per cycle while 0 and 1 never step.
+    h, e = engine([31, 31, 31], [10, 10, 10], [0.0] * 3, kv_blocks=7)
+    h.env.run()
+    assert [x[2] for x in events(h, "preempt")] == [2]
+    assert [x[2] for x in events(h, "done")] == [0, 1, 2]
+    assert e.used_blocks == 0
