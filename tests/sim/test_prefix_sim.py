@@ -87,13 +87,13 @@ def test_recording_steps_changes_no_result_and_the_rows_add_up():
 
 
 @pytest.mark.filterwarnings("ignore")
-def test_on_the_mooncake_conversation_trace_prefix_caching_serves_tokens_from_cache_and_lowers_the_median_ttft():
-    # The check, on the first 8 minutes of the trace (long-context models, no caps; static
-    # instances so that nothing but the engine differs).
+@pytest.mark.parametrize("system", ["sllm", "warmserve"])
+def test_on_the_mooncake_conversation_trace_prefix_caching_serves_tokens_from_cache_and_lowers_the_median_ttft(system):
+    # The check, on the first 8 minutes of the trace (long-context models, no caps).
     over = ["models=long3", "workload.max_prompt_tokens=null", "workload.max_output_tokens=null",
             "workload.duration_s=480", "workload.split=conversation", "sim.check_invariants=false"]
-    off, _ = _run("sllm", over)
-    on, _ = _run("sllm", [*over, "engine.prefix_caching=true"])
+    off, _ = _run(system, over)
+    on, _ = _run(system, [*over, "engine.prefix_caching=true"])
     a, b = off.summary.set_index("model").loc["ALL"], on.summary.set_index("model").loc["ALL"]
     assert a.prefix_hit_ratio == 0 and b.prefix_hit_ratio > 0
     assert b.ttft_p50_s < a.ttft_p50_s
