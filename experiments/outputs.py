@@ -14,7 +14,7 @@ import yaml
 from omegaconf import OmegaConf
 
 if TYPE_CHECKING:  # only for annotations: keeps `warmsim report` / `figures` off the simulator's imports
-    from warmsim.experiments.runner import RunResult
+    from warmsim.experiments.results import RunResult
 
 #: Columns shown in the terminal table, with short headers.
 TABLE = [("system", "system"), ("requests", "reqs"), ("completed", "done"), ("dropped", "drop"),
