@@ -141,7 +141,7 @@ def build_cost(cfg) -> CostModel:
     c = cfg.cost
     kind = c.get("kind")
     if kind == "profile":
-        from warmsim.calibrate.costmodel import ProfileCostModel  # torch-free
+        from warmsim.sim.costmodel import ProfileCostModel  # torch-free
         cost = ProfileCostModel.load(str(_get(c, "profile", "cost")))
         scale = _plain(c.get("scale")) or {}
         return ScaledCost(cost, {k: float(v) for k, v in scale.items()}) if scale else cost

@@ -31,8 +31,8 @@ def _echo_config_dirs() -> None:
 
 def compare(cfg, outdir: Path) -> None:
     """Run every system in ``cfg.systems`` on one workload; print the table; write the run directory."""
-    from warmsim.calibrate.profiles import external_note_of
     from warmsim.experiments.api import simulate
+    from warmsim.sim.costprofile.shipped import external_note_of
     _echo_config_dirs()
     res = simulate(cfg, None, outdir, echo=_echo)
     cost = res.summary["profile"].iloc[0]

@@ -198,7 +198,7 @@ def workload_lines(setup) -> list[str]:
 def _cost_kind(cost) -> str:
     """Whether the cost model's numbers were measured, and by whom (a profile measured outside the
     harness says so, with how many of its tables are analytic)."""
-    from warmsim.calibrate.profile import external_note
+    from warmsim.sim.costprofile.profile import external_note
     meta = getattr(getattr(cost, "fitted", None), "meta", None)
     note = external_note(meta) if isinstance(meta, dict) else None
     return note or ("measured on a GPU" if cost.measured else "NOT measured: analytic or constant")

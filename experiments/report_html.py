@@ -192,7 +192,7 @@ def commands(full: pd.DataFrame) -> list[str]:
 
 def _measured_html(profile: str, measured: bool) -> str:
     """Whether a run's cost profile was measured, and by whom (``profile_measured`` and the profile's meta)."""
-    from warmsim.calibrate.profiles import external_note_of
+    from warmsim.sim.costprofile.shipped import external_note_of
     if not measured:
         return "<b>not measured</b> (analytic or constant)"
     return html.escape(external_note_of(profile) or "measured on a GPU")

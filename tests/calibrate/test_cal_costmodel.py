@@ -8,13 +8,13 @@ import warnings
 import pytest
 
 from warmsim.calibrate.analytic import AnalyticDevice, H100Params
-from warmsim.calibrate.assumptions import Assumptions
-from warmsim.calibrate.compute import ScalingWarning
-from warmsim.calibrate.costmodel import ProfileCostModel
-from warmsim.calibrate.profiles import known_profiles, resolve
-from warmsim.calibrate.shapes import shard_dims
 from warmsim.sim.catalog import get_shape
 from warmsim.sim.cost import LINKS, CostModel, DecodeCoeffs, Interference
+from warmsim.sim.costmodel import ProfileCostModel
+from warmsim.sim.costprofile.assumptions import Assumptions
+from warmsim.sim.costprofile.compute import ScalingWarning
+from warmsim.sim.costprofile.shapes import shard_dims
+from warmsim.sim.costprofile.shipped import known_profiles, resolve
 from warmsim.sim.errors import UserError
 from warmsim.sim.models import ServedModel
 
