@@ -1,6 +1,8 @@
-"""``ProfileCostModel``: the simulator's :class:`warmsim.sim.cost.CostModel` from a calibration profile.
+"""``ProfileCostModel``: the simulator's :class:`warmsim.sim.cost.CostModel` from a fitted calibration
+profile (:mod:`warmsim.sim.costprofile`; fitted once and cached by the profile's content hash,
+:mod:`warmsim.sim.costprofile.cache`).
 
-Imports neither torch nor any harness code, so the simulator can use it on any machine.
+Imports neither torch nor anything of calibrate/, so the simulator can use it on any machine.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ import math
 from pathlib import Path
 
 from warmsim.sim.cost import LINKS, SOURCES, DecodeCoeffs, Interference
+from warmsim.sim.costprofile.cache import fitted_profile
 from warmsim.sim.costprofile.compute import ModelCompute, model_compute
-from warmsim.sim.costprofile.fit import FittedProfile, fit_profile
-from warmsim.sim.costprofile.profile import load_profile
+from warmsim.sim.costprofile.fit import FittedProfile
 from warmsim.sim.costprofile.shipped import resolve
 from warmsim.sim.errors import UserError
 from warmsim.sim.models import CHUNK_BYTES, ServedModel
@@ -36,8 +38,9 @@ class ProfileCostModel:
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> ProfileCostModel:
-        """Load a shipped profile by name (e.g. ``h100_analytic``) or a profile directory."""
-        return cls(fit_profile(load_profile(resolve(name_or_path))))
+        """Load a shipped profile by name (e.g. ``h100_analytic``) or a profile directory, fitted once
+        (:func:`warmsim.sim.costprofile.cache.fitted_profile`: in-process memo and on-disk cache)."""
+        return cls(fitted_profile(resolve(name_or_path)))
 
     def __repr__(self) -> str:
         return f"ProfileCostModel(name={self.name!r}, measured={self.measured})"
