@@ -64,3 +64,22 @@ def test_the_oracle_needs_the_runners_pre_pass(small):
         bundle = build_bundle(scfg, setup.workload, setup.models, setup.cluster, setup.cost, cfg, prepass=pre)
     name = next(iter(pre["truth"]))
     assert bundle.predictor.predict(name, 0) == pytest.approx(tuple(pre["truth"][name][0]))
+
+
+def test_a_run_imports_nothing_of_calibrate(tmp_path):
+    """Running (config, cost model, the oracle's pre-pass, a run, the run directory) needs no module of
+    calibrate/: the runtime cost model is the simulator's (sim/costmodel.py)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ("import sys, warnings; warnings.simplefilter('ignore')\n"
+            "from warmsim.experiments.api import compare\n"
+            "from tests.small_setup import SMALL\n"
+            f"compare([*SMALL, 'workload.duration_s=60', 'systems=[warmserve_oracle]'], out={str(tmp_path / 'run')!r})\n"
+            "print(sorted(m for m in sys.modules if m.startswith('warmsim.calibrate')))")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+                         env={**os.environ, "WARMSIM_CACHE_DIR": str(tmp_path / "cache")}).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "run" / "summary.csv").is_file()
