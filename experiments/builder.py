@@ -293,7 +293,7 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
     except UserError:
         raise
     except Exception as e:  # hydra wraps a target's error: report the cause, on one line
-        cause = e
+        cause: BaseException = e
         while cause.__cause__ is not None:
             cause = cause.__cause__
         if isinstance(cause, UserError):  # a policy's own check (e.g. two knobs that disagree)

@@ -16,6 +16,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 from warmsim.experiments.overrides import check_overrides
 from warmsim.experiments.rundir import claim_new_dir, probe_dir
@@ -148,11 +149,13 @@ def _exit_status(e: BaseException) -> int:
 CONFIG_DIR_OPTIONS = ("--config-dir", "-cd")
 
 
-def _config_dirs(argv: list[str]) -> list[str]:
+def _config_dirs(argv: list[str]) -> list[str | Path]:
     """Take ``--config-dir DIR`` / ``-cd DIR`` / ``--config-dir=DIR`` and ``hydra.searchpath=[...]``
     out of ``argv`` (in place); register them as user config directories, first wins."""
     from warmsim.experiments import confpath
-    dirs, rest, i = [], [], 0
+    dirs: list[str | Path] = []
+    rest: list[str] = []
+    i = 0
     while i < len(argv):
         a = argv[i]
         name, eq, val = a.partition("=")
@@ -314,7 +317,7 @@ def _sweep_job_body(command: str, cfg, out: Path, hc, swept=frozenset()) -> None
 
     from warmsim.experiments.outputs import run_state
     label = _job_label(hc, swept)
-    record = {"label": label, "overrides": [str(o) for o in hc.overrides.task]}
+    record: dict[str, Any] = {"label": label, "overrides": [str(o) for o in hc.overrides.task]}
     try:
         resolved = OmegaConf.to_yaml(cfg, resolve=True)
     except Exception:  # noqa: BLE001 - a broken ${...}: reported below as the job's bad input

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,7 +106,7 @@ def begin_run(outdir: Path) -> None:
     (outdir / PARTIAL).write_text("results are being written; a directory without COMPLETE is not a result\n")
 
 
-def write_run(outdir: Path, results: list[RunResult], cfg, setup, notes: list[str] = ()) -> pd.DataFrame:
+def write_run(outdir: Path, results: list[RunResult], cfg, setup, notes: Sequence[str] = ()) -> pd.DataFrame:
     """Write the run directory (marked by :func:`begin_run` before the runs started). Each file goes
     under a temporary name and is renamed into place; :data:`MARKER` (the files and their SHA-256)
     comes last, so a directory holding it is whole."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -147,6 +147,6 @@ def run_system(setup: Setup, scfg, cfg) -> RunResult:
     if setup.engine.record_steps:
         steps = rec.steps_table()
         steps.insert(0, "system", bundle.name)
-    scfg_plain = OmegaConf.to_container(scfg, resolve=True) if OmegaConf.is_config(scfg) else dict(scfg)
+    scfg_plain = cast(dict, OmegaConf.to_container(scfg, resolve=True)) if OmegaConf.is_config(scfg) else dict(scfg)
     return RunResult(bundle.name, summary, req, tl, preds, time.perf_counter() - t0, len(sim.cluster.gpus), tuple(sim.initial_lines),
                      rec.events, scfg_plain, tuple(rec.fault_log), steps, tuple(sim.mechanism_lines()))
