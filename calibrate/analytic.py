@@ -22,10 +22,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from warmsim.calibrate.assumptions import Assumptions
 from warmsim.calibrate.harness.device import INTERFERENCE_SCENARIOS, PROCESS_PHASES, VMM_OPS
 from warmsim.calibrate.harness.plan import FULL, SweepPlan
-from warmsim.calibrate.shapes import ShardDims
+from warmsim.sim.costprofile.assumptions import Assumptions
+from warmsim.sim.costprofile.shapes import ShardDims
 
 GB = 1e9
 MIB = 1 << 20

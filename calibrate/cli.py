@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 def _fit_quietly(profile):
     """Fit a loaded profile; fitting notes (e.g. extrapolation) are not what a check or a diff
     reports, so they are silenced."""
-    from warmsim.calibrate.fit import fit_profile
+    from warmsim.sim.costprofile.fit import fit_profile
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -68,16 +68,16 @@ def _fit_quietly(profile):
 
 
 def _load(name_or_path: str | Path):
-    from warmsim.calibrate.profile import load_profile
-    from warmsim.calibrate.profiles import resolve
+    from warmsim.sim.costprofile.profile import load_profile
+    from warmsim.sim.costprofile.shipped import resolve
 
     return load_profile(resolve(name_or_path))
 
 
 def _sanity(name_or_path: str | Path) -> tuple[str, int]:
     """The sanity table of a profile and how many values lie outside their range."""
-    from warmsim.calibrate.profile import external_note
     from warmsim.calibrate.sanity import check_profile, format_checks, format_spreads, outside, spreads
+    from warmsim.sim.costprofile.profile import external_note
 
     profile = _load(name_or_path)  # read once: fitted for the checks, raw for the spreads
     fitted = _fit_quietly(profile)
@@ -104,14 +104,14 @@ def calibrate_main(argv: list[str]) -> int:
 
     args = _parser().parse_args(list(argv))
     if args.diff:
-        from warmsim.calibrate.costmodel import ProfileCostModel
         from warmsim.calibrate.diff import format_diff
+        from warmsim.sim.costmodel import ProfileCostModel
 
         print(format_diff(*(ProfileCostModel(_fit_quietly(_load(p))) for p in args.diff)))
         return 0
     if args.vs_reference:
-        from warmsim.calibrate.costmodel import ProfileCostModel
         from warmsim.calibrate.refcheck import table
+        from warmsim.sim.costmodel import ProfileCostModel
 
         print(table([ProfileCostModel(_fit_quietly(_load(p))) for p in args.vs_reference]))
         return 0

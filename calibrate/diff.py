@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 import warnings
 
-from warmsim.calibrate.costmodel import ProfileCostModel
 from warmsim.calibrate.estimate import EstimateRequest, estimate
-from warmsim.calibrate.profile import external_note
 from warmsim.sim.catalog import get_shape
+from warmsim.sim.costmodel import ProfileCostModel
+from warmsim.sim.costprofile.profile import external_note
 from warmsim.sim.errors import UserError
 from warmsim.sim.models import ServedModel
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from warmsim.calibrate.profile import external_note
 from warmsim.sim.cost import CostModel
+from warmsim.sim.costprofile.profile import external_note
 from warmsim.sim.errors import UserError
 from warmsim.sim.memswitch import MEMSWITCHES
 from warmsim.sim.models import ServedModel
@@ -192,7 +192,7 @@ class Estimate:
     memswitch: str
     startup: StartupBreakdown
     prefill_s: float
-    #: :func:`~warmsim.calibrate.profile.external_note` of the profile (None: measured by the harness or not at all)
+    #: :func:`~warmsim.sim.costprofile.profile.external_note` of the profile (None: measured by the harness or not at all)
     provenance: str | None = None
 
     @property
@@ -225,7 +225,7 @@ def estimate(req: EstimateRequest, cost: CostModel | None = None) -> Estimate:
         if req.gpu_profile is None:
             cost = build_cost(cfg)
         else:
-            from warmsim.calibrate.costmodel import ProfileCostModel
+            from warmsim.sim.costmodel import ProfileCostModel
             cost = ProfileCostModel.load(req.gpu_profile)
     cluster, engine = build_cluster(cfg, cost), build_engine(cfg)
     check_tp(model.shape, req.tp, "estimate: tp", cluster.gpus_per_node)

@@ -17,7 +17,6 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from warmsim.calibrate.costmodel import ProfileCostModel
 from warmsim.calibrate.reference import (
     GIB,
     INTERFERENCE_COPY_BYTES,
@@ -28,6 +27,7 @@ from warmsim.calibrate.reference import (
     load_measurements,
 )
 from warmsim.sim.catalog import get_shape
+from warmsim.sim.costmodel import ProfileCostModel
 from warmsim.sim.models import ServedModel
 
 #: Prompt lengths and decode points of the table (all measured at batch 1 / dense KV).

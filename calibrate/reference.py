@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from warmsim.calibrate import analytic
-from warmsim.calibrate.fit import fit_bandwidth
 from warmsim.calibrate.harness.device import PROCESS_PHASES, VMM_OPS
 from warmsim.calibrate.harness.plan import FULL
 from warmsim.calibrate.harness.sections import COPY_KINDS, weight_load_section
-from warmsim.calibrate.profile import (
+from warmsim.sim.catalog import get_shape
+from warmsim.sim.costprofile.fit import fit_bandwidth
+from warmsim.sim.costprofile.profile import (
     FORMAT_VERSION,
     SECTION_TABLES,
     TABLES,
@@ -38,8 +39,7 @@ from warmsim.calibrate.profile import (
     write_meta,
     write_table,
 )
-from warmsim.calibrate.shapes import dims_from_row, full_dims_row, llama_tensor_bytes, shard_dims
-from warmsim.sim.catalog import get_shape
+from warmsim.sim.costprofile.shapes import dims_from_row, full_dims_row, llama_tensor_bytes, shard_dims
 from warmsim.sim.errors import UserError
 
 MIB = 1 << 20

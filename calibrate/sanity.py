@@ -13,8 +13,8 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from warmsim.calibrate.fit import MEMORY_FILESYSTEMS, FittedProfile
-from warmsim.calibrate.profile import TABLES, Profile
+from warmsim.sim.costprofile.fit import MEMORY_FILESYSTEMS, FittedProfile
+from warmsim.sim.costprofile.profile import TABLES, Profile
 
 GB = 1e9
 MIB = 1 << 20
@@ -131,7 +131,7 @@ def _fmt(v: float | None) -> str:
 
 def format_checks(name: str, measured: bool, checks: list[Check], note: str | None = None) -> str:
     """A plain-text table of ``checks`` with a closing line that counts the verdicts; ``note`` replaces
-    the word "measured" (:func:`~warmsim.calibrate.profile.external_note`)."""
+    the word "measured" (:func:`~warmsim.sim.costprofile.profile.external_note`)."""
     kind = note or ("measured" if measured else "NOT measured")
     lines = [f"sanity check of profile {name} ({kind}) against the public anchors of docs/calibration.md",
              f"  {'quantity':<38} {'value':>9} {'range':>17}  {'verdict':<11} note"]

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,7 +103,8 @@ def config(*overrides: str, config_dir: str | Path | list | None = None, multiru
     ``config_dir``: user config directories in front of the shipped ones (as ``--config-dir``;
     ``./warmsim_conf`` and ``WARMSIM_CONFIG_DIR`` are read as well). ``command="run"`` checks them as
     ``warmsim run`` does (``system.<key>`` then sets the one system run)."""
-    from warmsim.experiments import cli, confpath
+    from warmsim.experiments import confpath
+    from warmsim.experiments.overrides import check_overrides
     from warmsim.experiments.systems import rewrite
     from warmsim.experiments.validate import check_config
     if len(overrides) == 1 and isinstance(overrides[0], (list, tuple)):
@@ -111,7 +114,7 @@ def config(*overrides: str, config_dir: str | Path | list | None = None, multiru
     confpath.export()
     confpath.register()
     over = rewrite([str(o) for o in overrides])
-    cfg, _ = cli._check_overrides(command, over, multirun)
+    cfg, _ = check_overrides(command, over, multirun)
     check_config(cfg)
     return cfg
 
@@ -119,13 +122,26 @@ def config(*overrides: str, config_dir: str | Path | list | None = None, multiru
 def claim_dir(out: str | Path | None, command: str = "compare") -> Path:
     """``out`` created (a fresh ``outputs/api/<date>/<time>-<command>`` when None; ``-2``, ``-3`` ...
     when a run already holds it)."""
-    from warmsim.experiments.cli import _claim_dir
+    from warmsim.experiments.rundir import claim_new_dir
     if out is None:
         out = Path("outputs") / "api" / time.strftime("%Y-%m-%d") / f"{time.strftime('%H-%M-%S')}-{command}"
     out = Path(out).absolute()
     if out.is_dir() and not any(out.iterdir()):
         return out
-    return _claim_dir(out, "out")
+    return claim_new_dir(out, "out")
+
+
+@contextmanager
+def collected_warnings(notes: list[str]):
+    """Collect warnings (e.g. a cost curve extrapolated or scaled from another shape) into ``notes``
+    instead of printing tracebacks-like lines in the middle of the table; they go to report.md."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        yield
+    for w in caught:
+        msg = f"{w.category.__name__}: {w.message}"
+        if msg not in notes:
+            notes.append(msg)
 
 
 def simulate(cfg, systems: list[str] | None, outdir: Path, *, echo=None, strict: bool | None = None) -> Run:
@@ -133,7 +149,6 @@ def simulate(cfg, systems: list[str] | None, outdir: Path, *, echo=None, strict:
     and write the run directory ``outdir`` (an existing directory; see :func:`claim_dir`).
     ``echo(line)`` gets the workload's lines before the runs start (what the builder changed)."""
     from warmsim.experiments.builder import build_setup, check_system
-    from warmsim.experiments.commands import collected_warnings
     from warmsim.experiments.outputs import begin_run, workload_lines, write_run
     from warmsim.experiments.runner import run_system
     from warmsim.experiments.systems import resolve

@@ -141,7 +141,7 @@ def build_cost(cfg) -> CostModel:
     c = cfg.cost
     kind = c.get("kind")
     if kind == "profile":
-        from warmsim.calibrate.costmodel import ProfileCostModel  # torch-free
+        from warmsim.sim.costmodel import ProfileCostModel  # torch-free
         cost = ProfileCostModel.load(str(_get(c, "profile", "cost")))
         scale = _plain(c.get("scale")) or {}
         return ScaledCost(cost, {k: float(v) for k, v in scale.items()}) if scale else cost
@@ -240,8 +240,28 @@ def check_system(scfg, name: str) -> None:
         raise UserError(f"system {name}: {e}") from None
 
 
-def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, cfg) -> Bundle:
-    """Instantiate a system's policies; fill the parts that depend on the workload."""
+def predictor_needs(pred) -> tuple[str, ...]:
+    """The inputs the ``predictor`` node's class declares in ``needs`` (experiments/predictor_inputs.py)."""
+    from hydra.utils import get_class
+    return tuple(getattr(get_class(str(pred._target_)), "needs", ()))
+
+
+def _predictor(pred, name: str, workload, models, cost: CostModel, cfg, prepass: dict[str, Any] | None):
+    """The ``predictor`` node instantiated with its inputs: the workload's (history) and the pre-pass's."""
+    from warmsim.experiments.predictor_inputs import workload_inputs
+    needs = predictor_needs(pred)
+    args = {**workload_inputs(pred, needs, workload, models, cost, cfg), **(prepass or {})}
+    missing = [n for n in needs if n not in args]
+    if missing:
+        raise UserError(f"system {name}: predictor {pred._target_} needs {', '.join(missing)}, observed in a pre-pass "
+                        "that the runner runs first (warmsim.experiments.runner.build_system_bundle)")
+    return instantiate(pred, **args)
+
+
+def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, cfg,
+                 prepass: dict[str, Any] | None = None) -> Bundle:
+    """Instantiate a system's policies; fill the parts that depend on the workload. ``prepass``: what
+    the runner's pre-pass observed for the predictor (:func:`warmsim.experiments.runner.prepass_inputs`)."""
     scfg = OmegaConf.create(_plain(scfg))
     if not OmegaConf.is_dict(scfg):
         raise UserError(f"system config: got {_plain(scfg)!r}; allowed: a mapping with name, router, ... "
@@ -268,13 +288,12 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
             parts["initial"] = None if init is None else instantiate(init)
         pred = scfg.get("predictor")
         parts["predictor"] = None
-        if pred is not None:  # CSP history / oracle truth (observed in a pre-pass): experiments/predictor_inputs.py
-            from warmsim.experiments.predictor_inputs import predictor_inputs
-            parts["predictor"] = instantiate(pred, **predictor_inputs(scfg, workload, models, cluster, cost, cfg))
+        if pred is not None:  # CSP history from the workload; oracle truth from the runner's pre-pass
+            parts["predictor"] = _predictor(pred, name, workload, models, cost, cfg, prepass)
     except UserError:
         raise
     except Exception as e:  # hydra wraps a target's error: report the cause, on one line
-        cause = e
+        cause: BaseException = e
         while cause.__cause__ is not None:
             cause = cause.__cause__
         if isinstance(cause, UserError):  # a policy's own check (e.g. two knobs that disagree)

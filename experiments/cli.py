@@ -16,8 +16,11 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
-from warmsim.sim.errors import UserError, writable_dir
+from warmsim.experiments.overrides import check_overrides
+from warmsim.experiments.rundir import claim_new_dir, probe_dir
+from warmsim.sim.errors import UserError
 
 USAGE = """usage: warmsim COMMAND [args]
 
@@ -39,7 +42,6 @@ WARMSIM_CONFIG_DIR (docs/configs.md); per-system knobs in compare: overrides.<sy
 Overrides are hydra's: e.g. `warmsim compare systems=[ondemand,warmserve] workload=warmserve_conv seed=1`.
 Config groups: cluster, models, workload, cost, system, slo (see experiments/conf/)."""
 
-HYDRA_GROUPS = ("cluster", "models", "workload", "cost", "system", "slo")
 #: Commands outside hydra: name -> (module, function taking the remaining argv), imported on use so
 #: that e.g. ``warmsim trace`` never imports the simulator and only ``calibrate`` may import torch.
 COMMANDS = {
@@ -147,11 +149,13 @@ def _exit_status(e: BaseException) -> int:
 CONFIG_DIR_OPTIONS = ("--config-dir", "-cd")
 
 
-def _config_dirs(argv: list[str]) -> list[str]:
+def _config_dirs(argv: list[str]) -> list[str | Path]:
     """Take ``--config-dir DIR`` / ``-cd DIR`` / ``--config-dir=DIR`` and ``hydra.searchpath=[...]``
     out of ``argv`` (in place); register them as user config directories, first wins."""
     from warmsim.experiments import confpath
-    dirs, rest, i = [], [], 0
+    dirs: list[str | Path] = []
+    rest: list[str] = []
+    i = 0
     while i < len(argv):
         a = argv[i]
         name, eq, val = a.partition("=")
@@ -208,105 +212,6 @@ def _split(command: str, argv: list[str]) -> tuple[list[str], list[str]]:
     return opts, overrides
 
 
-def _check_overrides(command: str, overrides: list[str], multirun: bool):
-    """Parse the overrides; reject unknown group choices (every value of a sweep), ``+key`` that adds
-    a key nothing reads, and anything hydra cannot compose; returns the composed config of the first
-    job) and the keys a sweep varies. One line, exit 2 for every problem."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from warmsim.experiments.confpath import compose, group_choices
-    from warmsim.experiments.confpath import groups as conf_groups
-
-    groups = set(conf_groups())
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except (HydraException, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"bad override: {first}") from None
-    first_job, adds, swept, hydra_items = [], [], set(), []
-    for a, o in zip(overrides, parsed):
-        key = o.key_or_group
-        if o.is_sweep_override() and not multirun:
-            raise UserError(f"override {a}: a sweep (several values) needs `warmsim {command} -m`")
-        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
-        if o.is_sweep_override():
-            swept.add(o.get_key_element().lstrip("+~"))
-        if key.split("@")[0] in groups and "/" not in key and not o.is_delete():
-            known = group_choices(key)
-            for v in values:
-                if v not in known and not (v == "null" and key not in HYDRA_GROUPS):
-                    raise UserError(f"override {a}: unknown {key} '{v}' (known: {', '.join(known)})")
-        one = f"{o.get_key_element()}={values[0]}" if o.is_sweep_override() else a
-        if key.startswith("hydra"):
-            hydra_items.append(one)
-            continue
-        first_job.append(one)
-        if (o.is_add() or o.is_force_add()) and key.split("@")[0] not in groups and not key.startswith("overrides."):
-            adds.append((a, key))
-    try:
-        cfg = compose(first_job)
-        if adds:
-            base = compose([x for x in first_job if not x.startswith("+")])
-    except (HydraException, OmegaConfBaseException, ValueError) as e:
-        from warmsim.experiments.systems import hint_for
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        hint = next((hint_for(a) for a in first_job if hint_for(a)), "") if command == "compare" else ""
-        raise UserError(f"bad override: {first}{hint}") from None
-    if hydra_items:  # hydra's own settings (a launcher, a directory), composed as hydra will
-        try:
-            compose(hydra_items, return_hydra_config=True)
-        except (HydraException, OmegaConfBaseException, ValueError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            extra = (" (hydra/launcher=ray needs `pip install warmsim[ray]`, submitit_slurm `warmsim[slurm]`, "
-                     "joblib `hydra-joblib-launcher`; docs/sweeps.md)") if "launcher" in first else ""
-            raise UserError(f"bad override: {first}{extra}") from None
-    from warmsim.experiments.systems import check_system_keys, is_mechanism_key
-    check_system_keys(command, cfg, first_job)
-    deleted = {o.key_or_group for o in parsed if o.is_delete()}
-    for a, key in adds:
-        if OmegaConf.select(base, key, default=None) is not None:
-            continue  # ++key on an existing key: a plain override
-        if key in deleted:
-            continue  # `~key +key={...}`: the whole slot replaced (a policy of another class, docs/configs.md)
-        parent = key.rsplit(".", 1)[0] if "." in key else ""
-        node = OmegaConf.select(base, parent, default=None) if parent else None
-        if node is not None and OmegaConf.is_dict(node) and "_target_" in node:
-            continue  # an argument of a policy: the policy's constructor checks it
-        if is_mechanism_key(key):
-            continue  # a mechanism flag the system's file leaves at its default: checked with the bundle
-        if key.startswith("system.mechanisms."):
-            from warmsim.policies.bundle import MECHANISM_KNOBS
-            raise UserError(f"override {a}: unknown mechanism '{key.rsplit('.', 1)[1]}' (known: "
-                            f"{', '.join(MECHANISM_KNOBS)}: the fields of policies/bundle.py Bundle)")
-        raise UserError(f"override {a}: unknown config key '{key}' (a '+' override adds a key that nothing "
-                        "reads; see experiments/conf/)")
-    return cfg, swept
-
-
-def _probe_dir(path: Path, key: str) -> None:
-    """``path`` exists or can be created, is a directory, and a file can be written in it."""
-    writable_dir(path, f"{key}={path}")
-
-
-def _claim_dir(path: Path, key: str) -> Path:
-    """Create ``path`` exclusively, or ``path-2``, ``path-3``, ... when another run (e.g. one started in
-    the same second) already holds it: every run gets a directory of its own."""
-    _probe_dir(path.parent, key)
-    for k in range(1, 10_000):
-        cand = path if k == 1 else path.with_name(f"{path.name}-{k}")
-        try:
-            cand.mkdir()
-            return cand
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise UserError(f"{key}={cand}: cannot create ({e.strerror or e})") from None
-    raise UserError(f"{key}={path}: no free directory name")
-
-
 def _explicit(overrides: list[str], key: str) -> str | None:
     for a in overrides:
         k, sep, v = a.partition("=")
@@ -329,11 +234,11 @@ def _output_dir(command: str, overrides: list[str], multirun: bool) -> tuple[Pat
                             f"{'multirun' if multirun else 'outputs'}/)")
         if "${" in given:
             return None, []
-        _probe_dir(Path(given), key)
+        probe_dir(Path(given), key)
         return Path(given), []
     hc = compose([f"hydra.job.name={command}"], return_hydra_config=True)
     pattern = str(OmegaConf.select(hc, key))
-    path = _claim_dir(Path(pattern), key)
+    path = claim_new_dir(Path(pattern), key)
     return path, [f"{key}={path}"]
 
 
@@ -412,7 +317,7 @@ def _sweep_job_body(command: str, cfg, out: Path, hc, swept=frozenset()) -> None
 
     from warmsim.experiments.outputs import run_state
     label = _job_label(hc, swept)
-    record = {"label": label, "overrides": [str(o) for o in hc.overrides.task]}
+    record: dict[str, Any] = {"label": label, "overrides": [str(o) for o in hc.overrides.task]}
     try:
         resolved = OmegaConf.to_yaml(cfg, resolve=True)
     except Exception:  # noqa: BLE001 - a broken ${...}: reported below as the job's bad input
@@ -509,7 +414,7 @@ def _hydra(command: str, argv: list[str]) -> int:
     pin: list[str] = []
     outdir, swept = None, set()
     if not info:
-        cfg, swept = _check_overrides(command, overrides, multirun)
+        cfg, swept = check_overrides(command, overrides, multirun)
         if not multirun:
             from warmsim.experiments.validate import check_config
             check_config(cfg)

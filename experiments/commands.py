@@ -4,22 +4,7 @@ over :func:`warmsim.experiments.api.simulate` that prints the workload's lines f
 from __future__ import annotations
 
 import sys
-import warnings
-from contextlib import contextmanager
 from pathlib import Path
-
-
-@contextmanager
-def collected_warnings(notes: list[str]):
-    """Collect warnings (e.g. a cost curve extrapolated or scaled from another shape) into ``notes``
-    instead of printing tracebacks-like lines in the middle of the table; they go to report.md."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("default")
-        yield
-    for w in caught:
-        msg = f"{w.category.__name__}: {w.message}"
-        if msg not in notes:
-            notes.append(msg)
 
 
 def _print_notes(notes: list[str], outdir: Path) -> None:
@@ -46,8 +31,8 @@ def _echo_config_dirs() -> None:
 
 def compare(cfg, outdir: Path) -> None:
     """Run every system in ``cfg.systems`` on one workload; print the table; write the run directory."""
-    from warmsim.calibrate.profiles import external_note_of
     from warmsim.experiments.api import simulate
+    from warmsim.sim.costprofile.shipped import external_note_of
     _echo_config_dirs()
     res = simulate(cfg, None, outdir, echo=_echo)
     cost = res.summary["profile"].iloc[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,7 @@ import yaml
 from omegaconf import OmegaConf
 
 if TYPE_CHECKING:  # only for annotations: keeps `warmsim report` / `figures` off the simulator's imports
-    from warmsim.experiments.runner import RunResult
+    from warmsim.experiments.results import RunResult
 
 #: Columns shown in the terminal table, with short headers.
 TABLE = [("system", "system"), ("requests", "reqs"), ("completed", "done"), ("dropped", "drop"),
@@ -105,7 +106,7 @@ def begin_run(outdir: Path) -> None:
     (outdir / PARTIAL).write_text("results are being written; a directory without COMPLETE is not a result\n")
 
 
-def write_run(outdir: Path, results: list[RunResult], cfg, setup, notes: list[str] = ()) -> pd.DataFrame:
+def write_run(outdir: Path, results: list[RunResult], cfg, setup, notes: Sequence[str] = ()) -> pd.DataFrame:
     """Write the run directory (marked by :func:`begin_run` before the runs started). Each file goes
     under a temporary name and is renamed into place; :data:`MARKER` (the files and their SHA-256)
     comes last, so a directory holding it is whole."""
@@ -198,7 +199,7 @@ def workload_lines(setup) -> list[str]:
 def _cost_kind(cost) -> str:
     """Whether the cost model's numbers were measured, and by whom (a profile measured outside the
     harness says so, with how many of its tables are analytic)."""
-    from warmsim.calibrate.profile import external_note
+    from warmsim.sim.costprofile.profile import external_note
     meta = getattr(getattr(cost, "fitted", None), "meta", None)
     note = external_note(meta) if isinstance(meta, dict) else None
     return note or ("measured on a GPU" if cost.measured else "NOT measured: analytic or constant")

@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 
 from warmsim.experiments.outputs import atomic_write
+from warmsim.experiments.report_table import aggregate, overrides_text, shown_aggregate
 
 CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;
 color:#222;padding:0 1em}h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
@@ -183,8 +184,7 @@ def commands(full: pd.DataFrame) -> list[str]:
                 name = ((yaml.safe_load(hy.read_text()) or {}).get("hydra", {}).get("job", {}) or {}).get("name") or name
             except (OSError, yaml.YAMLError):
                 pass
-            from warmsim.experiments.report import _overrides
-            out.append(f"warmsim {name} {_overrides(d)}".rstrip())
+            out.append(f"warmsim {name} {overrides_text(d)}".rstrip())
         else:
             out.append(f"# {d}: no hydra record (an API or external run); its config.yaml holds the settings")
     return list(dict.fromkeys(out))
@@ -192,7 +192,7 @@ def commands(full: pd.DataFrame) -> list[str]:
 
 def _measured_html(profile: str, measured: bool) -> str:
     """Whether a run's cost profile was measured, and by whom (``profile_measured`` and the profile's meta)."""
-    from warmsim.calibrate.profiles import external_note_of
+    from warmsim.sim.costprofile.shipped import external_note_of
     if not measured:
         return "<b>not measured</b> (analytic or constant)"
     return html.escape(external_note_of(profile) or "measured on a GPU")
@@ -218,7 +218,6 @@ def rate_sweep(full: pd.DataFrame, params: list[str]) -> pd.DataFrame | None:
 def write_html(path: Path, full: pd.DataFrame, params: list[str], dirs: list[str], argv: list[str]) -> None:
     """The page (see the module docstring); ``full``: every run's summary rows with the parameters."""
     from warmsim.experiments.claims import claims_table
-    from warmsim.experiments.report import aggregate, shown_aggregate
     agg = aggregate(full, params)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>warmsim report</title><style>{CSS}</style>"
              "</head><body>", "<h1>warmsim report</h1>",
@@ -255,9 +254,8 @@ def write_html(path: Path, full: pd.DataFrame, params: list[str], dirs: list[str
     runs = full.groupby("run", sort=False)["system"].nunique().sort_values(ascending=False, kind="stable")
     best = runs.index[0]
     summary = full[full["run"] == best].drop(columns=[c for c in ("run", "overrides", *params, "seed") if c in full])
-    from warmsim.experiments.report import _overrides
     parts.append(f"<p class='note'>From run <code>{html.escape(best)}</code> "
-                 f"(<code>{html.escape(_overrides(Path(best)) or 'no overrides')}</code>), the run with the most "
+                 f"(<code>{html.escape(overrides_text(Path(best)) or 'no overrides')}</code>), the run with the most "
                  "systems. [P]: the paper's text; [S]: a third-party summary. Ratio = warmsim / paper.</p>")
     parts.append(_table(claims_table(summary, sweep=rate_sweep(full, params))))
     parts.append("<h2>Commands to reproduce</h2><pre>" + html.escape("\n".join(

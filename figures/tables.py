@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from warmsim.experiments.outputs import MARKER, read_config, run_state
-from warmsim.experiments.report import ci95, read_summary
+from warmsim.experiments.report_table import ci95, read_summary
 from warmsim.sim.errors import UserError
 
 

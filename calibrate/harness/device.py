@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from warmsim.calibrate.shapes import ShardDims
+from warmsim.sim.costprofile.shapes import ShardDims
 
 #: Phases of a fresh worker process, in order.
 PROCESS_PHASES = ("python", "import_torch", "cuda_context", "first_gemm")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from warmsim.calibrate.shapes import ShardDims
+from warmsim.sim.costprofile.shapes import ShardDims
 
 #: Scale of the random weights (keeps activations finite through a few layers).
 WEIGHT_STD = 0.02

@@ -18,7 +18,7 @@ from typing import Any
 from warmsim.calibrate.harness.device import Device
 from warmsim.calibrate.harness.plan import SweepPlan
 from warmsim.calibrate.harness.sections import SECTIONS, Rows
-from warmsim.calibrate.profile import FORMAT_VERSION, SECTION_TABLES, write_meta, write_table
+from warmsim.sim.costprofile.profile import FORMAT_VERSION, SECTION_TABLES, write_meta, write_table
 
 #: Version of the harness, recorded in every profile it writes.
 HARNESS_VERSION = "0.1.0"

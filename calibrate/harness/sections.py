@@ -1,16 +1,16 @@
 """Harness sections: each runs one sweep of :class:`~.plan.SweepPlan` on a :class:`~.device.Device`
-and returns the rows of one profile table (see :data:`warmsim.calibrate.profile.TABLES`)."""
+and returns the rows of one profile table (see :data:`warmsim.sim.costprofile.profile.TABLES`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from warmsim.calibrate.assumptions import Assumptions
 from warmsim.calibrate.harness.device import INTERFERENCE_SCENARIOS, PROCESS_PHASES, VMM_OPS, Device
 from warmsim.calibrate.harness.plan import SweepPlan
-from warmsim.calibrate.shapes import full_dims_row, llama_tensor_bytes, shard_dims
 from warmsim.sim.catalog import get_shape
+from warmsim.sim.costprofile.assumptions import Assumptions
+from warmsim.sim.costprofile.shapes import full_dims_row, llama_tensor_bytes, shard_dims
 
 Rows = list[dict[str, Any]]
 

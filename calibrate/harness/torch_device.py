@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from warmsim.calibrate.harness.device import PROCESS_PHASES, NoDeviceError
-from warmsim.calibrate.shapes import ShardDims
+from warmsim.sim.costprofile.shapes import ShardDims
 
 #: Prompt length and decode point used by the interference section.
 INTERFERENCE_PREFILL_TOKENS = 1024

@@ -33,8 +33,8 @@ def measure_rows(dev: Device) -> list[tuple[str, float, int]]:
 
     The prefill is the whole model (every layer, then the LM head) on one 1024-token prompt.
     """
-    from warmsim.calibrate.shapes import llama_tensor_bytes, shard_dims
     from warmsim.sim.catalog import get_shape
+    from warmsim.sim.costprofile.shapes import llama_tensor_bytes, shard_dims
 
     shape = get_shape(MODEL)
     dims = shard_dims(shape, 1)
@@ -66,8 +66,8 @@ def measure(out: Path, device: str = "cuda") -> None:
 
 def predict(profile: str) -> dict[str, float]:
     """The same quantities from ``profile`` through the estimate path."""
-    from warmsim.calibrate.costmodel import ProfileCostModel
     from warmsim.calibrate.estimate import EstimateRequest, estimate
+    from warmsim.sim.costmodel import ProfileCostModel
 
     cost = ProfileCostModel.load(profile)
     e = estimate(EstimateRequest(MODEL, profile, "host_pinned", PROMPT_TOKENS), cost)

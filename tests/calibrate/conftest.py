@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from warmsim.calibrate.costmodel import ProfileCostModel
+from warmsim.sim.costmodel import ProfileCostModel
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,13 @@ import warnings
 import pytest
 
 from warmsim.calibrate.analytic import AnalyticDevice, H100Params
-from warmsim.calibrate.assumptions import Assumptions
-from warmsim.calibrate.compute import ScalingWarning
-from warmsim.calibrate.costmodel import ProfileCostModel
-from warmsim.calibrate.profiles import known_profiles, resolve
-from warmsim.calibrate.shapes import shard_dims
 from warmsim.sim.catalog import get_shape
-from warmsim.sim.cost import LINKS, CostModel, DecodeCoeffs, Interference
+from warmsim.sim.cost import LINKS, SOURCES, CostModel, DecodeCoeffs, Interference
+from warmsim.sim.costmodel import ProfileCostModel
+from warmsim.sim.costprofile.assumptions import Assumptions
+from warmsim.sim.costprofile.compute import ScalingWarning
+from warmsim.sim.costprofile.shapes import shard_dims
+from warmsim.sim.costprofile.shipped import known_profiles, resolve
 from warmsim.sim.errors import UserError
 from warmsim.sim.models import ServedModel
 
@@ -146,3 +146,125 @@ def test_resolver():
     assert resolve(str(resolve("h100_analytic"))) == resolve("h100_analytic")
     with pytest.raises(UserError, match="h100_analytic"):
         resolve("no_such_gpu")
+
+
+# ---- fitted once: the in-process memo and the on-disk cache (sim/costprofile/cache.py) ---------------
+
+def _isolated_cache(monkeypatch, where):
+    """The on-disk cache in ``where`` and an empty in-process memo, for this test only."""
+    from warmsim.sim.costprofile import cache
+    monkeypatch.setenv(cache.CACHE_ENV, str(where))
+    monkeypatch.setattr(cache, "_memo", {})
+    return cache
+
+
+def _costs(cost: ProfileCostModel) -> list[float]:
+    """Many of a cost model's answers, to compare two models bit for bit."""
+    out: list[float] = [cost.process_start_s(), cost.pipeline_hop_s(), cost.interference().compute_slowdown]
+    for name, tp in (("llama-2-7b", 1), ("llama-2-13b", 2), ("llama-2-70b", 4)):
+        m = served(name, tp)
+        out += [cost.prefill_s(m, t, s) for t in (1, 100, 1024, 4000) for s in (1, 3, 16)]
+        out += list(cost.decode_coeffs(m).__dict__.values())
+        out += [cost.stage_s(st, m) for st in ("engine_process", "engine_prepare", "tp_comm", "engine_init",
+                                               "cuda_graphs", "engine_wake")]
+    for n in (2 << 20, 1 << 30, 13 << 30):
+        out += [cost.alloc_s(n), cost.free_s(n), cost.vmm_map_s(n), cost.vmm_unmap_s(n), cost.vmm_alloc_s(n)]
+        out += [cost.load_overhead_s(src, n) for src in SOURCES]
+    out += [cost.link_bandwidth(link) for link in LINKS]
+    return out
+
+
+@pytest.mark.parametrize("name", ["h100_reference", "h100_analytic"])
+def test_a_fit_from_the_cache_is_bit_identical_to_a_fresh_one(monkeypatch, tmp_path, name):
+    import pickle
+
+    from warmsim.sim.costprofile.fit import fit_profile
+    from warmsim.sim.costprofile.profile import load_profile
+    cache = _isolated_cache(monkeypatch, tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fresh = fit_profile(load_profile(resolve(name)))  # no cache involved
+        first = ProfileCostModel.load(name)  # fitted now, stored on disk
+        assert list((tmp_path / "fits").glob("*.pickle")), "the fit was not stored"
+        cache.clear_memo()
+        from_disk = ProfileCostModel.load(name)  # read back from disk
+        memo = ProfileCostModel.load(name)  # the in-process memo
+        assert from_disk.fitted is not first.fitted and memo.fitted is from_disk.fitted
+        assert from_disk.fitted == fresh and pickle.dumps(from_disk.fitted) == pickle.dumps(fresh)
+        assert _costs(from_disk) == _costs(ProfileCostModel(fresh)) == _costs(first)
+
+
+def test_a_corrupt_or_stale_entry_is_refitted_never_trusted(monkeypatch, tmp_path):
+    cache = _isolated_cache(monkeypatch, tmp_path)
+    good = ProfileCostModel.load("h100_analytic").fitted
+    other = ProfileCostModel.load("h100_reference").fitted
+    key = cache.profile_key(resolve("h100_analytic"))
+    entry = tmp_path / "fits" / f"{key}.pickle"
+    for bad in (b"", b"not a pickle", entry.read_bytes()[:100]):  # empty, foreign, truncated
+        entry.write_bytes(bad)
+        cache.clear_memo()
+        assert ProfileCostModel.load("h100_analytic").fitted == good
+        assert cache._read(entry, key) is not None  # rewritten whole
+    # an entry of another profile (or written by older fitting code) filed under this key: refitted
+    stale = cache._Entry("0" * 64, other, ())
+    entry.write_bytes(__import__("pickle").dumps(stale))
+    cache.clear_memo()
+    assert ProfileCostModel.load("h100_analytic").fitted == good
+
+
+def test_the_key_follows_the_profiles_content(monkeypatch, tmp_path):
+    import shutil
+    cache = _isolated_cache(monkeypatch, tmp_path / "cache")
+    d = tmp_path / "prof"
+    shutil.copytree(resolve("h100_reference"), d)
+    before = cache.profile_key(d)
+    assert before == cache.profile_key(resolve("h100_reference"))  # the content, not the path
+    a = ProfileCostModel.load(d).fitted
+    rows = (d / "disk.csv").read_text().splitlines()
+    rows[1] = rows[1].replace("0.13772327314285715", "0.2")  # one cold disk read slower
+    (d / "disk.csv").write_text("\n".join(rows) + "\n")
+    assert cache.profile_key(d) != before
+    b = ProfileCostModel.load(d).fitted
+    assert b.disk_cold.fit.points[0][-1] == 0.2 and b.disk_cold != a.disk_cold  # refitted, not the old entry
+
+
+def test_the_fits_warnings_are_raised_again_from_the_cache(monkeypatch, tmp_path):
+    import json
+    import shutil
+    cache = _isolated_cache(monkeypatch, tmp_path / "cache")
+    d = tmp_path / "prof"
+    shutil.copytree(resolve("h100_reference"), d)
+    meta = json.loads((d / "meta.json").read_text())
+    meta["host"]["scratch_fs"] = "tmpfs"  # the disk table then measured memory: the fit warns
+    (d / "meta.json").write_text(json.dumps(meta))
+    for _ in range(2):
+        with pytest.warns(UserWarning, match="scratch directory was on tmpfs"):
+            ProfileCostModel.load(d)  # fitted, then from the memo
+        cache.clear_memo()
+    with pytest.warns(UserWarning, match="scratch directory was on tmpfs"):
+        ProfileCostModel.load(d)  # from disk
+
+
+def test_where_the_cache_lives(monkeypatch, tmp_path):
+    from warmsim.sim.costprofile import cache
+    monkeypatch.delenv(cache.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.cache_dir() == tmp_path / "xdg" / "warmsim"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache.cache_dir() == tmp_path / "home" / ".cache" / "warmsim"
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "mine"))
+    assert cache.cache_dir() == tmp_path / "mine"
+
+
+def test_an_unwritable_cache_costs_only_the_refit(monkeypatch, tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a file where the cache directory should be
+    _isolated_cache(monkeypatch, blocked)
+    assert ProfileCostModel.load("h100_analytic").name == "h100_analytic"
+
+
+def test_the_old_import_still_works():
+    """docs/calibration.md showed ``warmsim.calibrate.costmodel`` before the model moved to sim/."""
+    from warmsim.calibrate.costmodel import ProfileCostModel as Old
+    assert Old is ProfileCostModel

@@ -8,11 +8,11 @@ import pytest
 
 from warmsim.calibrate.analytic import H100Params
 from warmsim.calibrate.cli import calibrate_main
-from warmsim.calibrate.costmodel import ProfileCostModel
 from warmsim.calibrate.diff import format_diff, headline
 from warmsim.calibrate.harness.fake import FakeDevice
 from warmsim.calibrate.harness.plan import QUICK
 from warmsim.calibrate.harness.runner import run_sweep
+from warmsim.sim.costmodel import ProfileCostModel
 
 GB = 1e9
 

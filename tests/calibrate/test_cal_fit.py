@@ -7,12 +7,12 @@ import random
 import pytest
 
 from warmsim.calibrate.analytic import H100Params
-from warmsim.calibrate.curves import ExtrapolationWarning, PiecewiseLinear, fit_linear
-from warmsim.calibrate.fit import fit_bandwidth, fit_profile
 from warmsim.calibrate.harness.fake import FakeDevice
 from warmsim.calibrate.harness.plan import QUICK
 from warmsim.calibrate.harness.runner import run_sweep
-from warmsim.calibrate.profile import load_profile
+from warmsim.sim.costprofile.curves import ExtrapolationWarning, PiecewiseLinear, fit_linear
+from warmsim.sim.costprofile.fit import fit_bandwidth, fit_profile
+from warmsim.sim.costprofile.profile import load_profile
 
 
 def test_bandwidth_fit_recovers_latency_and_bandwidth():

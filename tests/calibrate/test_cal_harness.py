@@ -12,7 +12,7 @@ from warmsim.calibrate.harness.fake import FakeDevice
 from warmsim.calibrate.harness.plan import FULL, QUICK
 from warmsim.calibrate.harness.runner import run_sweep
 from warmsim.calibrate.harness.sections import SECTIONS
-from warmsim.calibrate.profile import SECTION_TABLES, TABLES, load_profile, read_table
+from warmsim.sim.costprofile.profile import SECTION_TABLES, TABLES, load_profile, read_table
 from warmsim.sim.errors import UserError
 
 
@@ -40,7 +40,7 @@ def test_one_failing_section_keeps_the_others(tmp_path):
     saved = json.loads((tmp_path / "meta.json").read_text())
     assert saved["sections"]["vmm"]["status"] == "failed"
     # the profile still loads; the missing curve is a clear error naming the profile
-    from warmsim.calibrate.costmodel import ProfileCostModel
+    from warmsim.sim.costmodel import ProfileCostModel
 
     cost = ProfileCostModel.load(tmp_path)
     assert cost.link_bandwidth("pcie_h2d_pinned") > 0

@@ -6,14 +6,14 @@ import subprocess
 import sys
 
 from warmsim.calibrate.analytic import build
-from warmsim.calibrate.profile import TABLES, table_path
-from warmsim.calibrate.profiles import resolve
+from warmsim.sim.costprofile.profile import TABLES, table_path
+from warmsim.sim.costprofile.shipped import resolve
 
 
 def test_costmodel_does_not_import_torch():
-    code = ("import sys, warmsim.calibrate.costmodel, warmsim.calibrate.fit, warmsim.calibrate.profiles, "
+    code = ("import sys, warmsim.sim.costmodel, warmsim.sim.costprofile.fit, warmsim.sim.costprofile.shipped, "
             "warmsim.calibrate.estimate, warmsim.calibrate.cli, warmsim.calibrate.harness.torch_device; "
-            "from warmsim.calibrate.costmodel import ProfileCostModel; ProfileCostModel.load('h100_analytic'); "
+            "from warmsim.sim.costmodel import ProfileCostModel; ProfileCostModel.load('h100_analytic'); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 
 from warmsim.calibrate import analytic, reference
-from warmsim.calibrate.assumptions import Assumptions
 from warmsim.calibrate.cli import calibrate_main
-from warmsim.calibrate.costmodel import ProfileCostModel
 from warmsim.calibrate.diff import format_diff
 from warmsim.calibrate.estimate import EstimateRequest, estimate, format_estimate
-from warmsim.calibrate.profile import TABLES, external_note, load_profile, table_path
-from warmsim.calibrate.profiles import external_note_of, resolve
 from warmsim.calibrate.refcheck import figures, table
 from warmsim.sim.catalog import get_shape
 from warmsim.sim.cost import ConstantCostModel
+from warmsim.sim.costmodel import ProfileCostModel
+from warmsim.sim.costprofile.assumptions import Assumptions
+from warmsim.sim.costprofile.profile import TABLES, external_note, load_profile, table_path
+from warmsim.sim.costprofile.shipped import external_note_of, resolve
 from warmsim.sim.errors import UserError
 from warmsim.sim.models import ServedModel
 

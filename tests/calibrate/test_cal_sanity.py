@@ -9,11 +9,11 @@ import pytest
 
 from warmsim.calibrate.analytic import H100Params
 from warmsim.calibrate.cli import calibrate_main
-from warmsim.calibrate.costmodel import ProfileCostModel
 from warmsim.calibrate.harness.fake import FakeDevice
 from warmsim.calibrate.harness.plan import QUICK
 from warmsim.calibrate.harness.runner import run_sweep
 from warmsim.calibrate.sanity import check_profile, format_checks, outside
+from warmsim.sim.costmodel import ProfileCostModel
 
 GB = 1e9
 
@@ -92,8 +92,8 @@ def test_check_command_exit_status(tmp_path, capsys):
 
 
 def test_spread_reports_how_much_repetitions_disagree(tmp_path):
-    from warmsim.calibrate.profile import load_profile
     from warmsim.calibrate.sanity import format_spreads, spreads
+    from warmsim.sim.costprofile.profile import load_profile
 
     run_sweep(FakeDevice(jitter=0.10, seed=3), tmp_path / "noisy", QUICK, name="noisy")
     run_sweep(FakeDevice(), tmp_path / "exact", QUICK, name="exact")

@@ -7,11 +7,11 @@ import warnings
 
 import pytest
 
-from warmsim.calibrate.costmodel import ProfileCostModel
 from warmsim.calibrate.estimate import EstimateRequest, estimate
-from warmsim.calibrate.profile import load_profile
-from warmsim.calibrate.profiles import known_profiles, resolve
 from warmsim.calibrate.sanity import check_profile
+from warmsim.sim.costmodel import ProfileCostModel
+from warmsim.sim.costprofile.profile import load_profile
+from warmsim.sim.costprofile.shipped import known_profiles, resolve
 
 
 @pytest.mark.parametrize("name", known_profiles())

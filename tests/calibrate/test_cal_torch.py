@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="torch (the [calibrate] extra) is not installed")
 
 from warmsim.calibrate.harness.device import NoDeviceError  # noqa: E402
-from warmsim.calibrate.shapes import ShardDims  # noqa: E402
+from warmsim.sim.costprofile.shapes import ShardDims  # noqa: E402
 
 TINY = ShardDims(shape="tiny", hidden=64, heads=4, kv_heads=2, head_dim=16, intermediate=128, vocab=100, tp=1)
 

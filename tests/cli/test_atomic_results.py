@@ -117,9 +117,9 @@ def test_two_runs_started_together_get_their_own_directories_and_labels(tmp_path
 
 
 def test_the_same_second_gives_a_suffixed_directory(tmp_path):
-    from warmsim.experiments.cli import _claim_dir
-    a = _claim_dir(tmp_path / "12-00-00-run", "hydra.run.dir")
-    b = _claim_dir(tmp_path / "12-00-00-run", "hydra.run.dir")
+    from warmsim.experiments.rundir import claim_new_dir
+    a = claim_new_dir(tmp_path / "12-00-00-run", "hydra.run.dir")
+    b = claim_new_dir(tmp_path / "12-00-00-run", "hydra.run.dir")
     assert a != b and a.is_dir() and b.is_dir() and b.name == "12-00-00-run-2"
 
 

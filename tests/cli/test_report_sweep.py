@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from tests.exe import warmsim_exe
-from warmsim.experiments.report import aggregate
+from warmsim.experiments.report_table import aggregate
 
 TINY = ["cluster=tiny", "models=tiny1", "workload=synthetic", "workload.duration_s=120",
         "workload.tokens_from=null", "workload.prompt_tokens=200", "workload.output_tokens=20"]
@@ -94,7 +94,7 @@ def test_a_run_m_sweep_is_grouped_by_its_overrides_not_its_directories(tmp_path)
 
 
 def test_runs_that_share_overrides_and_seed_are_counted_together_with_a_note():
-    from warmsim.experiments.report import repeats
+    from warmsim.experiments.report_table import repeats
     t = pd.DataFrame({"run": ["a", "b", "a", "b"], "rate": ["1"] * 4, "seed": ["0"] * 4, "system": "s",
                       "model": ["ALL", "ALL", "m", "m"], "ttft_p99_s": [1.0, 3.0, 1.0, 3.0]})
     agg = aggregate(t[t.model == "ALL"], ["rate"])
@@ -103,7 +103,7 @@ def test_runs_that_share_overrides_and_seed_are_counted_together_with_a_note():
 
 
 def test_counts_print_as_whole_numbers_and_a_single_seed_has_no_interval():
-    from warmsim.experiments.report import shown_aggregate
+    from warmsim.experiments.report_table import shown_aggregate
     t = pd.DataFrame({"run": ["a", "b"], "rate": ["1", "2"], "seed": ["0", "0"], "system": "s", "model": "ALL",
                       "requests": [17340, 17341], "cold_starts": [9, 8], "ttft_p99_s": [0.5, 0.25]})
     shown = shown_aggregate(aggregate(t, ["rate"]), ["rate"], False)

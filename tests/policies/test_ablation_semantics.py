@@ -14,7 +14,8 @@ from hydra import initialize_config_dir
 from tests.small_setup import small_setup
 from warmsim.experiments.builder import CONF_DIR, build_bundle, system_config
 from warmsim.experiments.outputs import comparison_table
-from warmsim.experiments.predictor_inputs import observed_inflight, oracle_truth, seasonal_history
+from warmsim.experiments.predictor_inputs import observed_inflight, seasonal_history
+from warmsim.experiments.runner import build_system_bundle, oracle_truth
 from warmsim.experiments.summary import summarize
 from warmsim.policies.load_estimate import inflight_estimate
 from warmsim.policies.load_profile import inflight_windows
@@ -30,7 +31,7 @@ def bundle(small, name):
     cfg, setup = small
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         scfg = system_config(name)
-    return build_bundle(scfg, setup.workload, setup.models, setup.cluster, setup.cost, cfg)
+    return build_system_bundle(setup, scfg, cfg)  # the oracle's pre-pass first, then the builder
 
 
 # ---- what each flag turns on and off -------------------------------------------------------------
@@ -137,8 +138,8 @@ def test_oracle_truth_is_observed_in_its_own_system_with_the_csp(small):
     # cached: a second build reuses the same arrays
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         scfg = system_config("warmserve_oracle")
-    t1 = oracle_truth(scfg, setup.workload, setup.models, setup.cluster, setup.cost, cfg, 300.0)
-    t2 = oracle_truth(scfg, setup.workload, setup.models, setup.cluster, setup.cost, cfg, 300.0)
+    t1 = oracle_truth(setup, scfg, cfg, 300.0)
+    t2 = oracle_truth(setup, scfg, cfg, 300.0)
     assert t1 is t2
 
 
@@ -148,7 +149,7 @@ def test_oracle_truth_from_static(small):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         scfg = system_config("warmserve_oracle")
         static = run_system(setup, system_config("static"), cfg)
-    truth = oracle_truth(scfg, setup.workload, setup.models, setup.cluster, setup.cost, cfg, 300.0, "static")
+    truth = oracle_truth(setup, scfg, cfg, 300.0, "static")
     for name, (avg, peak) in _observed(static).items():
         assert truth[name] == pytest.approx(np.stack([avg, peak], axis=1))
     with pytest.raises(ValueError):

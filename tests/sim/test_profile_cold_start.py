@@ -6,7 +6,7 @@ import warnings
 import pytest
 
 from tests.sim.helpers import cluster, model, ondemand, workload
-from warmsim.calibrate.costmodel import ProfileCostModel
+from warmsim.sim.costmodel import ProfileCostModel
 from warmsim.sim.simulation import Simulation
 from warmsim.sim.startup import startup_breakdown
 

@@ -18,10 +18,10 @@ import math
 import warnings
 from dataclasses import dataclass
 
-from warmsim.calibrate.assumptions import Assumptions
-from warmsim.calibrate.fit import ComputeData
-from warmsim.calibrate.shapes import ShardDims, shard_dims
 from warmsim.sim.cost import DecodeCoeffs
+from warmsim.sim.costprofile.assumptions import Assumptions
+from warmsim.sim.costprofile.fit import ComputeData
+from warmsim.sim.costprofile.shapes import ShardDims, shard_dims
 from warmsim.sim.errors import UserError
 from warmsim.sim.models import ModelShape
 

@@ -1,4 +1,8 @@
-"""Shipped calibration profiles (one directory each) and the name-or-path resolver."""
+"""Shipped calibration profiles (one directory each) and the name-or-path resolver.
+
+The shipped profiles are data that ``warmsim calibrate`` and its scripts write: they stay in
+``calibrate/profiles/`` (installed as ``warmsim/calibrate/profiles/``, package data), read here by
+path; no code of calibrate/ is imported."""
 
 from __future__ import annotations
 
@@ -6,8 +10,9 @@ from pathlib import Path
 
 from warmsim.sim.errors import UserError
 
-#: Directory holding the shipped profiles.
-PROFILES_DIR = Path(__file__).resolve().parent
+#: Directory holding the shipped profiles: ``calibrate/profiles`` next to ``sim/`` (a source checkout
+#: and an installed ``warmsim/`` alike).
+PROFILES_DIR = Path(__file__).resolve().parents[2] / "calibrate" / "profiles"
 
 
 def known_profiles() -> list[str]:
@@ -16,9 +21,9 @@ def known_profiles() -> list[str]:
 
 
 def external_note_of(name_or_path: str | Path) -> str | None:
-    """:func:`~warmsim.calibrate.profile.external_note` of a profile named in a results table (a shipped
+    """:func:`~warmsim.sim.costprofile.profile.external_note` of a profile named in a results table (a shipped
     name or a directory); None when the name is no profile (a constant cost model) or not readable here."""
-    from warmsim.calibrate.profile import external_note, read_meta
+    from warmsim.sim.costprofile.profile import external_note, read_meta
 
     try:
         return external_note(read_meta(resolve(name_or_path)))

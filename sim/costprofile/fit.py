@@ -1,4 +1,4 @@
-"""Turn a :class:`~warmsim.calibrate.profile.Profile` into cost curves.
+"""Turn a :class:`~warmsim.sim.costprofile.profile.Profile` into cost curves.
 
 * copies and disk: ``latency + bytes / bandwidth`` (least squares on medians per size);
 * cudaMalloc/cudaFree and VMM ops: per-call cost linear in the buffer/chunk size;
@@ -19,11 +19,11 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from warmsim.calibrate.assumptions import Assumptions
-from warmsim.calibrate.curves import LinearFit, PiecewiseLinear, fit_linear, medians
-from warmsim.calibrate.profile import Profile
-from warmsim.calibrate.shapes import ShardDims, dims_from_row
 from warmsim.sim.cost import Interference
+from warmsim.sim.costprofile.assumptions import Assumptions
+from warmsim.sim.costprofile.curves import LinearFit, PiecewiseLinear, fit_linear, medians
+from warmsim.sim.costprofile.profile import Profile
+from warmsim.sim.costprofile.shapes import ShardDims, dims_from_row
 from warmsim.sim.errors import UserError
 
 

@@ -1,7 +1,7 @@
 """The calibration profile format: a directory of tidy CSV tables plus ``meta.json``.
 
 One row per measurement (every repetition is its own row, so spreads stay visible); the fitting
-code (:mod:`warmsim.calibrate.fit`) takes medians. The same format holds measured profiles (written by the
+code (:mod:`warmsim.sim.costprofile.fit`) takes medians. The same format holds measured profiles (written by the
 harness on a GPU) and the analytic one (written by :mod:`warmsim.calibrate.analytic`, ``measured: false``).
 The full specification is in ``docs/calibration.md``.
 """
