@@ -106,7 +106,7 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 8.0, height: fl
 def profile_text(rows) -> str:
     """"Cost profile NAME (how it was measured)" for a caption, from a summary table's ``profile`` and
     ``profile_measured`` columns; several profiles are listed together."""
-    from warmsim.calibrate.profiles import external_note_of
+    from warmsim.sim.costprofile.shipped import external_note_of
 
     if "profile" not in rows:
         return "Cost profile unknown"

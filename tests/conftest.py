@@ -1,8 +1,12 @@
 """Suite-wide settings: every simulation in the tests runs with the invariant checker on
-(``sim/invariants.py``), including those the CLI tests start as subprocesses."""
+(``sim/invariants.py``), including those the CLI tests start as subprocesses; fitted cost profiles
+are cached in a scratch directory of the test session, never in the user's cache
+(``sim/costprofile/cache.py``; subprocesses inherit it)."""
 
 import os
+import tempfile
 
 from warmsim.sim.simulation import CHECK_ENV
 
 os.environ[CHECK_ENV] = "1"
+os.environ.setdefault("WARMSIM_CACHE_DIR", tempfile.mkdtemp(prefix="warmsim-test-cache-"))
