@@ -393,6 +393,9 @@ def check_config(cfg) -> None:
     for k in c:
         if k not in known_top:
             raise UserError(f"config key {k}: unknown key (known: {', '.join(sorted(known_top))})")
+        if isinstance(c[k], Mapping) and "_target_" in c[k]:  # e.g. +router=sllm: a policy no system reads
+            raise UserError(f"config key {k}: a policy outside a system is used by none; swap a system's: "
+                            f"{k}@system.{k}=NAME (the system group) or overrides.<system>.{k}=NAME (compare)")
     for k, knob in TOP.items():
         if k in c:
             knob.check(k, c[k])
