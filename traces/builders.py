@@ -32,8 +32,10 @@ from warmsim.traces.workload import Workload
 class WorkloadKind(Protocol):
     """A trace family: a module of :mod:`warmsim.traces.kinds` with its knobs and a builder."""
 
-    #: Every knob the kind takes with its default (a key outside it is a config error).
-    DEFAULTS: Mapping[str, Any]
+    @property
+    def DEFAULTS(self) -> Mapping[str, Any]:
+        """Every knob the kind takes with its default (a key outside it is a config error)."""
+        ...
 
     def build(self, cfg: dict, models: list[str], rng: np.random.Generator) -> Workload:
         """The workload that ``cfg`` (the kind's knobs, ``kind`` and ``prefix`` removed) describes
