@@ -199,6 +199,22 @@ def _policy_class(node):
     return None
 
 
+def named_policies(scfg: DictConfig) -> DictConfig:
+    """``scfg`` with every policy slot given by name (``router: sllm``, e.g. from the per-system
+    override ``overrides.<system>.router=sllm``) replaced by that config of the slot's group
+    (``router/sllm.yaml``, shipped or in a user config directory)."""
+    from warmsim.experiments.confpath import find
+    for key in POLICY_SLOTS:
+        choice = scfg.get(key)
+        if isinstance(choice, str):
+            path = find(key, choice)
+            if path is None:
+                raise UserError(f"config key {key}: got {choice!r}; allowed: null, a policy (a mapping with _target_) "
+                                f"or a config of {key}/ ({', '.join(group_choices(key)) or 'none'})")
+            scfg[key] = OmegaConf.load(path)
+    return scfg
+
+
 def check_system(scfg, name: str) -> None:
     """A system config's own keys, its mechanism flags and its policies' arguments, each against its
     knob (``SYSTEM_KNOBS``, :data:`MECHANISM_KNOBS`, the policy classes' ``KNOBS``): a UserError
@@ -210,6 +226,7 @@ def check_system(scfg, name: str) -> None:
         if key not in known:
             raise UserError(f"system {name}: unknown key '{key}' (known: {', '.join(sorted(known))})")
     try:
+        scfg = named_policies(OmegaConf.create(_plain(scfg)))
         for key, knob in SYSTEM_KNOBS.items():
             if key in scfg:
                 knob.check(key, _plain(scfg.get(key)))
@@ -268,6 +285,7 @@ def build_bundle(scfg, workload, models, cluster: ClusterSpec, cost: CostModel, 
                         "(experiments/conf/system/)")
     name = str(scfg.get("name", "?"))
     check_system(scfg, name)
+    scfg = named_policies(scfg)
     mech = _plain(scfg.get("mechanisms")) or {}
     parts = {}
     try:

@@ -9,8 +9,11 @@ value and what is allowed, e.g.::
 Covered here: the top-level keys (``seed``, ``systems``, ``progress``), the ``cluster``, ``engine``,
 ``sim``, ``metrics``, ``slo``, ``output``, ``models``, ``cost`` and ``workload`` groups, unknown keys
 in them (including ones a ``+key=value`` override added), and a few cross-key checks (a warm-up
-shorter than the run, a bounded number of requests). The ``system`` group is not checked here: its
-policies validate their own arguments (``__post_init__``) when the builder instantiates them.
+shorter than the run, a bounded number of requests). The ``system`` group is checked here only for
+its memory switch (a name of ``sim/memswitch/``'s table): its policies validate their own arguments
+(``__post_init__``; weight sources against ``sim/sources/``'s table) when the builder instantiates them.
+The workload kinds and their knobs come from the kinds' table (``traces/builders.py`` ``KINDS``), so
+a new kind needs no change here.
 
 The model/cluster checks (:func:`check_tp`, :func:`check_fit`) are shared by the builder and by
 ``warmsim estimate``.
@@ -215,9 +218,9 @@ def _check_group(key: str, node: Any, schema: Mapping[str, Knob]) -> Mapping:
 
 
 def _workload_defaults() -> dict[str, Mapping]:
-    from warmsim.traces.kinds import mapped, servegen_kind, synthetic, trace, warmserve
-    return {"mapped": mapped.DEFAULTS, "servegen": servegen_kind.DEFAULTS, "synthetic": synthetic.DEFAULTS,
-            "warmserve": warmserve.DEFAULTS, "trace": trace.DEFAULTS}
+    """Each workload kind's knobs with their defaults, from the kinds' table (traces/builders.py)."""
+    from warmsim.traces.builders import KINDS
+    return {name: kind.DEFAULTS for name, kind in KINDS.items()}
 
 
 def check_workload(node: Any) -> Mapping:
@@ -244,11 +247,8 @@ def check_workload(node: Any) -> Mapping:
         raise UserError(f"config key workload.min_output_tokens: got {lo}; allowed: at most "
                         f"workload.max_output_tokens ({hi})")
     duration = float(vals.get("duration_s") or 0)
-    rate = None
-    if kind == "synthetic":
-        rate = sum(vals["rates"]) if vals.get("rates") else vals.get("total_rate")
-    elif kind in ("warmserve", "servegen"):
-        rate = vals.get("rps", vals.get("total_rate"))
+    # the rate knobs of any kind that has them (a replayed trace's rate is the trace's own)
+    rate = sum(vals["rates"]) if vals.get("rates") else vals.get("rps", vals.get("total_rate"))
     if rate is not None and rate * duration > MAX_REQUESTS:
         raise UserError(f"config key workload.duration_s: {duration:g} s at {rate:g} req/s makes "
                         f"{rate * duration:.3g} requests; allowed: at most {MAX_REQUESTS:.0e} per workload")
@@ -354,6 +354,19 @@ def check_fit(models, cluster, engine, where: str = "config key models") -> None
                             f"{cluster.gpu_pool_bytes / GIB:.1f} GiB (cluster.gpu_hbm_gib x memory_fraction)")
 
 
+def check_mechanism_names(node: Any) -> None:
+    """``system.mechanisms``: the memory switch is a name of the memory-switch table
+    (``sim/memswitch/``). The policies check their own weight-source arguments against the
+    weight-source table (``sim.cost.check_source``) when the builder makes them."""
+    from warmsim.sim.memswitch import MEMSWITCHES
+    if not isinstance(node, Mapping) or node.get("memswitch") is None:
+        return
+    name = node["memswitch"]
+    if not isinstance(name, str) or name not in MEMSWITCHES:
+        raise UserError(f"config key system.mechanisms.memswitch: got {name!r}; allowed: one of "
+                        f"{', '.join(MEMSWITCHES)} (sim/memswitch/)")
+
+
 def check_systems(v: Any, known: Sequence[str]) -> None:
     if isinstance(v, str) or not isinstance(v, Sequence) or not all(isinstance(s, str) for s in v):
         raise UserError(f"config key systems: got {v!r}; allowed: a list of system names, e.g. "
@@ -380,12 +393,16 @@ def check_config(cfg) -> None:
     for k in c:
         if k not in known_top:
             raise UserError(f"config key {k}: unknown key (known: {', '.join(sorted(known_top))})")
+        if isinstance(c[k], Mapping) and "_target_" in c[k]:  # e.g. +router=sllm: a policy no system reads
+            raise UserError(f"config key {k}: a policy outside a system is used by none; swap a system's: "
+                            f"{k}@system.{k}=NAME (the system group) or overrides.<system>.{k}=NAME (compare)")
     for k, knob in TOP.items():
         if k in c:
             knob.check(k, c[k])
     if not isinstance(c.get("system"), Mapping):
         raise UserError(f"config key system: got {c.get('system')!r}; allowed: a system config (a mapping with name, "
                         "router, autoscaler, ...; experiments/conf/system/)")
+    check_mechanism_names(c["system"].get("mechanisms"))
     if "systems" in c:
         from warmsim.experiments.confpath import group_choices
         check_systems(c["systems"], group_choices("system"))

@@ -1,4 +1,4 @@
-"""Policy protocols. A system is a bundle of one implementation of each (see ``policies.bundles``).
+"""Policy protocols. A system is a bundle of one implementation of each (:class:`warmsim.policies.bundle.Bundle`).
 
 Each method documents what one call means. Implementations are synchronous, typed and free of I/O.
 """

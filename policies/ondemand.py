@@ -79,8 +79,8 @@ class KeepAliveAutoscaler:
                 continue
             if lv.avg_inflight > self.up * n * self.per_instance:
                 start[name] = math.ceil(lv.avg_inflight / self.up / self.per_instance) - n
-            idle = sorted((i for i in insts if i.state == ACTIVE and since[i.id] is not None
-                           and snap.time_s - since[i.id] >= self.keep_alive_s), key=lambda i: i.id)
+            idle = sorted((i for i in insts if i.state == ACTIVE and (t := since[i.id]) is not None
+                           and snap.time_s - t >= self.keep_alive_s), key=lambda i: i.id)
             keep = max(self.min_instances, 1 if (lv.waiting or lv.inflight) else 0)
             stop.extend(i.id for i in idle[: max(0, n - keep)])
         return ScaleDecision(start={m: k for m, k in start.items() if k > 0}, stop=tuple(stop))

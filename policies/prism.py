@@ -86,12 +86,12 @@ class KVPressurePlacer:
                     best = key
             if best is None:
                 continue
-            grp = tuple(best[2])
-            for g in grp:
+            chosen = tuple(best[2])
+            for g in chosen:
                 weights[g] += mv.shard_bytes
                 wsum[g] += expected_rate[m] / self.slo_s
                 count[g] += 1
-            out.append(Activate(m, grp, source=self.source, compute_share=1.0 / self.workers_per_gpu))
+            out.append(Activate(m, chosen, source=self.source, compute_share=1.0 / self.workers_per_gpu))
         return out
 
 
@@ -160,8 +160,8 @@ class PrismActivator:
             return None
         inflight: dict[int, int] = defaultdict(int)
         for inst in snap.instances:
-            for g in inst.gpus:
-                inflight[g] += inst.inflight
+            for gid in inst.gpus:
+                inflight[gid] += inst.inflight
         rank, top, idx = {}, None, -1
         for g in sorted(ok, key=lambda g: (-g.free_bytes, g.id)):
             if top is None or top - g.free_bytes > self.cluster_bytes:

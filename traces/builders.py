@@ -1,5 +1,9 @@
 """Workload builders: one entry point, :func:`build_workload`, dispatching on ``cfg["kind"]``.
 
+The kinds are one table, :data:`KINDS` (kind name -> its module); the builder and the config
+validation (``experiments/validate.py``) both read it, so a new kind is one module in
+:mod:`warmsim.traces.kinds`, one entry here and its YAML (``docs/extending.md``).
+
 Kinds (see each module in :mod:`warmsim.traces.kinds` and ``experiments/conf/workload/*.yaml``):
 
 * ``warmserve``: the WarmServe paper's recipe on the Azure 2024 week;
@@ -15,6 +19,7 @@ requests shared prompt prefixes when the source has no ``hash_ids``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -23,8 +28,24 @@ from warmsim.traces import prefix
 from warmsim.traces.kinds import mapped, servegen_kind, synthetic, trace, warmserve
 from warmsim.traces.workload import Workload
 
-KINDS = {"warmserve": warmserve.build, "servegen": servegen_kind.build, "mapped": mapped.build,
-         "synthetic": synthetic.build, "trace": trace.build}
+
+class WorkloadKind(Protocol):
+    """A trace family: a module of :mod:`warmsim.traces.kinds` with its knobs and a builder."""
+
+    @property
+    def DEFAULTS(self) -> Mapping[str, Any]:
+        """Every knob the kind takes with its default (a key outside it is a config error)."""
+        ...
+
+    def build(self, cfg: dict, models: list[str], rng: np.random.Generator) -> Workload:
+        """The workload that ``cfg`` (the kind's knobs, ``kind`` and ``prefix`` removed) describes
+        for ``models``, drawn with ``rng``."""
+        ...
+
+
+#: Every workload kind by name (``workload.kind``).
+KINDS: dict[str, WorkloadKind] = {"warmserve": warmserve, "servegen": servegen_kind, "mapped": mapped,
+                                  "synthetic": synthetic, "trace": trace}
 
 
 def build_workload(cfg: Mapping, models: Sequence[str], seed: int | np.random.Generator) -> Workload:
@@ -51,6 +72,6 @@ def build_workload(cfg: Mapping, models: Sequence[str], seed: int | np.random.Ge
     rng = np.random.default_rng(seed)
     cfg = dict(cfg)
     recipe = cfg.pop("prefix", None)
-    wl = prefix.apply(KINDS[kind](cfg, models, rng), recipe, rng)
+    wl = prefix.apply(KINDS[kind].build(cfg, models, rng), recipe, rng)
     wl.meta.setdefault("seed", int(seed) if isinstance(seed, (int, np.integer)) else None)
     return wl

@@ -191,8 +191,7 @@ class MuxServeMeshPlacer:
     def plan(self, snap: Snapshot, expected_rate: Mapping[str, float]) -> list[tuple[Activate, dict]]:
         """The engines as (Activate, details) pairs; details hold the mesh, the decode and prefill
         MPS percentages and the throughput estimate (for reports and tests)."""
-        if self.costs is None or self.sharing is None:
-            raise UserError("muxserve: the mesh placer needs the run's costs and MPS table (built by the builder)")
+        self._estimator()
         gpus = [g for g in snap.node_gpus(0)][: self.max_gpus]
         ngpus = len(gpus)
         if ngpus not in SPLITS:
@@ -267,14 +266,21 @@ class MuxServeMeshPlacer:
         per_gpu += sum(align_up(self.min_kv_tokens * -(-k // g)) for k in kvpts)
         return per_gpu <= pool
 
+    def _estimator(self) -> tuple[MeshCosts, SharingModel]:
+        """The run's costs and MPS table, which the builder supplies (``with_context``)."""
+        if self.costs is None or self.sharing is None:
+            raise UserError("muxserve: the mesh placer needs the run's costs and MPS table (built by the builder)")
+        return self.costs, self.sharing
+
     def _times(self, llm: _LLM, g: int, decode_pct: float, bs: int) -> tuple[float, float]:
         """(t_decode, t_prefill) of a batch of ``bs`` on a mesh of ``g`` GPUs (``get_latency``)."""
+        costs, sharing = self._estimator()
         p, o = self.avg_prompt_len, self.avg_output_len
         ctx = int(bs * (p + o / 2))
-        t_dec = self.costs.decode_s(llm.name, g, bs, ctx) * self.sharing.factor("decode", decode_pct / 100, bs, 0)
+        t_dec = costs.decode_s(llm.name, g, bs, ctx) * sharing.factor("decode", decode_pct / 100, bs, 0)
         t_dec += llm.sched_s * bs
-        t_pre = self.costs.prefill_s(llm.name, g, bs * p, bs) * \
-            self.sharing.factor("prefill", min(llm.prefill_pct, 100.0) / 100, bs, 0, tokens=bs * p)
+        t_pre = costs.prefill_s(llm.name, g, bs * p, bs) * \
+            sharing.factor("prefill", min(llm.prefill_pct, 100.0) / 100, bs, 0, tokens=bs * p)
         return t_dec, t_pre
 
     def _tpt(self, llm: _LLM, g: int, decode_pct: float, bs: int, prefill_extra: float = 0.0) -> float:

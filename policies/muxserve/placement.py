@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from warmsim.policies.types import Activate, Snapshot
-from warmsim.sim.errors import PlanError, UserError
+from warmsim.sim.errors import UserError
 from warmsim.sim.knobs import MAX_TOKENS, Knob, bounded, choice, count, nonneg
 from warmsim.sim.models import CHUNK_BYTES, align_up
 
@@ -61,7 +61,7 @@ class MuxEngine:
 
 @dataclass(frozen=True)
 class MuxPlan:
-    """A MuxServe placement: its engines, and the checks the simulator will also make."""
+    """A MuxServe placement: its engines (the simulator checks their shares and memory on each GPU)."""
 
     engines: tuple[MuxEngine, ...]
 
@@ -70,26 +70,6 @@ class MuxPlan:
         ordered = sorted(self.engines, key=lambda e: (e.gpus[0], e.model))
         return [Activate(model=e.model, gpus=e.gpus, source="prewarmed", compute_share=e.compute_share,
                          kv_bytes_per_gpu=e.kv_bytes_per_gpu) for e in ordered]
-
-    def share_sum(self, gpu: int) -> float:
-        """Sum of the compute shares of the engines on ``gpu``."""
-        return sum(e.compute_share for e in self.engines if gpu in e.gpus)
-
-    def engines_on(self, gpu: int) -> list[MuxEngine]:
-        """The engines that use ``gpu``."""
-        return [e for e in self.engines if gpu in e.gpus]
-
-    def verify(self, snap: Snapshot) -> None:
-        """Raise :class:`PlanError` unless every GPU's shares sum to <= 1 and its engines' weights
-        and KV fit its free memory."""
-        for gpu in snap.gpus:
-            on = self.engines_on(gpu.id)
-            share = sum(e.compute_share for e in on)
-            if share > 1.0 + 1e-9:
-                raise PlanError(f"muxserve plan: compute shares on GPU {gpu.id} sum to {share}")
-            mem = sum(snap.models[e.model].shard_bytes + e.kv_bytes_per_gpu for e in on)
-            if mem > gpu.free_bytes:
-                raise PlanError(f"muxserve plan: GPU {gpu.id} needs {mem} B, has {gpu.free_bytes} B free")
 
 
 @dataclass(frozen=True)

@@ -181,8 +181,8 @@ class MpsSlowdownTable:
                     axes["tokens"] = lambda b, sl: b * sl
                 for axis, xof in axes.items():
                     groups: dict[int, dict[int, list[float]]] = {}
-                    for (s, b, sl), r in ratios.items():
-                        groups.setdefault(xof(b, sl), {}).setdefault(s, []).append(r)
+                    for (s, b, sl), ratio in ratios.items():
+                        groups.setdefault(xof(b, sl), {}).setdefault(s, []).append(ratio)
                     xs, values = [], []
                     for x in sorted(groups):
                         if set(groups[x]) != set(shares):
@@ -226,11 +226,10 @@ class MpsSlowdownTable:
         configs = self._pick(params_b)
         if share == 1:
             return 1.0
-        use_tokens = phase == "prefill" and tokens is not None
         vals = []
         for model, gpus in configs:
-            curve = self.curves.get((phase, model, gpus, "tokens")) if use_tokens else None
-            if curve is not None:
+            curve = self.curves.get((phase, model, gpus, "tokens")) if phase == "prefill" else None
+            if curve is not None and tokens is not None:
                 vals.append(curve.at(share, tokens))
             else:
                 vals.append(self.curves[(phase, model, gpus, "batch")].at(share, batch))

@@ -89,7 +89,11 @@ class GroupScan:
 
 
 def _popcount(x: np.ndarray, bits: int) -> np.ndarray:
-    return sum((x >> j) & 1 for j in range(bits))
+    """Set bits among the low ``bits`` of each element of ``x``."""
+    out = np.zeros_like(x)
+    for j in range(bits):
+        out += (x >> j) & 1
+    return out
 
 
 def scan_groups(table: ReplicaTable, free: np.ndarray, need: int, tp: int, model: int,

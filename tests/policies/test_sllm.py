@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from warmsim.policies.sllm import SllmActivator, SllmAutoscaler, SllmRouter, sllm_policies
+from warmsim.policies.sllm import SllmActivator, SllmAutoscaler, SllmRouter
 from warmsim.policies.types import ACTIVE, LOADING, GPUView, InstanceView, LoadView, ModelView, Snapshot
 from warmsim.sim.errors import UserError
 
@@ -61,11 +61,10 @@ def test_no_room_returns_none():
     assert SllmActivator().choose(snap(busy=(0, 1, 2, 3)), "m") is None
 
 
-def test_ssd_variant_ignores_host_cache():
-    p = sllm_policies("sllm_ssd")
-    a = p.activator.choose(snap(host_cache={1: frozenset({"m"})}), "m")
+def test_without_the_host_cache_every_load_reads_the_ssd():
+    a = SllmActivator(host_cache_enabled=False).choose(snap(host_cache={1: frozenset({"m"})}), "m")
     assert (a.gpus, a.source) == ((0,), "ssd")
-    assert p.host_cache is False and sllm_policies("sllm").host_cache is True
+    assert SllmActivator().choose(snap(host_cache={1: frozenset({"m"})}), "m").source == "host_pinned"
 
 
 def test_local_checkpoints_and_remote_tier():
@@ -81,8 +80,6 @@ def test_bandwidths_configurable_and_missing_link_is_a_user_error():
     assert SllmActivator(disk_bw=10 * GB).estimate(snap(), "m", 0).seconds == pytest.approx(1.0)
     with pytest.raises(UserError, match="disk_bw"):
         SllmActivator().choose(snap(links={}), "m")
-    with pytest.raises(UserError):
-        sllm_policies("nope")
 
 
 # ---- autoscaler ----------------------------------------------------------------------------------
