@@ -22,6 +22,8 @@ from warmsim.experiments.builder import (
     build_cluster,
     build_engine,
     build_sim,
+    check_system,
+    named_policies,
     predictor_needs,
     system_cluster,
     system_config,
@@ -110,6 +112,10 @@ def build_system_bundle(setup: Setup, scfg, cfg):
     """``scfg``'s policies on ``setup``: the pre-pass its predictor needs first, then the builder."""
     from warmsim.experiments.confpath import add_import_paths
     add_import_paths()  # own policies by import path: modules in a user config directory
+    scfg = OmegaConf.create(scfg) if not OmegaConf.is_config(scfg) else scfg.copy()
+    if OmegaConf.is_dict(scfg):  # policies given by name resolved first: the pre-pass reads the predictor's
+        check_system(scfg, str(scfg.get("name", "?")))
+        scfg = named_policies(scfg)
     return build_bundle(scfg, setup.workload, setup.models, setup.cluster, setup.cost, cfg,
                         prepass=prepass_inputs(setup, scfg, cfg))
 

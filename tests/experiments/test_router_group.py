@@ -9,7 +9,8 @@ from omegaconf import OmegaConf
 
 from tests.small_setup import small_setup
 from warmsim.experiments.api import config
-from warmsim.experiments.builder import CONF_DIR, build_bundle, group_choices, system_config
+from warmsim.experiments.builder import CONF_DIR, group_choices, system_config
+from warmsim.experiments.runner import build_system_bundle
 from warmsim.experiments.systems import resolve
 from warmsim.policies.muxserve import MuxServeRouter
 from warmsim.policies.routing import LeastLoadedRouter
@@ -36,7 +37,7 @@ def small():
 
 def _router(small, scfg):
     cfg, setup = small
-    return build_bundle(scfg, setup.workload, setup.models, setup.cluster, setup.cost, cfg).router
+    return build_system_bundle(setup, scfg, cfg).router  # the runner's path: an oracle gets its pre-pass
 
 
 @pytest.mark.parametrize("name", group_choices("system"))
