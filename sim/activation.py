@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from warmsim.policies.types import ACTIVE, DRAINING, STOPPED, Activate
 from warmsim.sim.errors import PlanError
 from warmsim.sim.instance import Instance
 from warmsim.sim.models import ServedModel
 from warmsim.sim.sources import SOURCES
+from warmsim.sim.types import ACTIVE, DRAINING, STOPPED, Activate
 
 if TYPE_CHECKING:
     from warmsim.sim.simulation import Simulation

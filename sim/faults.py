@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from warmsim.policies.types import STOPPED
 from warmsim.sim.errors import UserError
+from warmsim.sim.types import STOPPED
 
 FAULT_KINDS = ("gpu_down", "node_down", "load_fail", "link_degrade")
 #: Columns of a run's ``faults.csv`` (and ``Run.faults``): one row per fault and system, from the

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 
 import simpy
 
-from warmsim.policies.types import ACTIVE, DRAINING, INITIALISING, LOADING, STARTING, STOPPED, InstanceView
 from warmsim.sim.engine import Engine
 from warmsim.sim.faults import LOST
 from warmsim.sim.memory import KV, WEIGHTS
 from warmsim.sim.models import ServedModel
 from warmsim.sim.recorder import START_COLD, START_PREWARMED, START_WARM
 from warmsim.sim.startup import StartStages, poll_delay_s, start_stages
+from warmsim.sim.types import ACTIVE, DRAINING, INITIALISING, LOADING, STARTING, STOPPED, InstanceView
 
 if TYPE_CHECKING:
     from warmsim.sim.protocols import InstanceHost

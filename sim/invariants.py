@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from warmsim.policies.types import ACTIVE, DRAINING, INITIALISING, LOADING, STARTING, STOPPED
 from warmsim.sim.memory import KV
 from warmsim.sim.recorder import COMPLETED, DROPPED, PENDING
+from warmsim.sim.types import ACTIVE, DRAINING, INITIALISING, LOADING, STARTING, STOPPED
 
 #: Every this many events the checker also scans the queues (a request queued in two places).
 QUEUE_SCAN_EVERY = 256

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from warmsim.policies.types import ACTIVE
 from warmsim.sim.memory import KV
+from warmsim.sim.types import ACTIVE
 
 if TYPE_CHECKING:
     from warmsim.sim.instance import Instance

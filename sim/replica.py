@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import simpy
 
-from warmsim.policies.types import ReplicaView
+from warmsim.sim.types import ReplicaView
 
 
 class Replica:

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from simpy.core import URGENT
 from simpy.events import Timeout
 
-from warmsim.policies.types import LIVE_STATES
 from warmsim.sim.errors import PlanError
 from warmsim.sim.recorder import PENDING
+from warmsim.sim.types import LIVE_STATES
 
 if TYPE_CHECKING:
     from warmsim.sim.simulation import Simulation

@@ -12,7 +12,7 @@ the recorder, and hands the work to one component per seam, each in its own modu
 
 Instances and engines reach the run only through :class:`warmsim.sim.protocols.InstanceHost` /
 :class:`warmsim.sim.protocols.EngineHost`, which this class implements. Policies are called at their
-decision points with a fresh :class:`~warmsim.policies.types.Snapshot`; every plan is verified before it is
+decision points with a fresh :class:`~warmsim.sim.types.Snapshot`; every plan is verified before it is
 applied (:class:`~warmsim.sim.errors.PlanError` otherwise).
 
 Same-time event order (SimPy breaks ties by scheduling order): arrivals are scheduled first at
@@ -28,9 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from warmsim.policies.bundle import Bundle
-from warmsim.policies.types import Activate, Prewarm, Snapshot
 from warmsim.sim.activation import Activations
+from warmsim.sim.bundle import Bundle
 from warmsim.sim.cluster import Cluster, ClusterSpec
 from warmsim.sim.cost import CostModel
 from warmsim.sim.engine import EngineSpec
@@ -43,6 +42,7 @@ from warmsim.sim.models import ServedModel
 from warmsim.sim.recorder import PENDING, Recorder
 from warmsim.sim.replica import Replica
 from warmsim.sim.requests import Requests
+from warmsim.sim.types import Activate, Prewarm, Snapshot
 from warmsim.sim.views import SnapshotViews
 from warmsim.sim.weights import Weights
 

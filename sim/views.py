@@ -1,6 +1,6 @@
 """Snapshot views: what a policy sees of the cluster, kept so that a snapshot costs what changed.
 
-It owns the cached :class:`~warmsim.policies.types.GPUView` s (rebuilt per GPU when its memory or its
+It owns the cached :class:`~warmsim.sim.types.GPUView` s (rebuilt per GPU when its memory or its
 instance/replica sets change), the instance views (refreshed for the instances marked changed:
 state, in-flight count, idle time), the replica views (rebuilt when a replica is added, becomes
 ready or goes), the host-cache sets (rebuilt when a node's cache gains or loses a model) and
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from warmsim.policies.types import GPUView, InstanceView, ModelView, ReplicaView, Snapshot
 from warmsim.sim.memory import KV, PREWARM
+from warmsim.sim.types import GPUView, InstanceView, ModelView, ReplicaView, Snapshot
 
 if TYPE_CHECKING:
     from warmsim.sim.instance import Instance

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from warmsim.policies.types import Evict, Prewarm
 from warmsim.sim.errors import PlanError
 from warmsim.sim.memory import PREWARM, WEIGHTS
 from warmsim.sim.models import ServedModel
 from warmsim.sim.replica import Replica
 from warmsim.sim.sources import SOURCES
+from warmsim.sim.types import Evict, Prewarm
 
 if TYPE_CHECKING:
     from warmsim.sim.instance import Instance
@@ -201,7 +201,7 @@ class Weights:
         """Every ``placer.period_s`` (first at time 0): the placer's prewarms and evictions. A
         prediction changes only with the window asked for and the observations made, so the
         predictor is asked once per (window, observation count), not at every tick. A placer that
-        declares its inputs (:class:`warmsim.policies.base.DemandAwarePlacer`) and wanted nothing is not
+        declares its inputs (:class:`warmsim.sim.policy_protocols.DemandAwarePlacer`) and wanted nothing is not
         asked again, nor its snapshot built, until one of them changes."""
         sim = self.sim
         placer, pred = sim.bundle.placer, sim.bundle.predictor

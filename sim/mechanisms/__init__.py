@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from warmsim.sim.errors import UserError
 
 if TYPE_CHECKING:
-    from warmsim.policies.types import Activate
     from warmsim.sim.instance import Instance
+    from warmsim.sim.types import Activate
 
 
 class Mechanism:

@@ -38,7 +38,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from warmsim.policies.types import ACTIVE
 from warmsim.sim.cost import check_source
 from warmsim.sim.errors import PlanError, UserError
 from warmsim.sim.instance import Instance
@@ -47,6 +46,7 @@ from warmsim.sim.memory import KV, WEIGHTS
 from warmsim.sim.models import align_up
 from warmsim.sim.sources import SOURCES
 from warmsim.sim.startup import poll_delay_s
+from warmsim.sim.types import ACTIVE
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from warmsim.policies.types import SleeperView
 from warmsim.sim.cost import check_source
 from warmsim.sim.errors import PlanError, UserError
 from warmsim.sim.mechanisms import Mechanism
 from warmsim.sim.recorder import START_PREWARMED
 from warmsim.sim.startup import StartStages
+from warmsim.sim.types import SleeperView
 
 #: The memory kind a sleeper holds on its GPUs.
 ASLEEP = "asleep"
