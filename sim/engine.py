@@ -13,7 +13,7 @@ An arrival during a decode run is looked at when it is submitted, not one event 
 
 Prefix caching, chunked prefill and per-step metrics (``EngineSpec.prefix_caching``,
 ``chunked_prefill``, ``record_steps``) live in :class:`warmsim.sim.engine_features.FeatureEngine`, a
-subclass that ``Engine(...)`` builds instead when any of them is on: with all of them off (the paper's
+subclass that :func:`~warmsim.sim.engine_features.make_engine` builds instead when any of them is on: with all of them off (the paper's
 setup) this class runs alone and its hot path carries none of their work.
 """
 
@@ -92,14 +92,8 @@ class Seq:
 
 class Engine:
     """The serving loop of one instance. ``host``: the run (clock, callbacks), a
-    :class:`warmsim.sim.protocols.EngineHost`. ``Engine(...)`` returns a
-    :class:`~warmsim.sim.engine_features.FeatureEngine` when ``spec`` turns on one of its features."""
-
-    def __new__(cls, host, instance, model, cost, spec: EngineSpec, kv_blocks: int):
-        if cls is Engine and spec.features:
-            from warmsim.sim.engine_features import FeatureEngine
-            cls = FeatureEngine
-        return object.__new__(cls)
+    :class:`warmsim.sim.protocols.EngineHost`. :func:`warmsim.sim.engine_features.make_engine` builds a
+    :class:`~warmsim.sim.engine_features.FeatureEngine` instead when ``spec`` turns on one of its features."""
 
     def __init__(self, host: EngineHost, instance, model: ServedModel, cost: CostModel, spec: EngineSpec, kv_blocks: int):
         self.host = host

@@ -1,5 +1,5 @@
 """The engine with vLLM 0.6.3's optional features: automatic prefix caching, chunked prefill, and
-a row of metrics per step. ``Engine(...)`` builds this class when ``EngineSpec`` turns one on.
+a row of metrics per step. :func:`make_engine` builds this class when ``EngineSpec`` turns one on.
 
 Reference: vLLM v0.6.3.post1 (the version WarmServe's artifact forks; its engines run with neither
 feature: ``vllm/entrypoints/controller/prewarm_manager.py::PrewarmManager.create_engine`` passes no
@@ -42,13 +42,9 @@ from __future__ import annotations
 
 from simpy.events import Timeout
 
-from warmsim.sim.engine import _BIG, _IDLE, _PREFILL, _STOPPED, Engine, Seq
+from warmsim.sim.engine import _BIG, _IDLE, _PREFILL, _STOPPED, Engine, EngineSpec, Seq
 from warmsim.sim.prefix_cache import NEW, REVIVED, SHARED, PrefixCache, block_key
-
-#: Columns of a step row (:attr:`FeatureEngine.step_rows`), in order.
-STEP_COLUMNS = ("instance", "model", "start_s", "end_s", "kind", "steps", "batch", "prefill_seqs",
-                "prefill_tokens", "computed_tokens", "cached_tokens", "running", "waiting", "kv_total",
-                "kv_used", "kv_cached", "kv_lent")
+from warmsim.sim.recorder import STEP_COLUMNS  # noqa: F401  (the step rows this engine writes)
 
 
 class PSeq(Seq):
@@ -465,3 +461,11 @@ class FeatureEngine(Engine):
         self._retire(now)
         self._record()
         self._loop()
+
+
+def make_engine(host, instance, model, cost, spec: EngineSpec, kv_blocks: int) -> Engine:
+    """The engine of one instance: a :class:`FeatureEngine` when ``spec`` turns on one of its
+    features, else the plain :class:`~warmsim.sim.engine.Engine` (whose hot path carries none of
+    their work)."""
+    cls = FeatureEngine if spec.features else Engine
+    return cls(host, instance, model, cost, spec, kv_blocks)

@@ -38,7 +38,7 @@ import math
 from dataclasses import dataclass
 
 from warmsim.sim.errors import UserError
-from warmsim.sim.mechanisms import Mechanism
+from warmsim.sim.mechanisms.base import Mechanism
 from warmsim.sim.types import ACTIVE
 
 MIB = 1 << 20

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from warmsim.sim.cost import check_source
 from warmsim.sim.errors import PlanError, UserError
 from warmsim.sim.instance import Instance
-from warmsim.sim.mechanisms import Mechanism
+from warmsim.sim.mechanisms.base import Mechanism
 from warmsim.sim.memory import KV, WEIGHTS
 from warmsim.sim.models import align_up
 from warmsim.sim.sources import SOURCES

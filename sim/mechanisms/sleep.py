@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from warmsim.sim.cost import check_source
 from warmsim.sim.errors import PlanError, UserError
-from warmsim.sim.mechanisms import Mechanism
+from warmsim.sim.mechanisms.base import Mechanism
 from warmsim.sim.recorder import START_PREWARMED
 from warmsim.sim.startup import StartStages
 from warmsim.sim.types import SleeperView

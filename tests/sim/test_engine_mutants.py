@@ -20,6 +20,7 @@ import simpy
 
 from warmsim.sim.cost import DecodeCoeffs
 from warmsim.sim.engine import Engine, EngineSpec, Seq
+from warmsim.sim.engine_features import make_engine
 
 US = 1e-9
 
@@ -92,7 +93,7 @@ def engine(prompts, outputs, arrivals, kv_blocks=100, spec=None, cost=None, pref
     """An engine on a fresh host; request i is submitted at ``arrivals[i]``."""
     h = Host(prompts, outputs)
     inst = Inst(h, prefill, decode)
-    e = Engine(h, inst, MODEL, cost or Cost(MODEL), spec or EngineSpec(block_size=16), kv_blocks)
+    e = make_engine(h, inst, MODEL, cost or Cost(MODEL), spec or EngineSpec(block_size=16), kv_blocks)
     e.reserved = reserved
     inst.engine, h.engine, h.inst = e, e, inst
     h.proc = h.env.process(e.run())
