@@ -184,7 +184,7 @@ class Faults:
             gpu = sim.cluster.gpus[g]
             gpu.failed = True
             gpu.mem.capacity = gpu.mem.used  # nothing more can be placed (what is left drains away)
-            sim.views.gpu_changed(g)
+            sim.state.gpu_changed(g)
 
     def lose_instance(self, inst, effect: dict) -> None:
         """``inst`` is gone now: its process stops, its loads stop, its requests are retried or dropped."""

@@ -72,7 +72,8 @@ class InvariantChecker:
         sim.env.step = step
         for g in sim.cluster.gpus:
             self._watch_memory(g.mem)
-        state_changed = sim.state_changed
+        state = sim.state
+        state_changed = state.state_changed
 
         def on_state(inst, old: str, new: str) -> None:
             lost = new == STOPPED and getattr(inst, "failed", False)  # a fault may stop it from any state
@@ -82,14 +83,14 @@ class InvariantChecker:
             state_changed(inst, old, new)
             self.dirty_instances.add(inst.id)
 
-        sim.state_changed = on_state
-        instance_changed = sim.instance_changed
+        state.state_changed = sim.state_changed = on_state
+        instance_changed = state.instance_changed
 
         def on_instance(inst) -> None:
             instance_changed(inst)
             self.dirty_instances.add(inst.id)
 
-        sim.instance_changed = on_instance
+        state.instance_changed = sim.instance_changed = on_instance
         rec = sim.recorder
         complete = rec.complete
 

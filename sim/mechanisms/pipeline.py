@@ -236,9 +236,7 @@ class Pipeline(Mechanism):
         for g in dropped:
             gpus_[g].mem.release(WEIGHTS, inst.id)
             gpus_[g].mem.release(KV, inst.id)
-            gpus_[g].instances.discard(inst.id)
-            sim.views.gpu_changed(g)
-        sim.load.gpu_busy_delta(-sum(1 for g in dropped if not gpus_[g].instances))
+        sim.state.release_gpus(inst, dropped)
         inst.groups = inst.groups[:1]
         inst.gpus = inst.groups[0]
         inst._view = None

@@ -97,7 +97,7 @@ class Sleep(Mechanism):
         self.sleeps = {1: 0, 2: 0}
         self.stopped = 0  # sleepers whose processes were ended to make room
         self.wakes: dict[int, tuple[int, float]] = {}  # instance id -> (level, created)
-        sim.asleep_views = self.views
+        sim.state.asleep_views = self.views
 
     # ---- views ------------------------------------------------------------------------------------
     def views(self) -> tuple[SleeperView, ...]:

@@ -160,7 +160,7 @@ def _shared_pair():
     acts = [Activate(n, (0,), source="prewarmed", compute_share=0.5, kv_bytes_per_gpu=4 * GIB) for n in ("a", "b")]
     b = Bundle("mux", MuxServeRouter(), NoAutoscaler(), scale_on_miss=False, initial=_Fixed(acts), sharing=_Table())
     s = Simulation(wl, models, cluster(), cost(), b)
-    s._initial()
+    s.activations.initial()
     return s, list(s.instances.values())
 
 
@@ -263,7 +263,7 @@ def test_the_default_muxserve_system_holds_one_node_and_one_engine_per_model():
     assert bundle.initial.rate_shares == pytest.approx(dict(zip(setup.workload.models, setup.workload.meta["shares"])))
     sim = Simulation(setup.workload, setup.models, system_cluster(scfg, setup.cluster), setup.cost, bundle,
                      setup.engine, setup.sim)
-    sim._initial()
+    sim.activations.initial()
     insts = list(sim.instances.values())
     assert len(sim.cluster.gpus) == 8
     assert sorted(i.model.name for i in insts) == sorted(setup.models)
