@@ -34,7 +34,7 @@ class HeldRouter(Protocol):
 class Evictor(Protocol):
     """Drops a prewarmed replica (:class:`warmsim.sim.weights.Weights`)."""
 
-    def evict(self, rid: int, why: str = "") -> float: ...
+    def evict(self, rid: int, why: str = "") -> int: ...
 
 
 class ReplicaKeeper(Evictor, Protocol):

@@ -23,10 +23,10 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 import numpy as np
-from simpy.events import Timeout
+from simpy.events import Event, Timeout
 
 from warmsim.sim.cost import CostModel
 from warmsim.sim.errors import UserError
@@ -90,7 +90,11 @@ class Seq:
         self.started = False  # first token emitted
 
 
-class Engine:
+#: The sequence class an engine holds (:class:`Seq`, or a subclass with a feature's bookkeeping).
+SeqT = TypeVar("SeqT", bound=Seq)
+
+
+class Engine(Generic[SeqT]):
     """The serving loop of one instance. ``host``: the run (clock, callbacks), a
     :class:`warmsim.sim.protocols.EngineHost`. :func:`warmsim.sim.engine_features.make_engine` builds a
     :class:`~warmsim.sim.engine_features.FeatureEngine` instead when ``spec`` turns on one of its features."""
@@ -105,12 +109,12 @@ class Engine:
         self.total_blocks = kv_blocks
         self.reserved = 0  # blocks lent back to the GPU pool (WarmServe's KV reservation)
         self.used_blocks = 0
-        self.waiting: deque[Seq] = deque()
-        self.running: list[Seq] = []
+        self.waiting: deque[SeqT] = deque()
+        self.running: list[SeqT] = []
         self._mode = _NEW
-        self._ev = None  # the one event the engine acts on next; any other that fires is stale
+        self._ev: Event | None = None  # the one event the engine acts on next; any other that fires is stale
         self._on_stop: Callable[[], None] | None = None
-        self._admitted: list[Seq] | None = None  # the sequences of the prefill step in progress
+        self._admitted: list[SeqT] | None = None  # the sequences of the prefill step in progress
         self._run = (0.0, 0.0, 0.0)  # the decode run in progress: start, per-step time, its growth
         self._k = 0  # steps of the decode run in progress
         self.stopping = False
@@ -141,7 +145,8 @@ class Engine:
 
     def submit(self, rid: int) -> None:
         w = self.host.workload
-        self.waiting.append(Seq(rid, w.prompt_tokens.item(rid), w.output_tokens.item(rid)))
+        # (the plain engine's sequences are plain: SeqT is Seq here; FeatureEngine overrides this)
+        self.waiting.append(cast(SeqT, Seq(rid, w.prompt_tokens.item(rid), w.output_tokens.item(rid))))
         self._poke()
 
     def stop_when_idle(self) -> None:
@@ -262,6 +267,7 @@ class Engine:
             self._ev = None
             self.busy = False
             admitted, self._admitted = self._admitted, None
+            assert admitted is not None  # set with the prefill step's timer
             self._after_prefill(admitted)
             self._loop()
 
@@ -272,9 +278,9 @@ class Engine:
             self._advance(self._k)
             self._loop()
 
-    def _admit(self) -> list[Seq]:
+    def _admit(self) -> list[SeqT]:
         bs = self.spec.block_size
-        admitted: list[Seq] = []
+        admitted: list[SeqT] = []
         tokens = 0
         while self.waiting and len(self.running) < self.spec.max_num_seqs:
             seq = self.waiting[0]
@@ -294,7 +300,7 @@ class Engine:
         self._step_tokens = tokens
         return admitted
 
-    def _after_prefill(self, admitted: list[Seq]) -> None:
+    def _after_prefill(self, admitted: list[SeqT]) -> None:
         now = self.env.now
         for seq in admitted:
             seq.ctx += 1

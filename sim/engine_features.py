@@ -62,7 +62,7 @@ class PSeq(Seq):
         self.marked = 0  # keyed blocks its scheduled chunks have marked computed
 
 
-class FeatureEngine(Engine):
+class FeatureEngine(Engine[PSeq]):
     """:class:`~warmsim.sim.engine.Engine` with prefix caching, chunked prefill and step rows (each
     optional; with all three off it behaves exactly as the base class)."""
 
@@ -75,8 +75,9 @@ class FeatureEngine(Engine):
         self._chunked = spec.chunked_prefill
         self._rows = host.step_rows if spec.record_steps else None
         self._on_hit = getattr(host, "on_prefix_hit", None) if spec.prefix_caching else None
-        self._step = None  # the step in progress: (start, kind, batch, seqs, tokens, computed, cached)
-        self._plan = None  # the mixed step in progress (chunked prefill): decodes, [(seq, chunk)]
+        #: the step in progress: (start, kind, batch, seqs, tokens, computed, cached)
+        self._step: tuple[float, str, int, int, int, int, int] | None = None
+        self._plan: tuple[list[PSeq], list[tuple[PSeq, int]]] | None = None  # the mixed step in progress (chunked prefill): decodes, [(seq, chunk)]
         self.prefill_computed = 0  # prompt tokens computed by prefills (recomputes included)
         self.prefill_cached = 0  # prompt tokens prefills found in the cache
 
@@ -182,15 +183,15 @@ class FeatureEngine(Engine):
         return n
 
     # ---- admission (prefill steps without chunking) ----------------------------------------------
-    def _admit(self) -> list[Seq]:
+    def _admit(self) -> list[PSeq]:
         if self.cache is None:
-            admitted = super()._admit()
-            if admitted and self._rows is not None:
-                self._step = (self.env.now, "prefill", len(admitted), len(admitted), self._step_tokens,
+            plain = super()._admit()
+            if plain and self._rows is not None:
+                self._step = (self.env.now, "prefill", len(plain), len(plain), self._step_tokens,
                               self._step_tokens, 0)
-            return admitted
+            return plain
         bs = self.spec.block_size
-        admitted: list[Seq] = []
+        admitted: list[PSeq] = []
         tokens = computed = 0
         while self.waiting and len(self.running) < self.spec.max_num_seqs:
             seq = self.waiting[0]
@@ -216,7 +217,7 @@ class FeatureEngine(Engine):
             self._step = (self.env.now, "prefill", len(admitted), len(admitted), tokens, computed, tokens - computed)
         return admitted
 
-    def _after_prefill(self, admitted: list[Seq]) -> None:
+    def _after_prefill(self, admitted: list[PSeq]) -> None:
         if self._on_hit is not None:
             for seq in admitted:
                 if not seq.started:
@@ -441,7 +442,9 @@ class FeatureEngine(Engine):
             return
         self._ev = None
         self.busy = False
-        (decodes, chunks), self._plan = self._plan, None
+        plan, self._plan = self._plan, None
+        assert plan is not None  # set with the mixed step's timer
+        decodes, chunks = plan
         now = self.env.now
         for s in decodes:
             s.ctx += 1

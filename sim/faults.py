@@ -154,6 +154,7 @@ class Faults:
                                                 0, 0, 0, 0))
             return
         if f.kind == "gpu_down":
+            assert f.gpu is not None  # parse_faults checked that each kind names its GPU, node or link
             self._gpus_down([f.gpu], effect)
         elif f.kind == "node_down":
             self._gpus_down(list(self.sim.cluster.nodes[f.node].gpu_ids), effect)
@@ -246,7 +247,7 @@ class Faults:
         if f.link == "nvlink":
             return [c.gpus[f.gpu].nvlink_tx, c.gpus[f.gpu].nvlink_rx]
         node = c.nodes[f.node]
-        return [node.nic, node.nic_tx] if f.link == "nic" else [getattr(node, f.link)]
+        return [node.nic, node.nic_tx] if f.link == "nic" else [getattr(node, str(f.link))]
 
     def _degrade(self, f: Fault) -> None:
         links = self._links(f)

@@ -19,11 +19,12 @@ from warmsim.sim.startup import StartStages, poll_delay_s, start_stages
 from warmsim.sim.types import ACTIVE, DRAINING, INITIALISING, LOADING, STARTING, STOPPED, InstanceView
 
 if TYPE_CHECKING:
-    from warmsim.sim.cluster import Cluster
+    from warmsim.sim.cluster import Cluster, HostCache
     from warmsim.sim.cost import CostModel
     from warmsim.sim.engine import EngineSpec
     from warmsim.sim.memswitch import MemorySwitch
     from warmsim.sim.recorder import Recorder
+    from warmsim.sim.replica import Replica
     from warmsim.sim.startup import StartPath
 
 
@@ -76,10 +77,10 @@ class Instance:
         self.pending: list[int] = []  # requests routed here before the engine runs
         self.counted_pending = False  # counted among its model's instance starts in progress
         self.active_at: float | None = 0.0 if ready_at_start else None
-        self.successor = None  # the replica its weights become when it stops (keep_weights_on_stop)
+        self.successor: Replica | None = None  # the replica its weights become when it stops (keep_weights_on_stop)
         self.peer = peer  # the running instance its weights are copied from (peer sources)
         self.copies_out = 0  # copies of its weights to new instances in progress
-        self._copies_done = None  # event a stopping instance waits on while copies_out > 0
+        self._copies_done: simpy.Event | None = None  # event a stopping instance waits on while copies_out > 0
         if peer is not None:
             peer.hold_for_copy(+1)  # from its creation until its copy ends, it keeps the peer's weights
 
@@ -125,9 +126,9 @@ class Instance:
 
     # ---- lifecycle ------------------------------------------------------------------------------
     #: The SimPy process running :meth:`lifecycle` (set when the simulation starts it).
-    process = None
+    process: simpy.Process | None = None
     #: The host cache whose checkpoint this start will read (pinned until the load ends).
-    cache_pin = None
+    cache_pin: HostCache | None = None
     #: The instance was lost to a fault (sim.faults); it may stop from any state.
     failed = False
     #: Start stages a mechanism set for this start instead of the system's start path (a wake:

@@ -156,7 +156,7 @@ class InvariantChecker:
             self.fail(f"memory over-committed: {mem.used} of {mem.capacity} chunks", gpu=g)
         if sum(mem.held.values()) != mem.used or any(c <= 0 for c in mem.held.values()):
             self.fail("memory accounts do not add up (owners vs used)", gpu=g)
-        by_kind = Counter()
+        by_kind: Counter[str] = Counter()
         for (kind, _), c in mem.held.items():
             by_kind[kind] += c
         if any(by_kind.get(k, 0) != v for k, v in mem.by_kind.items()) or any(

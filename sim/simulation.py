@@ -152,7 +152,7 @@ class Simulation:
         """Verify and apply a prewarm (:meth:`warmsim.sim.weights.Weights.apply_prewarm`)."""
         self.weights.apply_prewarm(p)
 
-    def evict(self, rid: int, why: str = "") -> float:
+    def evict(self, rid: int, why: str = "") -> int:
         """Drop replica ``rid``; returns the bytes freed per GPU."""
         return self.weights.evict(rid, why)
 

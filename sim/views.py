@@ -135,7 +135,7 @@ class SnapshotViews:
         over the flows; the same sums, in the same order, as ``net.bytes_pending`` per node)."""
         net = self.cluster.net
         net._advance()
-        acc = {n.idx: 0 for n in self.cluster.nodes}
+        acc: dict[int, float] = {n.idx: 0 for n in self.cluster.nodes}
         link_node = self._link_node
         for f in net.flows:
             for n in {link_node[link] for link in f.links if link in link_node}:

@@ -136,7 +136,7 @@ class Weights:
             self.state.replica_ready(rep)
             self.recorder.event(self.env.now, "replica", rep.id, rep.model.name, rep.gpus, "ready")
 
-    def evict(self, rid: int, why: str = "") -> float:
+    def evict(self, rid: int, why: str = "") -> int:
         """Drop replica ``rid``; returns the bytes freed per GPU."""
         rep = self.state.replicas.get(rid)
         if rep is None:

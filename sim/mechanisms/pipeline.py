@@ -121,6 +121,7 @@ class PipelinedInstance(Instance):
             return f
         cost, shape = self.host.cost, self.model.shape
         if phase == "prefill":
+            assert tokens is not None  # an engine always gives a prefill step's tokens
             base = cost.prefill_s(self.model, tokens, batch)
             nbytes = tokens * shape.hidden * shape.dtype_bytes
         else:

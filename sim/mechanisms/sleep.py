@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from warmsim.sim.cost import check_source
 from warmsim.sim.errors import PlanError, UserError
 from warmsim.sim.mechanisms.base import Mechanism
+from warmsim.sim.models import ServedModel
 from warmsim.sim.recorder import START_PREWARMED
 from warmsim.sim.startup import StartStages
 from warmsim.sim.types import SleeperView
@@ -70,7 +71,7 @@ class Sleeper:
     """One suspended engine."""
 
     id: int
-    model: object  # ServedModel
+    model: ServedModel
     gpus: tuple[int, ...]
     level: int
     since: float
