@@ -27,6 +27,7 @@ start-up, so at equal times an arrival precedes a control tick scheduled later; 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,7 +49,7 @@ from warmsim.sim.recorder import PENDING, Recorder
 from warmsim.sim.replica import Replica
 from warmsim.sim.requests import Requests
 from warmsim.sim.state import SimState
-from warmsim.sim.types import Activate, Prewarm, Snapshot
+from warmsim.sim.types import Activate, Prewarm, SleeperView, Snapshot
 from warmsim.sim.views import SnapshotViews
 from warmsim.sim.weights import Weights
 
@@ -193,6 +194,16 @@ class Simulation:
     def mechanism_lines(self) -> list[str]:
         """What each serving mechanism did in the run, one line each, for the report."""
         return [line for mech in self.mechanisms for line in mech.lines()]
+
+    @property
+    def asleep_views(self) -> Callable[[], tuple[SleeperView, ...]]:
+        """The hook that shows suspended engines to policies (it lives in the state:
+        :attr:`warmsim.sim.state.SimState.asleep_views`; a mechanism may set it here or there)."""
+        return self.state.asleep_views
+
+    @asleep_views.setter
+    def asleep_views(self, hook: Callable[[], tuple[SleeperView, ...]]) -> None:
+        self.state.asleep_views = hook
 
     @property
     def initial_lines(self) -> list[str]:
