@@ -161,7 +161,7 @@ class Simulation:
         """Ask the activator for an instance of ``model`` (:meth:`warmsim.sim.activation.Activations.try_start`)."""
         return self.activations.try_start(model)
 
-    # ---- the instances' side (sim.protocols.InstanceHost) ------------------------------------------
+    # ---- the instances' side (sim.instance.InstanceHost) -------------------------------------------
     def record_instance(self, inst: Instance) -> None:
         """Log ``inst``'s state now in the timeline."""
         self.recorder.event(self.env.now, "instance", inst.id, inst.model.name, inst.gpus, inst.state,

@@ -8,8 +8,10 @@ checked when the system is built (:func:`check_knobs`). The simulation builds on
 ``cls(sim, knobs)``, and calls the hooks of :class:`Mechanism` at fixed points: an activation plan
 the mechanism owns is its to apply, a new instance passes through ``on_created`` before its memory
 is committed, a stopping engine through ``on_stopped``, ``start`` runs when the run begins and
-``lines`` says what it did for the report. A new mechanism is one module here plus one entry in
-:data:`MECHANISMS` (``docs/extending.md``); its costs come from the cost model
+``lines`` says what it did for the report. A new mechanism is one module here (subclassing
+:class:`~warmsim.sim.mechanisms.base.Mechanism`, imported from ``sim/mechanisms/base.py`` so that this
+table may import the module without a circle) plus one entry in :data:`MECHANISMS`
+(``docs/extending.md``); its costs come from the cost model
 (:class:`warmsim.sim.cost.CostModel`), never from constants in its module.
 """
 
