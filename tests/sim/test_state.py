@@ -98,3 +98,16 @@ def test_ids_are_one_sequence_and_no_sleepers_by_default():
     state = SimState(["a"])
     assert [state.new_id() for _ in range(3)] == [1, 2, 3]
     assert state.asleep_views() == ()
+
+
+def test_a_mechanism_may_set_the_asleep_views_hook_on_the_simulation_or_on_the_state():
+    from tests.sim.helpers import cluster, cost, model, static, workload
+    from warmsim.sim.simulation import Simulation
+    from warmsim.sim.types import SleeperView
+
+    s = Simulation(workload([0.0], [10], [2]), {"a": model()}, cluster(gpus=2), cost(), static({"a": 1}))
+    view = SleeperView(7, "a", (1,), 1, 0.0)
+    s.asleep_views = lambda: (view,)  # the recipe of docs/extending.md
+    assert s.state.asleep_views() == (view,) and s.snapshot().asleep == (view,)
+    s.state.asleep_views = lambda: ()
+    assert s.snapshot().asleep == ()
