@@ -29,13 +29,13 @@ def shape_from_mapping(d: dict, where: str) -> ModelShape:
     if missing:
         raise UserError(f"{where}: model shape lacks {', '.join(missing)}")
     try:
-        vals = {f: (str(d[f]) if f == "name" else int(d[f])) for f in _FIELDS}
+        sizes = {f: int(d[f]) for f in _FIELDS if f != "name"}
     except (TypeError, ValueError) as e:
         raise UserError(f"{where}: model shape field is not an integer ({e})") from None
-    bad = [f for f in _FIELDS if f != "name" and vals[f] <= 0]
+    bad = [f for f in sizes if sizes[f] <= 0]
     if bad:
         raise UserError(f"{where}: model shape fields must be positive: {', '.join(bad)}")
-    return ModelShape(**vals)
+    return ModelShape(name=str(d["name"]), **sizes)
 
 
 @cache

@@ -1,7 +1,7 @@
 """The cost-model seam: every duration the simulator charges comes through :class:`CostModel`.
 
 Two implementations exist: :class:`ConstantCostModel` here (fixed numbers, for tests and
-hand-checked cases) and ``calibrate.costmodel.ProfileCostModel``, which reads a calibration profile
+hand-checked cases) and ``sim.costmodel.ProfileCostModel``, which reads a calibration profile
 (measured on a GPU, or the labelled analytic one) and interpolates its fitted curves.
 
 Bandwidths are returned as link capacities; the simulator's flow network shares them max-min fairly

@@ -13,67 +13,33 @@ An arrival during a decode run is looked at when it is submitted, not one event 
 
 Prefix caching, chunked prefill and per-step metrics (``EngineSpec.prefix_caching``,
 ``chunked_prefill``, ``record_steps``) live in :class:`warmsim.sim.engine_features.FeatureEngine`, a
-subclass that ``Engine(...)`` builds instead when any of them is on: with all of them off (the paper's
-setup) this class runs alone and its hot path carries none of their work.
+subclass that :func:`~warmsim.sim.engine_features.make_engine` builds instead when any of them is
+on: with all of them off (the paper's setup) this class runs alone and its hot path carries none of
+their work. The closed-form arithmetic of a decode run is :mod:`warmsim.sim.decode_run`.
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
-import numpy as np
-from simpy.events import Timeout
+from simpy.events import Event, Timeout
 
 from warmsim.sim.cost import CostModel
-from warmsim.sim.errors import UserError
+from warmsim.sim.decode_run import steps_before_kv_full, steps_done
+from warmsim.sim.engine_spec import EngineSpec
 from warmsim.sim.models import ServedModel
 
 if TYPE_CHECKING:
     from warmsim.sim.protocols import EngineHost
 
 
-#: Batch size from which the KV look-ahead uses numpy arrays instead of Python integers.
-_NUMPY_FROM = 64
-
 # What the engine waits on: nothing before start; a poke (idle); the wake-up event a poke scheduled
 # (woken); the end of a prefill step; the end of a decode run (which an arrival may still cut, or
 # has cut); nothing more (stopped or halted).
 _NEW, _IDLE, _WOKEN, _PREFILL, _DECODE, _CUT, _STOPPED = range(7)
 _BIG = 1 << 62  # more decode steps than any sequence has left
-
-
-@dataclass(frozen=True)
-class EngineSpec:
-    """Engine limits and features (vLLM's knobs)."""
-
-    block_size: int = 256  # tokens per KV block (WarmServe's artifact: 256)
-    max_num_seqs: int = 256  # sequences running at once
-    # prompt tokens per prefill step (at least one sequence always fits); with chunked prefill, the
-    # token budget of every step (vLLM's --max-num-batched-tokens)
-    max_batched_tokens: int = 2048
-    prefix_caching: bool = False  # vLLM's --enable-prefix-caching; off in WarmServe's artifact
-    chunked_prefill: bool = False  # vLLM's --enable-chunked-prefill; off in WarmServe's artifact
-    record_steps: bool = False  # keep one row of metrics per step (output.steps: steps.parquet)
-
-    def __post_init__(self):
-        if self.chunked_prefill and self.max_batched_tokens < self.max_num_seqs:
-            # vLLM 0.6.3 config.py SchedulerConfig._verify_args: every running sequence's decode fits a step.
-            raise UserError(f"engine.max_batched_tokens: {self.max_batched_tokens} is below engine.max_num_seqs "
-                            f"({self.max_num_seqs}); chunked prefill needs a step budget of at least one token "
-                            "per sequence")
-        if self.chunked_prefill and self.prefix_caching and self.max_batched_tokens % self.block_size:
-            # vLLM 0.6.3 core/scheduler.py Scheduler._get_num_new_tokens: chunks are whole blocks.
-            raise UserError(f"engine.max_batched_tokens: {self.max_batched_tokens} is not a multiple of "
-                            f"engine.block_size ({self.block_size}), which chunked prefill with prefix caching needs")
-
-    @property
-    def features(self) -> bool:
-        """Whether any feature of :class:`~warmsim.sim.engine_features.FeatureEngine` is on."""
-        return self.prefix_caching or self.chunked_prefill or self.record_steps
 
 
 class Seq:
@@ -90,16 +56,14 @@ class Seq:
         self.started = False  # first token emitted
 
 
-class Engine:
-    """The serving loop of one instance. ``host``: the run (clock, callbacks), a
-    :class:`warmsim.sim.protocols.EngineHost`. ``Engine(...)`` returns a
-    :class:`~warmsim.sim.engine_features.FeatureEngine` when ``spec`` turns on one of its features."""
+#: The sequence class an engine holds (:class:`Seq`, or a subclass with a feature's bookkeeping).
+SeqT = TypeVar("SeqT", bound=Seq)
 
-    def __new__(cls, host, instance, model, cost, spec: EngineSpec, kv_blocks: int):
-        if cls is Engine and spec.features:
-            from warmsim.sim.engine_features import FeatureEngine
-            cls = FeatureEngine
-        return object.__new__(cls)
+
+class Engine(Generic[SeqT]):
+    """The serving loop of one instance. ``host``: the run (clock, callbacks), a
+    :class:`warmsim.sim.protocols.EngineHost`. :func:`warmsim.sim.engine_features.make_engine` builds a
+    :class:`~warmsim.sim.engine_features.FeatureEngine` instead when ``spec`` turns on one of its features."""
 
     def __init__(self, host: EngineHost, instance, model: ServedModel, cost: CostModel, spec: EngineSpec, kv_blocks: int):
         self.host = host
@@ -111,12 +75,12 @@ class Engine:
         self.total_blocks = kv_blocks
         self.reserved = 0  # blocks lent back to the GPU pool (WarmServe's KV reservation)
         self.used_blocks = 0
-        self.waiting: deque[Seq] = deque()
-        self.running: list[Seq] = []
+        self.waiting: deque[SeqT] = deque()
+        self.running: list[SeqT] = []
         self._mode = _NEW
-        self._ev = None  # the one event the engine acts on next; any other that fires is stale
+        self._ev: Event | None = None  # the one event the engine acts on next; any other that fires is stale
         self._on_stop: Callable[[], None] | None = None
-        self._admitted: list[Seq] | None = None  # the sequences of the prefill step in progress
+        self._admitted: list[SeqT] | None = None  # the sequences of the prefill step in progress
         self._run = (0.0, 0.0, 0.0)  # the decode run in progress: start, per-step time, its growth
         self._k = 0  # steps of the decode run in progress
         self.stopping = False
@@ -147,7 +111,8 @@ class Engine:
 
     def submit(self, rid: int) -> None:
         w = self.host.workload
-        self.waiting.append(Seq(rid, w.prompt_tokens.item(rid), w.output_tokens.item(rid)))
+        # (the plain engine's sequences are plain: SeqT is Seq here; FeatureEngine overrides this)
+        self.waiting.append(cast(SeqT, Seq(rid, w.prompt_tokens.item(rid), w.output_tokens.item(rid))))
         self._poke()
 
     def stop_when_idle(self) -> None:
@@ -247,10 +212,10 @@ class Engine:
             if need <= self.free_blocks:
                 k = k_fin
             else:
-                k = self._steps_before_kv_full(k_fin)
+                k = steps_before_kv_full(self.running, self.spec.block_size, self.free_blocks, k_fin)
                 if k == 0 and self.reserved:
                     self.host.reclaim_kv(self.inst, self.reserved)
-                    k = self._steps_before_kv_full(k_fin)
+                    k = steps_before_kv_full(self.running, self.spec.block_size, self.free_blocks, k_fin)
                 if k == 0:
                     self._preempt_newest()
                     preempted = True
@@ -274,6 +239,7 @@ class Engine:
             self._ev = None
             self.busy = False
             admitted, self._admitted = self._admitted, None
+            assert admitted is not None  # set with the prefill step's timer
             self._after_prefill(admitted)
             self._loop()
 
@@ -284,9 +250,9 @@ class Engine:
             self._advance(self._k)
             self._loop()
 
-    def _admit(self) -> list[Seq]:
+    def _admit(self) -> list[SeqT]:
         bs = self.spec.block_size
-        admitted: list[Seq] = []
+        admitted: list[SeqT] = []
         tokens = 0
         while self.waiting and len(self.running) < self.spec.max_num_seqs:
             seq = self.waiting[0]
@@ -306,7 +272,7 @@ class Engine:
         self._step_tokens = tokens
         return admitted
 
-    def _after_prefill(self, admitted: list[Seq]) -> None:
+    def _after_prefill(self, admitted: list[SeqT]) -> None:
         now = self.env.now
         for seq in admitted:
             seq.ctx += 1
@@ -328,35 +294,6 @@ class Engine:
             self.used_blocks -= s.blocks
             self.freed += s.blocks
             self.host.on_complete(s.rid, now)
-
-    def _steps_before_kv_full(self, k_max: int) -> int:
-        """The largest n <= k_max such that n more decode steps fit in the free KV blocks."""
-        bs = self.spec.block_size
-        free = self.free_blocks
-        if len(self.running) <= _NUMPY_FROM:
-            # Exact integer arithmetic either way; plain Python is faster for small batches.
-            ctxs = [s.ctx for s in self.running]
-            held_sum = sum(s.blocks for s in self.running)
-
-            def need(n: int) -> int:
-                return sum([-(-(c + n) // bs) for c in ctxs]) - held_sum
-        else:
-            ctx = np.fromiter((s.ctx for s in self.running), dtype=np.int64, count=len(self.running))
-            held = np.fromiter((s.blocks for s in self.running), dtype=np.int64, count=len(self.running))
-
-            def need(n: int) -> int:
-                return int((-(-(ctx + n) // bs) - held).sum())
-
-        if need(k_max) <= free:
-            return k_max
-        lo, hi = 0, k_max  # need(lo) <= free < need(hi)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if need(mid) <= free:
-                lo = mid
-            else:
-                hi = mid
-        return lo
 
     def _preempt_newest(self) -> None:
         seq = self.running.pop()
@@ -389,7 +326,7 @@ class Engine:
         self._mode = _CUT
         start, per, quad = self._run
         now = self.env.now
-        n = self._steps_done(now - start, per, quad, self._k)
+        n = steps_done(now - start, per, quad, self._k)
         if n + 1 < self._k:
             k = self._k = n + 1
             ev = self._ev = Timeout(self.env, max(0.0, start + (k * per + quad * k * (k - 1) / 2) - now))
@@ -405,21 +342,6 @@ class Engine:
             return False
         return -(-(self.waiting[0].ctx + 1) // self.spec.block_size) <= self.free_blocks + (
             self.reserved if self.elastic else 0)
-
-    @staticmethod
-    def _steps_done(elapsed: float, per: float, quad: float, k: int) -> int:
-        """Whole steps finished ``elapsed`` seconds into a run (t(n) = n per + quad n(n-1)/2)."""
-        if quad > 0:
-            a, b = quad / 2, per - quad / 2
-            n = int((-b + math.sqrt(b * b + 4 * a * elapsed)) / (2 * a))
-        else:
-            n = int(elapsed / per) if per > 0 else k
-        n = max(0, min(n, k))
-        while n > 0 and n * per + quad * n * (n - 1) / 2 > elapsed:
-            n -= 1
-        while n < k and (n + 1) * per + quad * (n + 1) * n / 2 <= elapsed:
-            n += 1
-        return n
 
     def _advance(self, k: int) -> None:
         bs = self.spec.block_size

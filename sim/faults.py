@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from warmsim.policies.types import STOPPED
 from warmsim.sim.errors import UserError
+from warmsim.sim.types import STOPPED
 
 FAULT_KINDS = ("gpu_down", "node_down", "load_fail", "link_degrade")
 #: Columns of a run's ``faults.csv`` (and ``Run.faults``): one row per fault and system, from the
@@ -154,6 +154,7 @@ class Faults:
                                                 0, 0, 0, 0))
             return
         if f.kind == "gpu_down":
+            assert f.gpu is not None  # parse_faults checked that each kind names its GPU, node or link
             self._gpus_down([f.gpu], effect)
         elif f.kind == "node_down":
             self._gpus_down(list(self.sim.cluster.nodes[f.node].gpu_ids), effect)
@@ -184,7 +185,7 @@ class Faults:
             gpu = sim.cluster.gpus[g]
             gpu.failed = True
             gpu.mem.capacity = gpu.mem.used  # nothing more can be placed (what is left drains away)
-            sim.views.gpu_changed(g)
+            sim.state.gpu_changed(g)
 
     def lose_instance(self, inst, effect: dict) -> None:
         """``inst`` is gone now: its process stops, its loads stop, its requests are retried or dropped."""
@@ -246,7 +247,7 @@ class Faults:
         if f.link == "nvlink":
             return [c.gpus[f.gpu].nvlink_tx, c.gpus[f.gpu].nvlink_rx]
         node = c.nodes[f.node]
-        return [node.nic, node.nic_tx] if f.link == "nic" else [getattr(node, f.link)]
+        return [node.nic, node.nic_tx] if f.link == "nic" else [getattr(node, str(f.link))]
 
     def _degrade(self, f: Fault) -> None:
         links = self._links(f)

@@ -3,21 +3,52 @@ stopped) and the engine it runs once active."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import simpy
 
-from warmsim.policies.types import ACTIVE, DRAINING, INITIALISING, LOADING, STARTING, STOPPED, InstanceView
-from warmsim.sim.engine import Engine
+from warmsim.sim.engine_features import make_engine
 from warmsim.sim.faults import LOST
 from warmsim.sim.memory import KV, WEIGHTS
 from warmsim.sim.models import ServedModel
+from warmsim.sim.protocols import EngineHost
 from warmsim.sim.recorder import START_COLD, START_PREWARMED, START_WARM
 from warmsim.sim.startup import StartStages, poll_delay_s, start_stages
+from warmsim.sim.types import ACTIVE, DRAINING, INITIALISING, LOADING, STARTING, STOPPED, InstanceView
 
 if TYPE_CHECKING:
-    from warmsim.sim.protocols import InstanceHost
+    from warmsim.sim.cluster import Cluster, HostCache
+    from warmsim.sim.cost import CostModel
+    from warmsim.sim.engine import EngineSpec
+    from warmsim.sim.memswitch import MemorySwitch
+    from warmsim.sim.recorder import Recorder
+    from warmsim.sim.replica import Replica
+    from warmsim.sim.startup import StartPath
+
+
+class InstanceHost(EngineHost, Protocol):
+    """What an instance may ask of the run that hosts it (the simulation implements it). Besides an
+    engine's needs (:class:`warmsim.sim.protocols.EngineHost`): costs, mechanisms, memory, weight
+    loads and lifecycle callbacks."""
+
+    engine_spec: EngineSpec
+    cost: CostModel
+    recorder: Recorder
+    cluster: Cluster
+    memswitch: MemorySwitch
+    start_path: StartPath  # the stages of a start the system has paid beforehand (sim/startup.py)
+
+    def record_instance(self, inst: Instance) -> None: ...
+    def state_changed(self, inst: Instance, old: str, new: str) -> None: ...
+    def step_slowdown(self, inst: Instance, phase: str, batch: int, tokens: int | None = None) -> float: ...
+    def load_weights(self, model: ServedModel, gpus: tuple[int, ...], source: str, tag, background: bool = False,
+                     replica=None, peer: Instance | None = None) -> Generator: ...
+    def adopt_replica(self, inst: Instance) -> None: ...
+    def on_instance_active(self, inst: Instance) -> None: ...
+    def on_instance_draining(self, inst: Instance) -> None: ...
+    def on_instance_stopped(self, inst: Instance) -> None: ...
 
 
 class Instance:
@@ -41,15 +72,15 @@ class Instance:
         block_bytes = host.engine_spec.block_size * model.kv_bytes_per_token_per_gpu
         spec = host.engine_spec if max_num_seqs is None else replace(host.engine_spec, max_num_seqs=max_num_seqs)
         self.max_num_seqs = max_num_seqs
-        self.engine = Engine(host, self, model, host.cost, spec, kv_bytes_per_gpu // block_bytes)
+        self.engine = make_engine(host, self, model, host.cost, spec, kv_bytes_per_gpu // block_bytes)
         self.block_bytes = block_bytes
         self.pending: list[int] = []  # requests routed here before the engine runs
         self.counted_pending = False  # counted among its model's instance starts in progress
         self.active_at: float | None = 0.0 if ready_at_start else None
-        self.successor = None  # the replica its weights become when it stops (keep_weights_on_stop)
+        self.successor: Replica | None = None  # the replica its weights become when it stops (keep_weights_on_stop)
         self.peer = peer  # the running instance its weights are copied from (peer sources)
         self.copies_out = 0  # copies of its weights to new instances in progress
-        self._copies_done = None  # event a stopping instance waits on while copies_out > 0
+        self._copies_done: simpy.Event | None = None  # event a stopping instance waits on while copies_out > 0
         if peer is not None:
             peer.hold_for_copy(+1)  # from its creation until its copy ends, it keeps the peer's weights
 
@@ -95,9 +126,9 @@ class Instance:
 
     # ---- lifecycle ------------------------------------------------------------------------------
     #: The SimPy process running :meth:`lifecycle` (set when the simulation starts it).
-    process = None
+    process: simpy.Process | None = None
     #: The host cache whose checkpoint this start will read (pinned until the load ends).
-    cache_pin = None
+    cache_pin: HostCache | None = None
     #: The instance was lost to a fault (sim.faults); it may stop from any state.
     failed = False
     #: Start stages a mechanism set for this start instead of the system's start path (a wake:

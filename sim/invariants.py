@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from warmsim.policies.types import ACTIVE, DRAINING, INITIALISING, LOADING, STARTING, STOPPED
 from warmsim.sim.memory import KV
 from warmsim.sim.recorder import COMPLETED, DROPPED, PENDING
+from warmsim.sim.types import ACTIVE, DRAINING, INITIALISING, LOADING, STARTING, STOPPED
 
 #: Every this many events the checker also scans the queues (a request queued in two places).
 QUEUE_SCAN_EVERY = 256
@@ -72,7 +72,8 @@ class InvariantChecker:
         sim.env.step = step
         for g in sim.cluster.gpus:
             self._watch_memory(g.mem)
-        state_changed = sim.state_changed
+        state = sim.state
+        state_changed = state.state_changed
 
         def on_state(inst, old: str, new: str) -> None:
             lost = new == STOPPED and getattr(inst, "failed", False)  # a fault may stop it from any state
@@ -82,14 +83,14 @@ class InvariantChecker:
             state_changed(inst, old, new)
             self.dirty_instances.add(inst.id)
 
-        sim.state_changed = on_state
-        instance_changed = sim.instance_changed
+        state.state_changed = sim.state_changed = on_state
+        instance_changed = state.instance_changed
 
         def on_instance(inst) -> None:
             instance_changed(inst)
             self.dirty_instances.add(inst.id)
 
-        sim.instance_changed = on_instance
+        state.instance_changed = sim.instance_changed = on_instance
         rec = sim.recorder
         complete = rec.complete
 
@@ -155,7 +156,7 @@ class InvariantChecker:
             self.fail(f"memory over-committed: {mem.used} of {mem.capacity} chunks", gpu=g)
         if sum(mem.held.values()) != mem.used or any(c <= 0 for c in mem.held.values()):
             self.fail("memory accounts do not add up (owners vs used)", gpu=g)
-        by_kind = Counter()
+        by_kind: Counter[str] = Counter()
         for (kind, _), c in mem.held.items():
             by_kind[kind] += c
         if any(by_kind.get(k, 0) != v for k, v in mem.by_kind.items()) or any(

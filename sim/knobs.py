@@ -59,14 +59,14 @@ class Knob:
         """What the knob accepts, in words."""
         if self.kind in ("int", "float", "floats"):
             what = {"int": "an integer", "float": "a number", "floats": "a list of numbers"}[self.kind]
-            lo = "" if self.lo is None else ("(" if self.lo_open else "[") + fmt(self.lo)
-            hi = "" if self.hi is None else f"{fmt(self.hi)}]"
+            lo = "" if self.lo is None else fmt(self.lo)
+            hi = "" if self.hi is None else fmt(self.hi)
             if lo and hi:
-                what += f" in {lo}, {hi}"
+                what += f" in {'(' if self.lo_open else '['}{lo}, {hi}]"
             elif lo:
-                what += f" {'>' if self.lo_open else '>='} {fmt(self.lo)}"
+                what += f" {'>' if self.lo_open else '>='} {lo}"
             elif hi:
-                what += f" <= {fmt(self.hi)}"
+                what += f" <= {hi}"
         elif self.kind == "bool":
             what = "true or false"
         elif self.kind == "choice":

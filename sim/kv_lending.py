@@ -11,33 +11,44 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from warmsim.policies.types import ACTIVE
+import simpy
+
 from warmsim.sim.memory import KV
+from warmsim.sim.types import ACTIVE
 
 if TYPE_CHECKING:
+    from warmsim.sim.cluster import Cluster
+    from warmsim.sim.collaborators import Evictor
     from warmsim.sim.instance import Instance
-    from warmsim.sim.simulation import Simulation
+    from warmsim.sim.policy_protocols import KVPolicy
+    from warmsim.sim.state import SimState
 
 
 class KVLending:
-    """The KV-reservation loop of one run and the reclaims engines ask for."""
+    """The KV-reservation loop of one run (``policy``: the bundle's, if any) and the reclaims engines
+    ask for; replicas in the way of a reclaim are dropped through ``evictor``."""
 
-    def __init__(self, sim: Simulation):
-        self.sim = sim
+    def __init__(self, env: simpy.Environment, state: SimState, cluster: Cluster, policy: KVPolicy | None,
+                 evictor: Evictor):
+        self.env = env
+        self.state = state
+        self.cluster = cluster
+        self.policy = policy
+        self.evictor = evictor
         self.dirty: set[int] = set()  # instances whose engine changed since the loop last looked
 
     def loop(self):
         """Each period the bundle's policy says how many free KV blocks of each engine to lend to
         the GPU pool, or to take back."""
-        sim = self.sim
-        policy = sim.bundle.kv_policy
+        policy, instances = self.policy, self.state.instances
+        assert policy is not None  # the loop runs only for a bundle with a KV policy
         dirty = self.dirty
         while True:
-            yield sim.env.timeout(policy.period_s)
+            yield self.env.timeout(policy.period_s)
             todo = sorted(dirty)  # instance ids grow with creation: the order of sim.instances
             dirty.clear()
             for iid in todo:
-                inst = sim.instances.get(iid)
+                inst = instances.get(iid)
                 if inst is None or inst.state != ACTIVE or inst.compute_share < 1.0:
                     continue
                 e = inst.engine
@@ -54,19 +65,19 @@ class KVLending:
         self.dirty.add(inst.id)
         kv_bytes = (e.total_blocks - e.reserved) * inst.block_bytes
         for g in inst.gpus:
-            self.sim.cluster.gpus[g].mem.set(KV, inst.id, kv_bytes)
+            self.cluster.gpus[g].mem.set(KV, inst.id, kv_bytes)
 
     def reclaim(self, inst: Instance, blocks: int) -> None:
         """Take back up to ``blocks`` reserved KV blocks, evicting prewarmed replicas if needed."""
-        sim = self.sim
         e = inst.engine
+        gpus_, replicas = self.cluster.gpus, self.state.replicas
         blocks = min(blocks, e.reserved)
         need = blocks * inst.block_bytes
         for g in inst.gpus:
-            gpu = sim.cluster.gpus[g]
-            for r in sorted(gpu.replicas, key=lambda r: -sim.replicas[r].created):
+            gpu = gpus_[g]
+            for r in sorted(gpu.replicas, key=lambda r: -replicas[r].created):
                 if gpu.mem.free_bytes >= need:
                     break
-                sim.evict(r, f"KV reclaimed by instance {inst.id}")
-        room = min(sim.cluster.gpus[g].mem.free_bytes for g in inst.gpus) // inst.block_bytes
+                self.evictor.evict(r, f"KV reclaimed by instance {inst.id}")
+        room = min(gpus_[g].mem.free_bytes for g in inst.gpus) // inst.block_bytes
         self.set_reserved(inst, e.reserved - min(blocks, room))

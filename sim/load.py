@@ -1,7 +1,7 @@
 """Load tracking: each model's in-flight requests, their time integral, the autoscaler's window
 average, the predictor's window peaks, instance counts per model, and GPUs busy over time.
 
-It owns the per-model load state and the :class:`~warmsim.policies.types.LoadView` s built from it, kept
+It owns the per-model load state and the :class:`~warmsim.sim.types.LoadView` s built from it, kept
 incrementally: a view is recomputed only for models busy now or inside the load window, or whose
 instance counts changed. A model idle through the whole window has in-flight 0 and average exactly
 0.0 (its area did not move since the oldest sample), so its cached view stays right.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from warmsim.policies.types import LIVE_STATES, LoadView
+from warmsim.sim.types import LIVE_STATES, LoadView
 
 
 class _Areas(dict):

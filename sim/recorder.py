@@ -13,6 +13,13 @@ START_WARM, START_PREWARMED, START_COLD = 0, 1, 2
 START_NAMES = {START_WARM: "warm", START_PREWARMED: "prewarmed", START_COLD: "cold"}
 
 
+#: Columns of an engine step row (``EngineSpec.record_steps``; written by
+#: :class:`warmsim.sim.engine_features.FeatureEngine`), in order.
+STEP_COLUMNS = ("instance", "model", "start_s", "end_s", "kind", "steps", "batch", "prefill_seqs",
+                "prefill_tokens", "computed_tokens", "cached_tokens", "running", "waiting", "kv_total",
+                "kv_used", "kv_cached", "kv_lent")
+
+
 class Recorder:
     """Everything a run measures. The simulator writes; nothing reads until :meth:`requests_table`."""
 
@@ -43,7 +50,7 @@ class Recorder:
         self.end_s = 0.0  # when the run ended
         self.events = 0  # SimPy events the run scheduled
         self.fault_log: list[tuple] = []  # (time, fault, instances lost, replicas lost, requests retried, dropped)
-        self.steps: list[tuple] = []  # engine step rows (engine.record_steps; sim.engine_features.STEP_COLUMNS)
+        self.steps: list[tuple] = []  # engine step rows (engine.record_steps; STEP_COLUMNS)
 
     def first(self, rid: int, t: float) -> None:
         """The request's first token; a retried request (its instance lost to a fault) keeps the first
@@ -125,7 +132,6 @@ class Recorder:
 
     def steps_table(self) -> pd.DataFrame:
         """One row per engine step (or run of decode steps), when the engines recorded them."""
-        from warmsim.sim.engine_features import STEP_COLUMNS
         return pd.DataFrame(self.steps, columns=list(STEP_COLUMNS))
 
     def timeline_table(self) -> pd.DataFrame:

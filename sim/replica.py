@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import simpy
 
-from warmsim.policies.types import ReplicaView
+from warmsim.sim.types import ReplicaView
 
 
 class Replica:
@@ -21,7 +21,7 @@ class Replica:
         self.evicted = False
         self.copy_released = False  # evict() cancelled its load and released the GPUs' copy count
         self.created = env.now
-        self.adopter = None  # the instance that will take these weights over (an activation hit)
+        self.adopter: int | None = None  # the instance that will take these weights over (an activation hit)
         self._view: ReplicaView | None = None
 
     def view(self) -> ReplicaView:

@@ -1,7 +1,10 @@
 """One run: a workload replayed on a cluster under one system (policy bundle).
 
-:class:`Simulation` is the wiring: it owns the clock, the cluster, the instances and replicas and
-the recorder, and hands the work to one component per seam, each in its own module:
+:class:`Simulation` is the wiring: it owns the clock, the cluster and the recorder, keeps the
+instances, replicas and ids in one :class:`~warmsim.sim.state.SimState` (whose mutating methods tell
+the views, the load tracker and KV lending of each change), and hands the work to one component per
+seam, each in its own module and each given only the collaborators it uses
+(:mod:`warmsim.sim.collaborators`):
 
 - :mod:`warmsim.sim.views`: the snapshot a policy sees, kept incrementally;
 - :mod:`warmsim.sim.load`: per-model load (in-flight, window averages and peaks, instance counts);
@@ -10,10 +13,11 @@ the recorder, and hands the work to one component per seam, each in its own modu
 - :mod:`warmsim.sim.weights`: weight loads through the flow network and prewarmed replicas, placement;
 - :mod:`warmsim.sim.kv_lending`: KV blocks lent to the GPU pool and reclaimed.
 
-Instances and engines reach the run only through :class:`warmsim.sim.protocols.InstanceHost` /
-:class:`warmsim.sim.protocols.EngineHost`, which this class implements. Policies are called at their
-decision points with a fresh :class:`~warmsim.policies.types.Snapshot`; every plan is verified before it is
-applied (:class:`~warmsim.sim.errors.PlanError` otherwise).
+Instances and engines reach the run only through :class:`warmsim.sim.instance.InstanceHost` /
+:class:`warmsim.sim.protocols.EngineHost`, which this class implements; serving mechanisms, faults and
+the invariant checker are handed the whole simulation. Policies are called at their decision points
+with a fresh :class:`~warmsim.sim.types.Snapshot`; every plan is verified before it is applied
+(:class:`~warmsim.sim.errors.PlanError` otherwise).
 
 Same-time event order (SimPy breaks ties by scheduling order): arrivals are scheduled first at
 start-up, so at equal times an arrival precedes a control tick scheduled later; control loops
@@ -23,14 +27,14 @@ start-up, so at equal times an arrival precedes a control tick scheduled later; 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import simpy
 
-from warmsim.policies.bundle import Bundle
-from warmsim.policies.types import Activate, Prewarm, Snapshot
 from warmsim.sim.activation import Activations
+from warmsim.sim.bundle import Bundle
 from warmsim.sim.cluster import Cluster, ClusterSpec
 from warmsim.sim.cost import CostModel
 from warmsim.sim.engine import EngineSpec
@@ -38,11 +42,14 @@ from warmsim.sim.errors import UserError
 from warmsim.sim.instance import Instance
 from warmsim.sim.kv_lending import KVLending
 from warmsim.sim.load import LoadTracker
+from warmsim.sim.mechanisms import Mechanism, build_mechanisms
 from warmsim.sim.memswitch import MEMSWITCHES
 from warmsim.sim.models import ServedModel
 from warmsim.sim.recorder import PENDING, Recorder
 from warmsim.sim.replica import Replica
 from warmsim.sim.requests import Requests
+from warmsim.sim.state import SimState
+from warmsim.sim.types import Activate, Prewarm, SleeperView, Snapshot
 from warmsim.sim.views import SnapshotViews
 from warmsim.sim.weights import Weights
 
@@ -88,49 +95,51 @@ class Simulation:
                             f"(known: {', '.join(MEMSWITCHES)})")
         self.memswitch = MEMSWITCHES[bundle.memswitch]
         self.start_path = bundle.start_path
-        self.recorder = Recorder(workload)
-        self.instances: dict[int, Instance] = {}
-        self.replicas: dict[int, Replica] = {}
-        self.by_model: dict[str, dict[int, Instance]] = {m: {} for m in models}  # routing: instances per model
-        self._next_id = 0
-        self.views = SnapshotViews(self, cluster_spec.n_gpus)
+        self.recorder = rec = Recorder(workload)
+        self.state = state = SimState(self.order)
+        self.instances, self.replicas = state.instances, state.replicas  # (the same dicts, for mechanisms)
+        self.requests = Requests(self.env, workload, models, self.order, state, rec, bundle.router,
+                                 bundle.scale_on_miss, spec.retry_s, spec.request_timeout_s, progress)
+        self.load = LoadTracker(self.env, self.order, spec.load_window_s, self.requests.held)
+        self.views = SnapshotViews(self.env, state, models, self.order, rec, self.load, cluster_spec.n_gpus,
+                                   bool(bundle.meta.get("needs_node_pending", False)))
         self.cluster = Cluster(self.env, cluster_spec, self.views.on_mem_change)
-        self.views.bind_cluster()
+        self.views.bind_cluster(self.cluster)
         if cluster_spec.host_cache_preload:
             for node in self.cluster.nodes:
                 for m in self.order:
                     node.host_cache.touch(m, models[m].weight_bytes)
-        self.requests = Requests(self)
-        self.load = LoadTracker(self.env, self.order, spec.load_window_s, self.requests.held)
-        self.activations = Activations(self)
-        self.weights = Weights(self)
-        self.kv = KVLending(self)
+        self.weights = Weights(self.env, state, self.cluster, models, self.order, cost, rec, bundle, self.load,
+                               self.views)
+        self.kv = KVLending(self.env, state, self.cluster, bundle.kv_policy, self.weights)
+        state.listen(self.cluster.gpus, self.views, self.load, self.kv)
+        mechanisms: list[Mechanism] = []
+        self.activations = Activations(self, state, models, self.order, bundle, self.load, self.weights,
+                                       self.requests, self.views, mechanisms)
+        self.requests.bind(self.load, self.activations)
         self.kv_dirty = self.kv.dirty
         # The engines' per-request callbacks, bound once (they run for every request).
         self.on_first_token = self.requests.on_first_token
         self.on_complete = self.requests.on_complete
         self.on_drop = self.requests.on_drop
         self.on_preempt = self.requests.on_preempt
-        self.on_prefix_hit = self.recorder.prefix_hit  # engines with prefix caching only
-        self.step_rows = self.recorder.steps  # engines recording steps only (engine.record_steps)
+        self.on_prefix_hit = rec.prefix_hit  # engines with prefix caching only
+        self.step_rows = rec.steps  # engines recording steps only (engine.record_steps)
+        # Hooks a serving mechanism may take over (sim/mechanisms: kv_balloon replaces both).
         self.step_slowdown = self.activations.step_slowdown  # per prefill step and decode run
-        inst_dirty, kv_dirty = self.views.inst_dirty, self.kv.dirty
-
-        def instance_changed(inst: Instance) -> None:
-            """``inst``'s view (state, in-flight count, idle time) or its engine's blocks may have changed."""
-            inst_dirty.add(inst.id)
-            kv_dirty.add(inst.id)
-
-        self.instance_changed = instance_changed
+        self.reclaim_kv = self.kv.reclaim  # an engine short of KV blocks takes lent ones back
+        # Changes an instance or its engine announces (the invariant checker wraps them).
+        self.instance_changed = state.instance_changed
+        self.state_changed = state.state_changed
         # Serving mechanisms beyond the start path (sim/mechanisms: sleep, pipeline, kv_balloon), last:
-        # each may take over hooks above (reclaim_kv, step_slowdown, asleep_views).
-        from warmsim.sim.mechanisms import build_mechanisms
-        self.mechanisms = build_mechanisms(self, bundle.extras)
+        # each may take over hooks above (reclaim_kv, step_slowdown) or the state's asleep_views.
+        mechanisms.extend(build_mechanisms(self, bundle.extras))
+        self.mechanisms = mechanisms
 
     # ---- ids, snapshot, plans (the policies' side) ---------------------------------------------------
     def new_id(self) -> int:
-        self._next_id += 1
-        return self._next_id
+        """A fresh instance, replica or sleeper id (:meth:`warmsim.sim.state.SimState.new_id`)."""
+        return self.state.new_id()
 
     def snapshot(self) -> Snapshot:
         """A read-only picture of the cluster for a policy (:meth:`warmsim.sim.views.SnapshotViews.snapshot`)."""
@@ -144,75 +153,62 @@ class Simulation:
         """Verify and apply a prewarm (:meth:`warmsim.sim.weights.Weights.apply_prewarm`)."""
         self.weights.apply_prewarm(p)
 
-    def evict(self, rid: int, why: str = "") -> float:
+    def evict(self, rid: int, why: str = "") -> int:
         """Drop replica ``rid``; returns the bytes freed per GPU."""
         return self.weights.evict(rid, why)
 
     def try_start(self, model: str) -> bool:
+        """Ask the activator for an instance of ``model`` (:meth:`warmsim.sim.activation.Activations.try_start`)."""
         return self.activations.try_start(model)
 
-    def reclaim_kv(self, inst: Instance, blocks: int) -> None:
-        """Take back up to ``blocks`` reserved KV blocks (:meth:`warmsim.sim.kv_lending.KVLending.reclaim`)."""
-        self.kv.reclaim(inst, blocks)
-
-    def _set_reserved(self, inst: Instance, blocks: int) -> None:
-        self.kv.set_reserved(inst, blocks)
-
-    # ---- the instances' side (sim.protocols.InstanceHost) ------------------------------------------
+    # ---- the instances' side (sim.instance.InstanceHost) -------------------------------------------
     def record_instance(self, inst: Instance) -> None:
+        """Log ``inst``'s state now in the timeline."""
         self.recorder.event(self.env.now, "instance", inst.id, inst.model.name, inst.gpus, inst.state,
                             inst.source)
 
-    def state_changed(self, inst: Instance, old: str, new: str) -> None:
-        self.load.state_changed(inst.model.name, old, new)
-        self.instance_changed(inst)
-
     def load_weights(self, model: ServedModel, gpus: tuple[int, ...], source: str, tag, background=False,
                      replica: Replica | None = None, peer: Instance | None = None):
+        """Move ``model``'s shards onto ``gpus`` (:meth:`warmsim.sim.weights.Weights.load_weights`)."""
         return self.weights.load_weights(model, gpus, source, tag, background, replica, peer)
 
     def adopt_replica(self, inst: Instance) -> None:
+        """``inst`` takes its replica's weights over."""
         self.weights.adopt_replica(inst)
 
     def on_instance_active(self, inst: Instance) -> None:
+        """``inst`` serves now."""
         self.activations.on_active(inst)
 
     def on_instance_draining(self, inst: Instance) -> None:
+        """``inst`` drains (its weights may be kept as a replica)."""
         self.weights.keep_on_drain(inst)
 
     def on_instance_stopped(self, inst: Instance) -> None:
+        """``inst``'s engine stopped (a mechanism may take the stop over)."""
         for mech in self.mechanisms:
             if mech.on_stopped(inst):  # e.g. the engine falls asleep instead (sim/mechanisms/sleep.py)
                 return
         self.activations.on_stopped(inst)
 
-    def asleep_views(self) -> tuple:
-        """Suspended engines as policies see them (the ``sleep`` mechanism replaces this)."""
-        return ()
-
     def mechanism_lines(self) -> list[str]:
         """What each serving mechanism did in the run, one line each, for the report."""
         return [line for mech in self.mechanisms for line in mech.lines()]
 
-    # ---- state other code reads (tests, the runner) ------------------------------------------------
-    held = property(lambda self: self.requests.held)
-    inflight = property(lambda self: self.load.inflight)
-    pending_start = property(lambda self: self.load.pending_start)
-    load_samples = property(lambda self: self.load.samples)
-    counters = property(lambda self: self.recorder.counters)
-    initial_lines = property(lambda self: self.activations.initial_lines)
+    @property
+    def asleep_views(self) -> Callable[[], tuple[SleeperView, ...]]:
+        """The hook that shows suspended engines to policies (it lives in the state:
+        :attr:`warmsim.sim.state.SimState.asleep_views`; a mechanism may set it here or there)."""
+        return self.state.asleep_views
 
-    def _area_now(self, model: str, now: float) -> float:
-        return self.load.area_now(model, now)
+    @asleep_views.setter
+    def asleep_views(self, hook: Callable[[], tuple[SleeperView, ...]]) -> None:
+        self.state.asleep_views = hook
 
-    def _views(self, model: str):
-        return self.requests.views(model)
-
-    def _initial(self) -> None:
-        self.activations.initial()
-
-    def _arrivals(self) -> None:
-        self.requests.start_arrivals()
+    @property
+    def initial_lines(self) -> list[str]:
+        """The instances placed at time 0, one line each, for the report."""
+        return self.activations.initial_lines
 
     # ---- run ------------------------------------------------------------------------------------
     def run(self) -> Recorder:

@@ -19,33 +19,6 @@ PACKAGES = ("sim", "policies", "traces", "calibrate", "experiments", "figures", 
 #: What sim/ must not import: the layers built on it.
 ABOVE_SIM = ("policies", "experiments", "calibrate", "figures")
 
-#: sim/'s import circles and upward imports on main at 35e6a2a, removed by issue 21's sim/ part (a
-#: helper restructuring sim/ in parallel). It must be EMPTY after that part merges: the integrator
-#: empties it, and an entry that no longer occurs fails this test so that the set only shrinks. Nothing
-#: outside sim/ is exempt. Circles are frozensets of modules, upward imports (importer, imported) pairs.
-KNOWN_SIM_DEBT: set = {
-    frozenset({"sim.engine", "sim.engine_features", "sim.instance", "sim.protocols", "sim.recorder"}),
-    frozenset({"sim.mechanisms", "sim.mechanisms.balloon", "sim.mechanisms.pipeline", "sim.mechanisms.sleep"}),
-    frozenset({"sim.activation", "sim.kv_lending", "sim.requests", "sim.simulation", "sim.views", "sim.weights"}),
-    ("sim.activation", "policies.types"),
-    ("sim.faults", "policies.types"),
-    ("sim.instance", "policies.types"),
-    ("sim.invariants", "policies.types"),
-    ("sim.kv_lending", "policies.types"),
-    ("sim.load", "policies.types"),
-    ("sim.mechanisms", "policies.types"),
-    ("sim.mechanisms.balloon", "policies.types"),
-    ("sim.mechanisms.pipeline", "policies.types"),
-    ("sim.mechanisms.sleep", "policies.types"),
-    ("sim.replica", "policies.types"),
-    ("sim.requests", "policies.types"),
-    ("sim.simulation", "policies.bundle"),
-    ("sim.simulation", "policies.types"),
-    ("sim.views", "policies.types"),
-    ("sim.weights", "policies.types"),
-}
-
-
 def _modules(root: Path) -> dict[str, Path]:
     mods = {}
     for pkg in PACKAGES:
@@ -166,18 +139,13 @@ def test_the_walk_sees_circles_upward_imports_and_torch(tmp_path):
 def test_no_import_circle_anywhere():
     inside, _ = import_graph()
     found = circles(inside)
-    new = [sorted(c) for c in found if c not in KNOWN_SIM_DEBT]
-    assert not new, f"import circles: {new}"
-    gone = [sorted(c) for c in KNOWN_SIM_DEBT if isinstance(c, frozenset) and c not in found]
-    assert not gone, f"no longer circles; remove from KNOWN_SIM_DEBT: {gone}"
+    assert not found, f"import circles: {[sorted(c) for c in found]}"
 
 
 def test_sim_imports_no_layer_above_it():
     inside, _ = import_graph()
     upward = {(m, t) for m, ts in inside.items() if _top(m) == "sim" for t in ts if _top(t) in ABOVE_SIM}
-    assert not upward - KNOWN_SIM_DEBT, f"sim/ imports upward: {sorted(upward - KNOWN_SIM_DEBT)}"
-    gone = {d for d in KNOWN_SIM_DEBT if isinstance(d, tuple)} - upward
-    assert not gone, f"no longer imported; remove from KNOWN_SIM_DEBT: {sorted(gone)}"
+    assert not upward, f"sim/ imports upward: {sorted(upward)}"
 
 
 def test_only_calibrate_imports_torch():

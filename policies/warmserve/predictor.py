@@ -143,7 +143,7 @@ class OraclePredictor:
             under the ``static`` system.
     """
 
-    #: What the builder must supply (experiments/predictor_inputs.py): the run's observed load.
+    #: What the runner supplies from its pre-pass (experiments/runner.py prepass_inputs): the run's observed load.
     needs: ClassVar[tuple[str, ...]] = ("truth",)
 
     def __init__(self, truth: Mapping[str, np.ndarray], window_s: float = 300.0, truth_from: str = "self") -> None:

@@ -8,71 +8,28 @@ checked when the system is built (:func:`check_knobs`). The simulation builds on
 ``cls(sim, knobs)``, and calls the hooks of :class:`Mechanism` at fixed points: an activation plan
 the mechanism owns is its to apply, a new instance passes through ``on_created`` before its memory
 is committed, a stopping engine through ``on_stopped``, ``start`` runs when the run begins and
-``lines`` says what it did for the report. A new mechanism is one module here plus one entry in
-:data:`MECHANISMS` (``docs/extending.md``); its costs come from the cost model
+``lines`` says what it did for the report. A new mechanism is one module here (subclassing
+:class:`~warmsim.sim.mechanisms.base.Mechanism`, imported from ``sim/mechanisms/base.py`` so that this
+table may import the module without a circle) plus one entry in :data:`MECHANISMS`
+(``docs/extending.md``); its costs come from the cost model
 (:class:`warmsim.sim.cost.CostModel`), never from constants in its module.
 """
 
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any
 
 from warmsim.sim.errors import UserError
+from warmsim.sim.mechanisms.balloon import Balloon
+from warmsim.sim.mechanisms.base import Mechanism
+from warmsim.sim.mechanisms.pipeline import Pipeline
+from warmsim.sim.mechanisms.sleep import Sleep
 
-if TYPE_CHECKING:
-    from warmsim.policies.types import Activate
-    from warmsim.sim.instance import Instance
-
-
-class Mechanism:
-    """A serving mechanism of one run. Every hook is optional: the defaults do nothing."""
-
-    #: The name a system config uses (``mechanisms.<name>``).
-    name = ""
-    #: The frozen dataclass of the mechanism's knobs (checked at build time).
-    Knobs: Any = None
-
-    def __init__(self, sim, knobs) -> None:
-        self.sim = sim
-        self.knobs = knobs
-
-    def owns(self, act: Activate) -> bool:
-        """Whether this activation plan is the mechanism's to verify and apply."""
-        return False
-
-    def apply(self, act: Activate, ready_at_start: bool) -> Instance:
-        """Verify and apply a plan :meth:`owns` claimed; returns the new instance."""
-        raise NotImplementedError
-
-    def prepare(self, act: Activate, model) -> None:
-        """An activation plan the simulator applies itself, before its KV cache is sized (``model``: the
-        served model at the plan's TP)."""
-
-    def on_created(self, inst: Instance) -> None:
-        """A new instance, before its memory is committed."""
-
-    def on_stopped(self, inst: Instance) -> bool:
-        """An instance's engine stopped; True when the mechanism takes the stop over."""
-        return False
-
-    def start(self) -> None:
-        """The run begins (start processes here)."""
-
-    def lines(self) -> list[str]:
-        """What the mechanism did in the run, for the report (each line names it)."""
-        return []
-
-
-def _table() -> dict[str, type[Mechanism]]:
-    from warmsim.sim.mechanisms.balloon import Balloon
-    from warmsim.sim.mechanisms.pipeline import Pipeline
-    from warmsim.sim.mechanisms.sleep import Sleep
-    return {m.name: m for m in (Sleep, Pipeline, Balloon)}
+__all__ = ["MECHANISMS", "Mechanism", "build_mechanisms", "check_knobs"]
 
 
 #: Every serving mechanism by name.
-MECHANISMS: dict[str, type[Mechanism]] = _table()
+MECHANISMS: dict[str, type[Mechanism]] = {m.name: m for m in (Sleep, Pipeline, Balloon)}
 
 
 def check_knobs(name: str, raw, system: str):

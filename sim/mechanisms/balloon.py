@@ -37,9 +37,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from warmsim.policies.types import ACTIVE
 from warmsim.sim.errors import UserError
-from warmsim.sim.mechanisms import Mechanism
+from warmsim.sim.mechanisms.base import Mechanism
+from warmsim.sim.types import ACTIVE
 
 MIB = 1 << 20
 

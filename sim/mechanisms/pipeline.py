@@ -38,15 +38,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from warmsim.policies.types import ACTIVE
 from warmsim.sim.cost import check_source
 from warmsim.sim.errors import PlanError, UserError
 from warmsim.sim.instance import Instance
-from warmsim.sim.mechanisms import Mechanism
+from warmsim.sim.mechanisms.base import Mechanism
 from warmsim.sim.memory import KV, WEIGHTS
 from warmsim.sim.models import align_up
 from warmsim.sim.sources import SOURCES
 from warmsim.sim.startup import poll_delay_s
+from warmsim.sim.types import ACTIVE
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,7 @@ class PipelinedInstance(Instance):
             return f
         cost, shape = self.host.cost, self.model.shape
         if phase == "prefill":
+            assert tokens is not None  # an engine always gives a prefill step's tokens
             base = cost.prefill_s(self.model, tokens, batch)
             nbytes = tokens * shape.hidden * shape.dtype_bytes
         else:
@@ -236,9 +237,7 @@ class Pipeline(Mechanism):
         for g in dropped:
             gpus_[g].mem.release(WEIGHTS, inst.id)
             gpus_[g].mem.release(KV, inst.id)
-            gpus_[g].instances.discard(inst.id)
-            sim.views.gpu_changed(g)
-        sim.load.gpu_busy_delta(-sum(1 for g in dropped if not gpus_[g].instances))
+        sim.state.release_gpus(inst, dropped)
         inst.groups = inst.groups[:1]
         inst.gpus = inst.groups[0]
         inst._view = None

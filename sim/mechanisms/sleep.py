@@ -33,12 +33,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from warmsim.policies.types import SleeperView
 from warmsim.sim.cost import check_source
 from warmsim.sim.errors import PlanError, UserError
-from warmsim.sim.mechanisms import Mechanism
+from warmsim.sim.mechanisms.base import Mechanism
+from warmsim.sim.models import ServedModel
 from warmsim.sim.recorder import START_PREWARMED
 from warmsim.sim.startup import StartStages
+from warmsim.sim.types import SleeperView
 
 #: The memory kind a sleeper holds on its GPUs.
 ASLEEP = "asleep"
@@ -70,7 +71,7 @@ class Sleeper:
     """One suspended engine."""
 
     id: int
-    model: object  # ServedModel
+    model: ServedModel
     gpus: tuple[int, ...]
     level: int
     since: float
@@ -97,7 +98,7 @@ class Sleep(Mechanism):
         self.sleeps = {1: 0, 2: 0}
         self.stopped = 0  # sleepers whose processes were ended to make room
         self.wakes: dict[int, tuple[int, float]] = {}  # instance id -> (level, created)
-        sim.asleep_views = self.views
+        sim.state.asleep_views = self.views
 
     # ---- views ------------------------------------------------------------------------------------
     def views(self) -> tuple[SleeperView, ...]:

@@ -21,7 +21,10 @@ from warmsim.sim.memswitch.vmm_pool import VMM_POOL
 class MemorySwitch(Protocol):
     """The memory-preparation costs of one mechanism."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The name a system sets (``mechanisms.memswitch``; read-only: the switches are frozen dataclasses)."""
+        ...
 
     def sync_free_s(self, cost: CostModel, freed_bytes: int) -> float:
         """Blocking free of the replicas an activation evicted (``freed_bytes`` per GPU)."""

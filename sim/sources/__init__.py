@@ -25,19 +25,37 @@ from warmsim.sim.sources.ssd import SSD
 class WeightSource(Protocol):
     """Where weights come from, and the path a load from there takes."""
 
-    #: The name policies and configs use (``Activate.source``, ``Prewarm.source``).
-    name: str
-    #: A storage tier a policy may name without a replica or a peer (``sim.cost.STORAGE_SOURCES``).
-    storage: bool
-    #: Copies from the GPUs of a running instance of the same model (``Activate.peer``).
-    peer: bool
-    #: Peer sources only: whether the peer must sit on the destination's node (None otherwise).
-    same_node: bool | None
-    #: The load needs the checkpoint in the node's pinned host-memory cache (every non-peer load
-    #: puts the checkpoint there afterwards, whatever its source).
-    reads_host_cache: bool
-    #: (node-level link kind shared by all shards or None, per-GPU link kind); None: nothing moves.
-    link_kinds: tuple[str | None, str] | None
+    # Read-only attributes (the sources are frozen dataclasses), hence properties here.
+    @property
+    def name(self) -> str:
+        """The name policies and configs use (``Activate.source``, ``Prewarm.source``)."""
+        ...
+
+    @property
+    def storage(self) -> bool:
+        """A storage tier a policy may name without a replica or a peer (``sim.cost.STORAGE_SOURCES``)."""
+        ...
+
+    @property
+    def peer(self) -> bool:
+        """Copies from the GPUs of a running instance of the same model (``Activate.peer``)."""
+        ...
+
+    @property
+    def same_node(self) -> bool | None:
+        """Peer sources only: whether the peer must sit on the destination's node (None otherwise)."""
+        ...
+
+    @property
+    def reads_host_cache(self) -> bool:
+        """The load needs the checkpoint in the node's pinned host-memory cache (every non-peer load
+        puts the checkpoint there afterwards, whatever its source)."""
+        ...
+
+    @property
+    def link_kinds(self) -> tuple[str | None, str] | None:
+        """(node-level link kind shared by all shards or None, per-GPU link kind); None: nothing moves."""
+        ...
 
     def ceiling(self, bandwidth: Mapping[str, float]) -> float:
         """The rate one flow from here cannot exceed, whatever its links offer (``inf``: none), from

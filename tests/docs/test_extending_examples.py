@@ -186,10 +186,14 @@ def test_a_trace_family_is_one_module_one_table_entry_and_its_config(tmp_path):
 # ---- the signatures the page gives are the code's ------------------------------------------------
 
 def _shape(cls_node: ast.ClassDef) -> dict[str, str]:
-    """Each method's arguments and return annotation, and each annotated attribute's annotation."""
+    """Each method's arguments and return annotation, and each annotated attribute's annotation; a
+    read-only property counts as the attribute it exposes (a frozen dataclass field satisfies both)."""
     out = {}
     for node in cls_node.body:
-        if isinstance(node, ast.FunctionDef):
+        if isinstance(node, ast.FunctionDef) and any(isinstance(d, ast.Name) and d.id == "property"
+                                                     for d in node.decorator_list):
+            out[node.name] = ast.dump(node.returns) if node.returns else ""
+        elif isinstance(node, ast.FunctionDef):
             out[node.name] = ast.dump(node.args) + " -> " + (ast.dump(node.returns) if node.returns else "")
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             out[node.target.id] = ast.dump(node.annotation)

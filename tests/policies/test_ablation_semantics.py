@@ -195,6 +195,6 @@ def test_disable_prewarm_rehits_the_weights_a_stopped_instance_left(name, hits, 
     b = build_bundle(scfg, wl, {"a": model()}, cluster(gpus=2), cost(), None)
     s = Simulation(wl, {"a": model()}, cluster(gpus=2), cost(), b)
     s.run()
-    c = s.counters["a"]
+    c = s.recorder.counters["a"]
     assert c["instance_starts"] == 2 and c["prewarms"] == 0
     assert c["prewarm_hits"] == hits and c["cold_starts"] == cold

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from tests.sim.test_engine_mutants import MODEL, Cost, Host, Inst
-from warmsim.sim.engine import Engine, EngineSpec
+from warmsim.sim.engine import EngineSpec
+from warmsim.sim.engine_features import make_engine
 from warmsim.traces.workload import PrefixBlocks
 
 
@@ -31,7 +32,7 @@ def pengine(prompts, outputs, arrivals, ids=None, *, kv_blocks=100, block_size=4
     inst = Inst(h)
     spec = EngineSpec(block_size=block_size, max_num_seqs=max_num_seqs, max_batched_tokens=max_batched_tokens,
                       prefix_caching=prefix, chunked_prefill=chunked, record_steps=steps)
-    e = Engine(h, inst, MODEL, cost or Cost(MODEL), spec, kv_blocks)
+    e = make_engine(h, inst, MODEL, cost or Cost(MODEL), spec, kv_blocks)
     inst.engine, h.engine, h.inst = e, e, inst
     e.start()
 

@@ -19,7 +19,9 @@ import pytest
 import simpy
 
 from warmsim.sim.cost import DecodeCoeffs
-from warmsim.sim.engine import Engine, EngineSpec, Seq
+from warmsim.sim.decode_run import steps_before_kv_full, steps_done
+from warmsim.sim.engine import EngineSpec, Seq
+from warmsim.sim.engine_features import make_engine
 
 US = 1e-9
 
@@ -92,7 +94,7 @@ def engine(prompts, outputs, arrivals, kv_blocks=100, spec=None, cost=None, pref
     """An engine on a fresh host; request i is submitted at ``arrivals[i]``."""
     h = Host(prompts, outputs)
     inst = Inst(h, prefill, decode)
-    e = Engine(h, inst, MODEL, cost or Cost(MODEL), spec or EngineSpec(block_size=16), kv_blocks)
+    e = make_engine(h, inst, MODEL, cost or Cost(MODEL), spec or EngineSpec(block_size=16), kv_blocks)
     e.reserved = reserved
     inst.engine, h.engine, h.inst = e, e, inst
     h.proc = h.env.process(e.run())
@@ -371,10 +373,10 @@ CASES = [(e, per, quad, k) for per, quad in [(0.5, 0.25), (0.01, 0.0004), (0.5, 
 def test_steps_done_is_the_whole_steps_finished_by_elapsed():
     # t(n) = n per + quad n (n - 1) / 2; the answer is the largest n <= k with t(n) <= elapsed,
     # exact step boundaries included (0.5/0.25: t = 0, 0.5, 1.25, 2.25, ...; 0.25/1.5: t = 0, 0.25, 2.0).
-    assert Engine._steps_done(1.25, 0.5, 0.25, 10) == 2 and Engine._steps_done(1.2499, 0.5, 0.25, 10) == 1
-    assert Engine._steps_done(0.0, 0.0, 0.0, 5) == 5  # steps that take no time are all done at once
+    assert steps_done(1.25, 0.5, 0.25, 10) == 2 and steps_done(1.2499, 0.5, 0.25, 10) == 1
+    assert steps_done(0.0, 0.0, 0.0, 5) == 5  # steps that take no time are all done at once
     for elapsed, per, quad, k in CASES:
-        assert Engine._steps_done(elapsed, per, quad, k) == steps_done_brute(elapsed, per, quad, k), \
+        assert steps_done(elapsed, per, quad, k) == steps_done_brute(elapsed, per, quad, k), \
             (elapsed, per, quad, k)
 
 
@@ -388,7 +390,7 @@ def test_steps_done_corrects_the_closed_form_estimate_at_float_boundaries(elapse
     if (elapsed, per, quad) == (0.2004, 0.1, 0.0004):
         elapsed = 2 * 0.1 + 0.0004 * 2 * 1 / 2  # t(2) as the engine computes it
     assert steps_done_brute(elapsed, per, quad, 100) == want
-    assert Engine._steps_done(elapsed, per, quad, 100) == want
+    assert steps_done(elapsed, per, quad, 100) == want
 
 
 @pytest.mark.parametrize("per,quad,n0", [
@@ -403,7 +405,7 @@ def test_steps_done_corrects_an_estimate_one_step_over_just_before_a_boundary(pe
     a, b = quad / 2, per - quad / 2
     assert int((-b + math.sqrt(b * b + 4 * a * elapsed)) / (2 * a)) == n0  # the raw estimate overshoots
     assert steps_done_brute(elapsed, per, quad, 100) == n0 - 1
-    assert Engine._steps_done(elapsed, per, quad, 100) == n0 - 1
+    assert steps_done(elapsed, per, quad, 100) == n0 - 1
 
 
 def lookahead_brute(ctxs, held, free, bs, k):
@@ -424,9 +426,9 @@ def test_lookahead_counts_each_sequence_in_whole_blocks():
     # ctx 17 holds 2 blocks (15 tokens to spare), ctx 32 holds 2 (none): no block free, so not
     # even one step fits (the second sequence needs a third block), whatever the first one spares.
     e = engine_with([17, 32], [2, 2], total=4)
-    assert e._steps_before_kv_full(10) == 0
+    assert steps_before_kv_full(e.running, e.spec.block_size, e.free_blocks, 10) == 0
     e = engine_with([17, 32], [2, 2], total=5)  # one free block: 16 steps (ctx 48 -> 3 blocks; 17 + 16 = 33 -> 3)
-    assert e._steps_before_kv_full(40) == 15
+    assert steps_before_kv_full(e.running, e.spec.block_size, e.free_blocks, 40) == 15
 
 
 @pytest.mark.parametrize("batch", [3, 64, 65, 70])
@@ -438,7 +440,7 @@ def test_lookahead_matches_brute_force_for_small_and_large_batches(batch):
         total = sum(held) + int(rng.integers(0, 3 * batch))
         k = int(rng.integers(1, 120))
         e = engine_with(ctxs, held, total)
-        assert e._steps_before_kv_full(k) == lookahead_brute(ctxs, held, e.free_blocks, 16, k)
+        assert steps_before_kv_full(e.running, e.spec.block_size, e.free_blocks, k) == lookahead_brute(ctxs, held, e.free_blocks, 16, k)
 
 
 def test_the_step_that_preempts_decodes_the_rest_before_the_preempted_sequence_is_tried_again():
@@ -453,3 +455,4 @@ def test_the_step_that_preempts_decodes_the_rest_before_the_preempted_sequence_i
     assert [x[2] for x in events(h, "preempt")] == [2]
     assert [x[2] for x in events(h, "done")] == [0, 1, 2]
     assert e.used_blocks == 0
+

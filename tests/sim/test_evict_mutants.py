@@ -22,7 +22,7 @@ def sim_with_a():
     w = workload([100.0], [10], [1], models=("a", "b"))
     s = Simulation(w, {m: model(m) for m in "ab"}, cluster(gpus=2), cost(), bundle(models=("a", "b")),
                    EngineSpec(block_size=16))
-    s._initial()
+    s.activations.initial()
     return s
 
 
@@ -49,7 +49,7 @@ def test_evicting_a_loading_replica_cancels_its_copy_and_releases_the_gpu_once()
     gc.collect()  # the stalled load's generator may be closed now: it must not release the GPU again
     assert gpu.background_flows == 0 and not rep.ready.triggered
     assert not [r for r in s.recorder.timeline if r[1] == "replica" and r[5] == "ready"]
-    assert s.counters["b"]["evictions"] == 1
+    assert s.recorder.counters["b"]["evictions"] == 1
 
 
 def test_evicting_a_ready_replica_releases_no_copy_and_counts_every_eviction():
@@ -62,7 +62,7 @@ def test_evicting_a_ready_replica_releases_no_copy_and_counts_every_eviction():
         assert rep.ready.triggered and gpu.background_flows == 0
         s.evict(rid, "placement")
         assert gpu.background_flows == 0 and rep.evicted is True
-    assert s.counters["b"]["evictions"] == 2
+    assert s.recorder.counters["b"]["evictions"] == 2
     assert evictions(s) == [(3.0, "b", "placement"), (6.0, "b", "placement")]
 
 

@@ -110,8 +110,8 @@ class _CorruptingRouter:
     def route(self, model, instances):
         if not self.done and instances:
             import inspect
-            sim = inspect.currentframe().f_back.f_locals["self"].sim  # sim.requests.Requests.route
-            sim.cluster.gpus[instances[0].gpus[0]].mem.used += 2 << 20
+            gpus = inspect.currentframe().f_back.f_locals["self"].state.gpus  # sim.requests.Requests.route
+            gpus[instances[0].gpus[0]].mem.used += 2 << 20
             self.done = True
         return instances[0].id if instances else None
 

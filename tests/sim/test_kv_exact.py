@@ -40,7 +40,7 @@ def sim(w, spec, c=None, m=None, n=1):
 def test_kv_capacity_is_free_bytes_over_block_bytes_rounded_down(kv_mib, blocks):
     # TP1 block = 16 x 512 KiB = 8 MiB: 52 MiB left after weights hold 6 blocks (4 MiB unused).
     s = sim(workload([100.0], [10], [1]), kv_cluster(model(), kv_mib))
-    s._initial()
+    s.activations.initial()
     inst = next(iter(s.instances.values()))
     assert inst.engine.total_blocks == blocks
     assert inst.engine.free_blocks == blocks
@@ -51,7 +51,7 @@ def test_kv_capacity_of_a_tp2_instance_counts_per_gpu_bytes():
     # TP2: a block is 16 x 256 KiB = 4 MiB on each GPU; 10 MiB left on each GPU -> 2 blocks.
     m = model(tp=2)
     s = sim(workload([100.0], [10], [1]), kv_cluster(m, 10, gpus=2), m=m)
-    s._initial()
+    s.activations.initial()
     inst = next(iter(s.instances.values()))
     assert inst.gpus == (0, 1) and inst.engine.total_blocks == 2
     assert [s.cluster.gpus[g].mem.bytes_of("kv", inst.id) for g in (0, 1)] == [8 * MIB, 8 * MIB]
@@ -111,8 +111,8 @@ def test_kv_tight_run_exact_times_and_preemptions():
 
 def test_kv_tight_run_engine_state_after_the_preemption():
     s = tight()
-    s._initial()
-    s._arrivals()
+    s.activations.initial()
+    s.requests.start_arrivals()
     e = next(iter(s.instances.values())).engine
     s.env.run(until=0.049)
     assert [q.blocks for q in e.running] == [2, 2] and e.used_blocks == 4  # ceil((20 + 1) / 16) each

@@ -41,12 +41,13 @@ SMALL = ["workload=synthetic", "workload.duration_s=240", "workload.total_rate=6
 def avg_inflight(sim, model, now):
     """The autoscaler's load signal from first principles: the in-flight integral over the window
     since the oldest kept load sample."""
-    if not sim.load_samples:
-        return float(sim.inflight[model])
-    t0, areas = sim.load_samples[0]
+    load = sim.load
+    if not load.samples:
+        return float(load.inflight[model])
+    t0, areas = load.samples[0]
     if now - t0 <= 0:
-        return float(sim.inflight[model])
-    return (sim._area_now(model, now) - areas[model]) / (now - t0)
+        return float(load.inflight[model])
+    return (load.area_now(model, now) - areas[model]) / (now - t0)
 
 
 def reference_snapshot(sim: Simulation) -> Snapshot:
@@ -59,8 +60,8 @@ def reference_snapshot(sim: Simulation) -> Snapshot:
     for i in sim.instances.values():
         if i.state in LIVE_STATES:
             live[i.model.name] = live.get(i.model.name, 0) + 1
-    load = {m: LoadView(sim.inflight[m], avg_inflight(sim, m, now), len(sim.held[m]), live.get(m, 0),
-                        sim.pending_start[m]) for m in sim.order}
+    load = {m: LoadView(sim.load.inflight[m], avg_inflight(sim, m, now), len(sim.requests.held[m]), live.get(m, 0),
+                        sim.load.pending_start[m]) for m in sim.order}
     models = {m: ModelView(m, s.shape.params * s.shape.dtype_bytes, s.tp,
                            _round_up(_ceil_div(s.shape.params * s.shape.dtype_bytes, s.tp), CHUNK_BYTES),
                            s.shape.kv_bytes_per_token) for m, s in sim.models.items()}
@@ -79,21 +80,29 @@ def reference_snapshot(sim: Simulation) -> Snapshot:
 
 
 class CheckedSimulation(Simulation):
-    """Compares every snapshot (and routing view list) with a from-scratch one."""
+    """Compares every snapshot (and routing view list) with a from-scratch one: the components ask
+    the views for their snapshots, so the check wraps :meth:`SnapshotViews.snapshot`."""
 
     checks = 0
 
-    def snapshot(self) -> Snapshot:
-        snap = super().snapshot()
-        assert snap == reference_snapshot(self), f"snapshot at t={self.env.now} differs from a rebuilt one"
-        for g in self.cluster.gpus:
-            for kind in ("weights", "kv", "prewarm"):
-                assert g.mem.kind_bytes(kind) == sum(c for (k, _), c in g.mem.held.items() if k == kind) * CHUNK_BYTES
-        for m in self.order:
-            full = [i.view() for i in self.instances.values() if i.model.name == m and i.state in LIVE_STATES]
-            assert self._views(m) == full
-        self.checks += 1
-        return snap
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        build = self.views.snapshot
+
+        def checked() -> Snapshot:
+            snap = build()
+            assert snap == reference_snapshot(self), f"snapshot at t={self.env.now} differs from a rebuilt one"
+            for g in self.cluster.gpus:
+                for kind in ("weights", "kv", "prewarm"):
+                    assert g.mem.kind_bytes(kind) == sum(c for (k, _), c in g.mem.held.items()
+                                                         if k == kind) * CHUNK_BYTES
+            for m in self.order:
+                full = [i.view() for i in self.instances.values() if i.model.name == m and i.state in LIVE_STATES]
+                assert self.requests.views(m) == full
+            self.checks += 1
+            return snap
+
+        self.views.snapshot = checked  # type: ignore[method-assign]
 
 
 def _run(system: str, checked: bool, overrides=()):

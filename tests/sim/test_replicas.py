@@ -51,7 +51,7 @@ def test_prewarm_loads_in_the_background_and_a_hit_adopts_it():
     s.env.run(until=t_act + 5.0 + US)
     assert inst.state == "active"
     assert s.cluster.gpus[1].mem.bytes_of(WEIGHTS, inst.id) == model().shard_bytes
-    assert s.counters["a"]["prewarm_hits"] == 1 and s.counters["a"]["cold_starts"] == 0
+    assert s.recorder.counters["a"]["prewarm_hits"] == 1 and s.recorder.counters["a"]["cold_starts"] == 0
 
 
 def test_activation_evicts_exactly_the_overlapping_replicas():
@@ -62,7 +62,7 @@ def test_activation_evicts_exactly_the_overlapping_replicas():
     s.env.run(until=10.0)
     s.apply_activate(Activate("a", (0,)))
     left = [(r.model.name, r.gpus) for r in s.replicas.values()]
-    assert left == [("b", (1,))] and s.counters["b"]["evictions"] == 1
+    assert left == [("b", (1,))] and s.recorder.counters["b"]["evictions"] == 1
 
 
 def test_draining_instance_announces_its_kept_weights_at_once():

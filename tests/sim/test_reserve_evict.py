@@ -82,11 +82,11 @@ def reserved_with_two_replicas(total=4000, reserve=3500, prompt=10, arrival=100.
     # replica c (t = 1) take 2 x 13,478,395,904 B = 3213.5 blocks' worth of it.
     w = workload([arrival], [prompt], [1], models=("a", "b", "c"))
     s = Simulation(w, {m: model(m) for m in "abc"}, one_gpu(total), cost(), bundle(), EngineSpec(block_size=16))
-    s._initial()
-    s._arrivals()
+    s.activations.initial()
+    s.requests.start_arrivals()
     inst = next(iter(s.instances.values()))
     assert inst.engine.total_blocks == total
-    s._set_reserved(inst, reserve)
+    s.kv.set_reserved(inst, reserve)
     gpu = s.cluster.gpus[0]
     assert gpu.mem.bytes_of(KV, inst.id) == (total - reserve) * BLOCK
     assert gpu.mem.free_bytes == reserve * BLOCK + 4 * MIB
@@ -109,7 +109,7 @@ def test_reclaim_evicts_the_newest_replica_first_and_only_as_many_as_needed():
     # then 15,881,732,096 B are free, enough: b stays. All 1000 blocks go back to the engine.
     s.reclaim_kv(inst, 1000)
     assert left(s) == ["b"]
-    assert s.counters["c"]["evictions"] == 1 and s.counters["b"]["evictions"] == 0
+    assert s.recorder.counters["c"]["evictions"] == 1 and s.recorder.counters["b"]["evictions"] == 0
     assert inst.engine.reserved == 2500 and inst.engine.free_blocks == 1500
     assert gpu.mem.bytes_of(KV, inst.id) == 1500 * BLOCK
     ev = [r for r in s.recorder.timeline if r[1] == "replica" and r[5] == "evicted"]
@@ -153,7 +153,7 @@ def test_activation_evicts_replicas_on_every_gpu_of_a_tp_group():
     ids = {(r.model.name, r.gpus): r.id for r in s.replicas.values()}
     inst = s.apply_activate(Activate("a", (0, 1)))
     assert [(r.model.name, r.gpus) for r in s.replicas.values()] == [("c", (2,))]
-    assert s.counters["b"]["evictions"] == 1 and s.counters["c"]["evictions"] == 1
+    assert s.recorder.counters["b"]["evictions"] == 1 and s.recorder.counters["c"]["evictions"] == 1
     ev = [(r[2], r[6]) for r in s.recorder.timeline if r[1] == "replica" and r[5] == "evicted"]
     assert ev == [(ids[("b", (1,))], "activation of a"), (ids[("c", (0,))], "activation of a")]  # id order
     # The KV cache then takes everything the weights leave on the fuller GPU, on both GPUs alike.

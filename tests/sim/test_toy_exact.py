@@ -45,7 +45,7 @@ def test_ondemand_cold_start_event_log_and_ttft():
     assert [e[0] for e in ev[:4]] == pytest.approx([e[0] for e in expected], abs=US)
     assert req.first_token_s[0] == pytest.approx(4.01 + load + 0.01, abs=US)
     assert req.start_kind[0] == "cold"
-    assert s.counters["a"]["cold_starts"] == 1
+    assert s.recorder.counters["a"]["cold_starts"] == 1
 
 
 def test_cold_start_from_ssd_shares_the_node_link():
