@@ -206,7 +206,7 @@ def range_cells(claim: Claim, value: float | None, interval: tuple | None,
     measured = list(interval) if interval else [value]
     if len(rows) != len(measured) or not all(_same(float(r.default), float(m))
                                              for r, m in zip(rows.itertuples(), measured)):
-        return "not at the defaults: run warmsim sensitivity", "-", "-"
+        return "another configuration than the shipped ranges': run warmsim sensitivity", "-", "-"
     parts, inside, knobs = [], [], []
     for r in rows.itertuples():
         end = r.claim[len(claim.name) + 2:]
