@@ -86,8 +86,11 @@ def test_a_complete_run_is_marked_and_a_rerun_into_it_drops_the_old_marker_first
 def test_a_signal_during_the_simulation_exits_128_plus_its_number_with_one_line(tmp_path, sig, status, word):
     out = tmp_path / "r"
     long = [*TINY, "workload.duration_s=7200", "workload.total_rate=40"]
+    # The child starts with SIGINT's default disposition, as from a terminal: a test worker that ignores
+    # SIGINT (its parent's choice) would pass that on, and Python then installs no Ctrl-C handler.
     p = subprocess.Popen([_exe(), "run", *long, "system=static", f"hydra.run.dir={out}"], cwd=tmp_path,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while not (out / outputs.PARTIAL).exists() and p.poll() is None and time.time() < deadline:
         time.sleep(0.05)
