@@ -82,7 +82,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "evict": (["sim/weights.py"],
               ["tests/sim/test_reserve_evict.py", "tests/sim/test_replicas.py", "tests/sim/test_kv_lending_mutants.py",
                "tests/sim/test_evict_mutants.py"]),
-    "mesh": (["policies/muxserve/mesh.py"],
+    "mesh": (["policies/muxserve/mesh.py", "policies/muxserve/estimator.py"],
              ["tests/policies/test_muxserve_mesh.py", "tests/policies/test_mesh_mutants.py"]),
 }
 
@@ -203,21 +203,18 @@ _eq("sim.kv_lending.xǁKVLendingǁreclaim", "24",
 _eq("sim.weights.xǁWeightsǁevict", "1",
     "the default reason: every caller (Simulation.evict, the placement loop) passes one")
 _eq("sim.weights.xǁWeightsǁevict", "11", "cancelled None instead of False: only read as a truth value")
-# policies/muxserve/mesh.py
-_M = "policies.muxserve.mesh.xǁMuxServeMeshPlacerǁ"
-_eq(_M + "_can_place", "18",
+# policies/muxserve/estimator.py (MuxServe's estimator) and mesh.py (the placer)
+_M = "policies.muxserve.estimator.xǁMeshEstimatorǁ"
+_eq(_M + "can_place", "18",
     "remaining == pct fails the first test but passes the second (remaining + threshold >= pct, the "
     "threshold being >= 0)")
-_eq(_M + "_max_bs", "14", "int() of a positive quotient truncates like floor division")
-_eq(_M + "_mesh_tpt", "24",
+_eq(_M + "max_batch_for_cache", "14", "int() of a positive quotient truncates like floor division")
+_eq(_M + "mesh_throughput", "24",
     "the even KV split is used only when every rate is 0; then every mesh throughput is 0 whatever "
     "the batches")
-_eq(_M + "_smart", "4",
+_eq(_M + "smart_placement", "4",
     "free memory as ngpus / pool - weights: meshes of one size keep their relative order (the same "
     "first term), and a tie in the rise between sizes goes to the smaller mesh whatever the order")
-_eq(_M + "plan", "49 51",
-    "every split's score is scaled by the same positive constant (or is 0 for every split when no model "
-    "has a rate): the best split is the same")
 # policies/warmserve/predictor.py
 _P = "policies.warmserve.predictor.x"
 _DT = "dtype left to numpy: the values are Python floats or already float64, so the arrays are float64 anyway"
