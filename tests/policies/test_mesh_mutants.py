@@ -246,7 +246,7 @@ def test_can_place_checks_memory_then_the_overload_threshold():
 class LinearCosts:
     """Decode 1 s a step, prefill ``coef[model] x bs`` s (a batch of ``bs`` prompts)."""
 
-    coef = {"x": 0.5, "y": 0.5, "z": 0.0}
+    coef = {"x": 0.5, "y": 0.5, "z": 0.0, "w": 0.25}
 
     def decode_s(self, model, tp, batch, ctx_tokens):
         return 1.0
@@ -290,6 +290,19 @@ def test_mesh_throughput_grows_the_lagging_batch_one_step_at_a_time():
     p = linear()
     m = Mesh(1, [(llm("z", 1.0), 50), (llm("y", 2.0), 50)])
     assert p.mesh_throughput(m, 30) == pytest.approx(24 / 18)
+
+
+def test_of_two_lagging_models_the_one_furthest_below_its_rate_grows():
+    # w (prefill 0.25 s per sequence, rate 1.25) and y (0.5 s, rate 1), 14 bytes: KV split 14 x 1.25 /
+    # 2.25 = 7.8 and 6.2 bytes -> at most 3 sequences each. Alone, w meets 1.25/s at batch 2
+    # (2 / 1.5 = 1.33; batch 1: 0.8), y meets 1/s at batch 2 (2 / 2). Together the round is
+    # 1 + 0.5 + 1 = 2.5 s: both at 0.8/s (mean 0.8), both lagging; throughput / rate is 0.64 for w and
+    # 0.8 for y, so w grows to 3: round 2.75 s, w 12/11, y 8/11, mean (1.25 x 12/11 + 8/11) / 2.25 =
+    # 92/99. Then y grows to its limit and the loop ends. (Growing y first, the model whose
+    # throughput x rate is lower, would give (1.25 x 2/3 + 1) / 2.25 = 22/27 instead.)
+    p = linear()
+    m = Mesh(1, [(llm("w", 1.25), 50), (llm("y", 1.0), 50)])
+    assert p.mesh_throughput(m, 14) == pytest.approx(92 / 99)
 
 
 def test_a_mesh_whose_models_all_start_at_their_kv_limit_scores_zero_as_in_muxserve():
