@@ -275,6 +275,8 @@ _eq(_F + "_remove", "2",
     "in the network (memory only)")
 
 PACKAGES = ["sim", "policies", "experiments", "traces", "calibrate", "figures"]
+#: The import name the packages install under (setup.py); mutant names are shown without it.
+PKG = "warmsim"
 
 
 def _mutant_key(k: str):
@@ -306,16 +308,21 @@ def prepare(name: str) -> Path:
     work.mkdir(parents=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True, capture_output=True,
                             text=True).stdout.strip()
-    archive = subprocess.run(["git", "archive", "--format=tar", commit, *PACKAGES, "pyproject.toml"],
+    archive = subprocess.run(["git", "archive", "--format=tar", commit, PKG, *PACKAGES, "pyproject.toml"],
                              cwd=ROOT, check=True, capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(work, filter="data")
+    # Lay the folders out as the installed import name (warmsim/sim, warmsim/policies, ...): the tests
+    # import ``warmsim.*``, and mutmut expects a mutant's module name to follow its file's path.
+    for pkg in PACKAGES:
+        shutil.move(work / pkg, work / PKG / pkg)
     shutil.copytree(ROOT / "tests", work / "tests",
                     ignore=shutil.ignore_patterns("__pycache__", ".hypothesis", ".pytest_cache"))
     with open(ROOT / "pyproject.toml", "rb") as f:
         base = tomllib.load(f).get("tool", {}).get("mutmut", {})
     conf = dict(base)
-    conf["only_mutate"] = files
+    conf["source_paths"] = [PKG]
+    conf["only_mutate"] = [f"{PKG}/{f}" for f in files]
     conf["pytest_add_cli_args_test_selection"] = [t for t in tests if (ROOT / t).exists()]
     lines = ["", "[tool.mutmut]"] + [f"{k} = {json.dumps(v)}" for k, v in conf.items()]
     text = (work / "pyproject.toml").read_text()
@@ -341,10 +348,10 @@ def results(name: str) -> dict[str, str]:
     work = WORK / name
     out: dict[str, str] = {}
     for f in files:
-        meta = work / "mutants" / (f + ".meta")
+        meta = work / "mutants" / PKG / (f + ".meta")
         if meta.exists():
             for k, v in json.loads(meta.read_text())["exit_code_by_key"].items():
-                out[k] = _status(v)
+                out[k.removeprefix(PKG + ".")] = _status(v)
     return out
 
 
@@ -398,7 +405,7 @@ def run(name: str, only: list[str], sample: int | None, seed: int, max_children:
         names = sorted(random.Random(seed).sample(every, min(sample, len(every))))
         print(f"[{name}] sample of {len(names)} out of {len(every)} mutants (seed {seed})", flush=True)
     t0 = time.time()
-    cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *names]
+    cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *(f"{PKG}.{n}" for n in names)]
     print(f"[{name}] {' '.join(cmd[1:])}  (in {work.relative_to(ROOT)})", flush=True)
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     with open(work / "mutmut.log", "w") as log:
@@ -445,7 +452,7 @@ def main(argv=None) -> int:
     if a.show:
         for n in names:
             for k in row(n, results(n))["alive"]:
-                out = subprocess.run([sys.executable, "-m", "mutmut", "show", k], cwd=WORK / n,
+                out = subprocess.run([sys.executable, "-m", "mutmut", "show", f"{PKG}.{k}"], cwd=WORK / n,
                                      capture_output=True, text=True).stdout
                 print("\n".join(ln for ln in out.splitlines()
                                 if ln[:1] in "-+#" and not ln.startswith(("---", "+++"))))
