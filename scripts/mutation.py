@@ -203,7 +203,7 @@ _eq("sim.kv_lending.xǁKVLendingǁreclaim", "24",
 _eq("sim.weights.xǁWeightsǁevict", "1",
     "the default reason: every caller (Simulation.evict, the placement loop) passes one")
 _eq("sim.weights.xǁWeightsǁevict", "11", "cancelled None instead of False: only read as a truth value")
-# policies/muxserve/estimator.py (MuxServe's estimator) and mesh.py (the placer)
+# policies/muxserve/estimator.py (MuxServe's estimator; mesh.py, the placer, has no equivalent mutant)
 _M = "policies.muxserve.estimator.xǁMeshEstimatorǁ"
 _eq(_M + "can_place", "18",
     "remaining == pct fails the first test but passes the second (remaining + threshold >= pct, the "
@@ -215,6 +215,9 @@ _eq(_M + "mesh_throughput", "24",
 _eq(_M + "smart_placement", "4",
     "free memory as ngpus / pool - weights: meshes of one size keep their relative order (the same "
     "first term), and a tie in the rise between sizes goes to the smaller mesh whatever the order")
+_eq(_M + "optimize", "22 24",
+    "every split's score is scaled by the same positive constant (or is 0 for every split when no model "
+    "has a rate): the best split is the same")
 # policies/warmserve/predictor.py
 _P = "policies.warmserve.predictor.x"
 _DT = "dtype left to numpy: the values are Python floats or already float64, so the arrays are float64 anyway"

@@ -539,3 +539,28 @@ def test_every_gpu_of_the_mesh_offers_the_least_free_memory_among_them():
     (act, _), = placer().plan(Snapshot(0.0, 2, gpus, {"a": m}), {"a": 1.0})
     left = POOL - 2 * GIB - align_up(-(-m.weight_bytes // 2)) - R
     assert act.gpus == (0, 1) and act.kv_bytes_per_gpu == left // CHUNK * CHUNK
+
+
+# ---- the placer's own small promises ------------------------------------------------------------------
+
+def test_place_returns_the_plans_activations_at_the_given_rates():
+    snap = snapshot([mv("a", "llama-2-7b"), mv("b", "llama-2-13b")])
+    rates = {"a": 2.0, "b": 1.0}
+    acts = placer().place(snap, rates)
+    assert acts == [a for a, _ in placer().plan(snap, rates)]
+    assert [a.max_num_seqs for a in placer().place(snapshot([mv("a", "llama-2-7b")]), {"a": 20.0})] == [7]
+
+
+def test_recipe_shares_that_add_up_to_zero_leave_the_split_to_the_runs_rates():
+    # shares 0 and 0 cannot split 8 req/s: the run's 3 : 1 does (6 and 2)
+    p = placer(plan_rps=8.0, rate_shares={"a": 0.0, "b": 0.0})
+    assert p.planned_rates(["a", "b"], {"a": 3.0, "b": 1.0}) == {"a": 6.0, "b": 2.0}
+
+
+def test_a_context_without_recipe_shares_gives_none():
+    class Ctx:  # a RunContext-like object that states no shares
+        sharing = NoSlowdown()
+
+    ctx = Ctx()
+    p = MuxServeMeshPlacer(rate_shares={"a": 1.0}).with_context(ctx)
+    assert p.rate_shares is None and p.costs is ctx and p.sharing is ctx.sharing
