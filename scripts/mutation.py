@@ -16,7 +16,7 @@ Not part of CI (about 15 minutes on 2 busy cores; docs/testing.md); run it by ha
 
 How it works. For each module it makes a scratch project under ``mutants/<module>/`` (``mutants/`` is
 git-ignored): the committed source (``git archive HEAD``, its commit noted in ``COMMIT``; colleagues'
-uncommitted work in the tree does not leak in) with the working tree's ``tests/`` on top, and a
+uncommitted work in the tree does not leak in), laid out as the ``warmsim`` package the tests import with the working tree's ``tests/`` on top, and a
 ``pyproject.toml`` whose ``[tool.mutmut]`` section is the repository's plus, for this module,
 ``only_mutate`` (the module's file) and ``pytest_add_cli_args_test_selection`` (the test files that
 cover it, ``MODULES`` below). Then it runs ``mutmut run`` there (mutmut copies that project into
