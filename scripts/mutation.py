@@ -16,7 +16,7 @@ Not part of CI (about 15 minutes on 2 busy cores; docs/testing.md); run it by ha
 
 How it works. For each module it makes a scratch project under ``mutants/<module>/`` (``mutants/`` is
 git-ignored): the committed source (``git archive HEAD``, its commit noted in ``COMMIT``; colleagues'
-uncommitted work in the tree does not leak in) with the working tree's ``tests/`` on top, and a
+uncommitted work in the tree does not leak in), laid out as the ``warmsim`` package the tests import with the working tree's ``tests/`` on top, and a
 ``pyproject.toml`` whose ``[tool.mutmut]`` section is the repository's plus, for this module,
 ``only_mutate`` (the module's file) and ``pytest_add_cli_args_test_selection`` (the test files that
 cover it, ``MODULES`` below). Then it runs ``mutmut run`` there (mutmut copies that project into
@@ -82,7 +82,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "evict": (["sim/weights.py"],
               ["tests/sim/test_reserve_evict.py", "tests/sim/test_replicas.py", "tests/sim/test_kv_lending_mutants.py",
                "tests/sim/test_evict_mutants.py"]),
-    "mesh": (["policies/muxserve/mesh.py"],
+    "mesh": (["policies/muxserve/mesh.py", "policies/muxserve/estimator.py"],
              ["tests/policies/test_muxserve_mesh.py", "tests/policies/test_mesh_mutants.py"]),
 }
 
@@ -203,19 +203,19 @@ _eq("sim.kv_lending.xǁKVLendingǁreclaim", "24",
 _eq("sim.weights.xǁWeightsǁevict", "1",
     "the default reason: every caller (Simulation.evict, the placement loop) passes one")
 _eq("sim.weights.xǁWeightsǁevict", "11", "cancelled None instead of False: only read as a truth value")
-# policies/muxserve/mesh.py
-_M = "policies.muxserve.mesh.xǁMuxServeMeshPlacerǁ"
-_eq(_M + "_can_place", "18",
+# policies/muxserve/estimator.py (MuxServe's estimator; mesh.py, the placer, has no equivalent mutant)
+_M = "policies.muxserve.estimator.xǁMeshEstimatorǁ"
+_eq(_M + "can_place", "18",
     "remaining == pct fails the first test but passes the second (remaining + threshold >= pct, the "
     "threshold being >= 0)")
-_eq(_M + "_max_bs", "14", "int() of a positive quotient truncates like floor division")
-_eq(_M + "_mesh_tpt", "24",
+_eq(_M + "max_batch_for_cache", "14", "int() of a positive quotient truncates like floor division")
+_eq(_M + "mesh_throughput", "24",
     "the even KV split is used only when every rate is 0; then every mesh throughput is 0 whatever "
     "the batches")
-_eq(_M + "_smart", "4",
+_eq(_M + "smart_placement", "4",
     "free memory as ngpus / pool - weights: meshes of one size keep their relative order (the same "
     "first term), and a tie in the rise between sizes goes to the smaller mesh whatever the order")
-_eq(_M + "plan", "49 51",
+_eq(_M + "optimize", "22 24",
     "every split's score is scaled by the same positive constant (or is 0 for every split when no model "
     "has a rate): the best split is the same")
 # policies/warmserve/predictor.py
@@ -278,6 +278,8 @@ _eq(_F + "_remove", "2",
     "in the network (memory only)")
 
 PACKAGES = ["sim", "policies", "experiments", "traces", "calibrate", "figures"]
+#: The import name the packages install under (setup.py); mutant names are shown without it.
+PKG = "warmsim"
 
 
 def _mutant_key(k: str):
@@ -309,16 +311,21 @@ def prepare(name: str) -> Path:
     work.mkdir(parents=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True, capture_output=True,
                             text=True).stdout.strip()
-    archive = subprocess.run(["git", "archive", "--format=tar", commit, *PACKAGES, "pyproject.toml"],
+    archive = subprocess.run(["git", "archive", "--format=tar", commit, PKG, *PACKAGES, "pyproject.toml"],
                              cwd=ROOT, check=True, capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(work, filter="data")
+    # Lay the folders out as the installed import name (warmsim/sim, warmsim/policies, ...): the tests
+    # import ``warmsim.*``, and mutmut expects a mutant's module name to follow its file's path.
+    for pkg in PACKAGES:
+        shutil.move(work / pkg, work / PKG / pkg)
     shutil.copytree(ROOT / "tests", work / "tests",
                     ignore=shutil.ignore_patterns("__pycache__", ".hypothesis", ".pytest_cache"))
     with open(ROOT / "pyproject.toml", "rb") as f:
         base = tomllib.load(f).get("tool", {}).get("mutmut", {})
     conf = dict(base)
-    conf["only_mutate"] = files
+    conf["source_paths"] = [PKG]
+    conf["only_mutate"] = [f"{PKG}/{f}" for f in files]
     conf["pytest_add_cli_args_test_selection"] = [t for t in tests if (ROOT / t).exists()]
     lines = ["", "[tool.mutmut]"] + [f"{k} = {json.dumps(v)}" for k, v in conf.items()]
     text = (work / "pyproject.toml").read_text()
@@ -344,10 +351,10 @@ def results(name: str) -> dict[str, str]:
     work = WORK / name
     out: dict[str, str] = {}
     for f in files:
-        meta = work / "mutants" / (f + ".meta")
+        meta = work / "mutants" / PKG / (f + ".meta")
         if meta.exists():
             for k, v in json.loads(meta.read_text())["exit_code_by_key"].items():
-                out[k] = _status(v)
+                out[k.removeprefix(PKG + ".")] = _status(v)
     return out
 
 
@@ -401,7 +408,7 @@ def run(name: str, only: list[str], sample: int | None, seed: int, max_children:
         names = sorted(random.Random(seed).sample(every, min(sample, len(every))))
         print(f"[{name}] sample of {len(names)} out of {len(every)} mutants (seed {seed})", flush=True)
     t0 = time.time()
-    cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *names]
+    cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *(f"{PKG}.{n}" for n in names)]
     print(f"[{name}] {' '.join(cmd[1:])}  (in {work.relative_to(ROOT)})", flush=True)
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     with open(work / "mutmut.log", "w") as log:
@@ -448,7 +455,7 @@ def main(argv=None) -> int:
     if a.show:
         for n in names:
             for k in row(n, results(n))["alive"]:
-                out = subprocess.run([sys.executable, "-m", "mutmut", "show", k], cwd=WORK / n,
+                out = subprocess.run([sys.executable, "-m", "mutmut", "show", f"{PKG}.{k}"], cwd=WORK / n,
                                      capture_output=True, text=True).stdout
                 print("\n".join(ln for ln in out.splitlines()
                                 if ln[:1] in "-+#" and not ln.startswith(("---", "+++"))))
