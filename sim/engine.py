@@ -251,16 +251,21 @@ class Engine(Generic[SeqT]):
             self._advance(self._k)
             self._loop()
 
+    def _blocks_for_head(self, seq: Seq) -> int | None:
+        """KV blocks the waiting head ``seq`` needs to be admitted (its context and the token it will
+        produce), after taking lent blocks back if that makes it fit; None if it does not fit."""
+        need = -(-(seq.ctx + 1) // self.spec.block_size)
+        if need > self.free_blocks and self.reserved:
+            self.host.reclaim_kv(self.inst, need - self.free_blocks)
+        return need if need <= self.free_blocks else None
+
     def _admit(self) -> list[SeqT]:
-        bs = self.spec.block_size
         admitted: list[SeqT] = []
         tokens = 0
         while self.waiting and len(self.running) < self.spec.max_num_seqs:
             seq = self.waiting[0]
-            need = -(-(seq.ctx + 1) // bs)
-            if need > self.free_blocks and self.reserved:
-                self.host.reclaim_kv(self.inst, need - self.free_blocks)
-            if need > self.free_blocks:
+            need = self._blocks_for_head(seq)
+            if need is None:
                 break
             if admitted and tokens + seq.ctx > self.spec.max_batched_tokens:
                 break

@@ -136,10 +136,8 @@ class FeatureEngine(PrefixEngine):
         admitted = []
         while self.waiting and len(running) < self.spec.max_num_seqs and budget > 0:
             seq = self.waiting[0]
-            need = -(-(seq.ctx + 1) // bs)
-            if need > self.free_blocks and self.reserved:
-                self.host.reclaim_kv(self.inst, need - self.free_blocks)
-            if need > self.free_blocks:
+            need = self._blocks_for_head(seq)
+            if need is None:
                 break
             c = self._chunk(seq.ctx, budget)
             if c == 0:

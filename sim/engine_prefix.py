@@ -181,15 +181,12 @@ class PrefixEngine(Engine[PSeq]):
                 self._step = (self.env.now, "prefill", len(plain), len(plain), self._step_tokens,
                               self._step_tokens, 0)
             return plain
-        bs = self.spec.block_size
         admitted: list[PSeq] = []
         tokens = computed = 0
         while self.waiting and len(self.running) < self.spec.max_num_seqs:
             seq = self.waiting[0]
-            need = -(-(seq.ctx + 1) // bs)
-            if need > self.free_blocks and self.reserved:
-                self.host.reclaim_kv(self.inst, need - self.free_blocks)
-            if need > self.free_blocks:
+            need = self._blocks_for_head(seq)
+            if need is None:
                 break
             if admitted and tokens + seq.ctx > self.spec.max_batched_tokens:
                 break
