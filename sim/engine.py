@@ -196,31 +196,11 @@ class Engine(Generic[SeqT]):
                     self.idle_since = self.env.now
                 self.host.instance_changed(self.inst)
                 continue
-            # The run lasts until the first sequence finishes, unless the KV cache runs out first
-            # (one pass for the common case that it does not, the exact search otherwise).
-            k_fin = _BIG
-            held = ctx = 0
-            for s in running:
-                left = s.out - s.gen
-                if left < k_fin:
-                    k_fin = left
-                held += s.blocks
-                ctx += s.ctx
-            bs = self.spec.block_size
-            need = -held
-            for s in running:
-                need += -(-(s.ctx + k_fin) // bs)
-            if need <= self.free_blocks:
-                k = k_fin
-            else:
-                k = steps_before_kv_full(self.running, self.spec.block_size, self.free_blocks, k_fin)
-                if k == 0 and self.reserved:
-                    self.host.reclaim_kv(self.inst, self.reserved)
-                    k = steps_before_kv_full(self.running, self.spec.block_size, self.free_blocks, k_fin)
-                if k == 0:
-                    self._preempt_newest()
-                    preempted = True
-                    continue
+            k, ctx = self._decode_run_steps()
+            if k == 0:
+                self._preempt_newest()
+                preempted = True
+                continue
             if preempted and not self.elastic:
                 # vLLM 0.6.3 (Scheduler._schedule_default): the step that preempts decodes the rest, and
                 # the next step tries the waiting queue (the preempted sequence at its head) first again.
@@ -250,6 +230,32 @@ class Engine(Generic[SeqT]):
             self.busy = False
             self._advance(self._k)
             self._loop()
+
+    def _decode_run_steps(self) -> tuple[int, int]:
+        """(steps, context tokens) of the next run of decode steps of the running sequences: the run
+        lasts until the first sequence finishes, unless the KV cache runs out first (one pass for the
+        common case that it does not, the exact search otherwise; lent blocks are taken back before a
+        run of 0 steps is conceded, which means the newest sequence must be preempted)."""
+        running = self.running
+        k_fin = _BIG
+        held = ctx = 0
+        for s in running:
+            left = s.out - s.gen
+            if left < k_fin:
+                k_fin = left
+            held += s.blocks
+            ctx += s.ctx
+        bs = self.spec.block_size
+        need = -held
+        for s in running:
+            need += -(-(s.ctx + k_fin) // bs)
+        if need <= self.free_blocks:
+            return k_fin, ctx
+        k = steps_before_kv_full(running, bs, self.free_blocks, k_fin)
+        if k == 0 and self.reserved:
+            self.host.reclaim_kv(self.inst, self.reserved)
+            k = steps_before_kv_full(running, bs, self.free_blocks, k_fin)
+        return k, ctx
 
     def _blocks_for_head(self, seq: Seq) -> int | None:
         """KV blocks the waiting head ``seq`` needs to be admitted (its context and the token it will

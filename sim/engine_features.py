@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from simpy.events import Timeout
 
-from warmsim.sim.decode_run import steps_before_kv_full
-from warmsim.sim.engine import _BIG, _IDLE, _PREFILL, _STOPPED, Engine, EngineSpec
+from warmsim.sim.engine import _IDLE, _PREFILL, _STOPPED, Engine, EngineSpec
 from warmsim.sim.engine_prefix import PrefixEngine, PSeq
 
 
@@ -61,28 +60,10 @@ class FeatureEngine(PrefixEngine):
                 self.host.instance_changed(self.inst)
                 continue
             # Only decodes: a run of decode steps in closed form, as in Engine._loop.
-            k_fin = _BIG
-            held = ctx = 0
-            for s in self.running:
-                left = s.out - s.gen
-                if left < k_fin:
-                    k_fin = left
-                held += s.blocks
-                ctx += s.ctx
-            bs = self.spec.block_size
-            need = -held
-            for s in self.running:
-                need += -(-(s.ctx + k_fin) // bs)
-            if need <= self.free_blocks:
-                k = k_fin
-            else:
-                k = steps_before_kv_full(self.running, self.spec.block_size, self.free_blocks, k_fin)
-                if k == 0 and self.reserved:
-                    self.host.reclaim_kv(self.inst, self.reserved)
-                    k = steps_before_kv_full(self.running, self.spec.block_size, self.free_blocks, k_fin)
-                if k == 0:
-                    self._preempt_newest()
-                    continue
+            k, ctx = self._decode_run_steps()
+            if k == 0:
+                self._preempt_newest()
+                continue
             self._start_decode(k, ctx)
             return
 
