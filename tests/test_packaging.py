@@ -12,34 +12,13 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("warmsim", "sim", "policies", "traces", "calibrate", "experiments", "figures")
+from tests.exe import pip_install_target
 
 #: A small distribution whose top-level names collide with the design card's folders.
 OTHER_SETUP = """
 from setuptools import setup
 setup(name="othertraces", version="1.0", packages=["traces", "experiments"])
 """
-
-
-def _pip_install(src: Path, target: Path) -> None:
-    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(src)]
-    r = subprocess.run(pip, capture_output=True, text=True, timeout=600)
-    if r.returncode != 0:  # offline: no setuptools to build with in an isolated environment
-        r = subprocess.run([*pip[:4], "--no-build-isolation", *pip[4:]], capture_output=True, text=True,
-                           timeout=600)
-    if r.returncode != 0:
-        pytest.skip(f"pip cannot build {src.name} here: {r.stderr.strip().splitlines()[-1:]}")
-
-
-def _warmsim_source(tmp_path: Path) -> Path:
-    src = tmp_path / "warmsim-src"
-    src.mkdir()
-    for name in ("pyproject.toml", "setup.py", "README.md"):
-        shutil.copy(ROOT / name, src / name)
-    for pkg in PACKAGES:
-        shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__", "out"))
-    return src
 
 
 def _other_source(tmp_path: Path) -> Path:
@@ -57,14 +36,14 @@ def _files(target: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_one_import_name_beside_a_distribution_that_owns_traces_and_experiments(tmp_path):
+def test_one_import_name_beside_a_distribution_that_owns_traces_and_experiments(tmp_path, installed_site):
     target = tmp_path / "site"
-    _pip_install(_warmsim_source(tmp_path), target)
+    shutil.copytree(installed_site, target, symlinks=True)  # this test installs another package into it
     tops = sorted(p.name for p in target.iterdir() if not p.name.endswith(".dist-info") and p.name != "bin")
     assert tops == ["warmsim"], tops  # exactly one top-level import name
     before = _files(target)
 
-    _pip_install(_other_source(tmp_path), target)
+    pip_install_target(_other_source(tmp_path), target)
     after = _files(target)
     assert {k: v for k, v in after.items() if k in before} == before  # nothing of warmsim overwritten
     assert sorted(p.name for p in target.iterdir() if not p.name.endswith(".dist-info") and p.name != "bin") \

@@ -251,20 +251,8 @@ def test_vs_reference_errors_are_relative_or_percentage_points(analytic_cost):
 
 
 @pytest.mark.slow
-def test_a_non_editable_install_ships_the_measurements_and_rebuilds_the_profile(tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
-    for name in ("pyproject.toml", "setup.py", "README.md"):
-        shutil.copy(ROOT / name, src / name)
-    for pkg in ("warmsim", "sim", "policies", "traces", "calibrate", "experiments", "figures"):
-        shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__", "out"))
-    target = tmp_path / "site"
-    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(src)]
-    r = subprocess.run(pip, capture_output=True, text=True, timeout=600)
-    if r.returncode != 0:  # offline: no setuptools to build with
-        r = subprocess.run([*pip[:4], "--no-build-isolation", *pip[4:]], capture_output=True, text=True, timeout=600)
-    if r.returncode != 0:
-        pytest.skip(f"pip cannot build the package here: {r.stderr.strip().splitlines()[-1:]}")
+def test_a_non_editable_install_ships_the_measurements_and_rebuilds_the_profile(tmp_path, installed_site):
+    target = installed_site
     installed = target / "warmsim" / "calibrate"
     assert {p.name for p in (installed / "reference_data").iterdir()} >= {reference.REFERENCE_JSON,
                                                                          reference.INTERFERENCE_JSON, "README.md"}

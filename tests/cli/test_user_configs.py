@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -86,21 +85,9 @@ def test_the_environment_variable_and_config_dir_option_name_other_directories(t
 
 
 @pytest.mark.slow
-def test_a_non_editable_install_reads_the_user_directory(tmp_path):
+def test_a_non_editable_install_reads_the_user_directory(tmp_path, installed_site):
     """``pip install --target`` (a copy, as ``pip install .`` makes) runs a compare on a user model."""
-    src = tmp_path / "src"
-    src.mkdir()
-    for name in ("pyproject.toml", "setup.py", "README.md"):
-        shutil.copy(ROOT / name, src / name)
-    for pkg in ("warmsim", "sim", "policies", "traces", "calibrate", "experiments", "figures"):
-        shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__", "out"))
-    target = tmp_path / "site"
-    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(src)]
-    r = subprocess.run(pip, capture_output=True, text=True, timeout=600)
-    if r.returncode != 0:  # offline: no setuptools to build with
-        r = subprocess.run([*pip[:4], "--no-build-isolation", *pip[4:]], capture_output=True, text=True, timeout=600)
-    if r.returncode != 0:
-        pytest.skip(f"pip cannot build the package here: {r.stderr.strip().splitlines()[-1:]}")
+    target = installed_site
     work = tmp_path / "work"
     work.mkdir()
     user_dir(work)
