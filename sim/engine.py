@@ -189,12 +189,7 @@ class Engine(Generic[SeqT]):
                 if self.elastic and -(-(self.waiting[0].ctx + 1) // self.spec.block_size) <= self.total_blocks:
                     self._mode = _IDLE  # the shared pool has no room now: the balloon pokes it later
                     return
-                # Nothing runs and the head cannot be admitted: it can never fit this engine.
-                seq = self.waiting.popleft()
-                self.host.on_drop(seq.rid, "exceeds_kv_capacity")
-                if not self.waiting:
-                    self.idle_since = self.env.now
-                self.host.instance_changed(self.inst)
+                self._drop_head_that_never_fits()
                 continue
             k, ctx = self._decode_run_steps()
             if k == 0:
@@ -355,7 +350,9 @@ class Engine(Generic[SeqT]):
         return -(-(self.waiting[0].ctx + 1) // self.spec.block_size) <= self.free_blocks + (
             self.reserved if self.elastic else 0)
 
-    def _advance(self, k: int) -> None:
+    def _grow(self, k: int) -> bool:
+        """Every running sequence ``k`` tokens further, its blocks and the engine's used blocks with
+        it; True if one of them is done."""
         bs = self.spec.block_size
         used = self.used_blocks
         done = False
@@ -368,6 +365,18 @@ class Engine(Generic[SeqT]):
             if gen >= s.out:
                 done = True
         self.used_blocks = used
+        return done
+
+    def _advance(self, k: int) -> None:
+        done = self._grow(k)
         self.steps += k
         if done:
             self._retire(self.env.now)
+
+    def _drop_head_that_never_fits(self) -> None:
+        """Nothing runs and the waiting head cannot be admitted: it can never fit this engine."""
+        seq = self.waiting.popleft()
+        self.host.on_drop(seq.rid, "exceeds_kv_capacity")
+        if not self.waiting:
+            self.idle_since = self.env.now
+        self.host.instance_changed(self.inst)

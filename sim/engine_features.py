@@ -53,11 +53,7 @@ class FeatureEngine(PrefixEngine):
                 self._start_mixed(*plan)
                 return
             if not self.running:
-                seq = self.waiting.popleft()  # nothing runs and the head cannot be admitted: it never fits
-                self.host.on_drop(seq.rid, "exceeds_kv_capacity")
-                if not self.waiting:
-                    self.idle_since = self.env.now
-                self.host.instance_changed(self.inst)
+                self._drop_head_that_never_fits()
                 continue
             # Only decodes: a run of decode steps in closed form, as in Engine._loop.
             k, ctx = self._decode_run_steps()

@@ -215,19 +215,8 @@ class PrefixEngine(Engine[PSeq]):
 
     # ---- decode runs -----------------------------------------------------------------------------
     def _advance(self, k: int) -> None:
-        bs = self.spec.block_size
-        used = self.used_blocks
-        done = False
         batch = len(self.running)
-        for s in self.running:
-            s.ctx += k
-            gen = s.gen = s.gen + k
-            nb = -(-s.ctx // bs)
-            used += nb - s.blocks
-            s.blocks = nb
-            if gen >= s.out:
-                done = True
-        self.used_blocks = used
+        done = self._grow(k)
         self._evict_overflow()  # fresh blocks of the run come before the finished ones are freed
         self.steps += k
         if self._rows is not None:
