@@ -214,10 +214,11 @@ TIMELINE_COLUMNS = ("time_s", "kind", "id", "model", "gpus", "state", "detail", 
                     "kv_bytes")
 
 
-def _read_table(f: Path, columns) -> pd.DataFrame:
-    """A run's parquet table with ``columns``, or a one-line UserError naming the file."""
+def _read_table(f: Path, columns, read=pd.read_parquet) -> pd.DataFrame:
+    """A run's table (parquet unless ``read`` says otherwise) with ``columns``, or a one-line UserError
+    naming the file."""
     try:
-        t = pd.read_parquet(f)
+        t = read(f)
     except Exception as e:  # noqa: BLE001 - a truncated or foreign file
         raise UserError(f"{f}: not a readable table ({' '.join(str(e).split())[:200]})") from None
     missing = [c for c in columns if c not in t.columns]
@@ -232,14 +233,7 @@ def read_faults(run_dir: Path) -> pd.DataFrame:
     f = Path(run_dir) / "faults.csv"
     if not f.is_file():
         return pd.DataFrame(columns=list(FAULT_COLUMNS))
-    try:
-        t = pd.read_csv(f)
-    except Exception as e:  # noqa: BLE001 - a truncated or foreign file
-        raise UserError(f"{f}: not readable ({' '.join(str(e).split())[:200]})") from None
-    missing = [c for c in FAULT_COLUMNS if c not in t.columns]
-    if missing:
-        raise UserError(f"{f}: lacks column(s) {', '.join(missing)}")
-    return t
+    return _read_table(f, FAULT_COLUMNS, pd.read_csv)
 
 
 def _run_info(run_dir: Path) -> tuple[dict, int, int]:
